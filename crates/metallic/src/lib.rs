@@ -1,0 +1,19 @@
+//! metallic: a Rust engine for large language models (Qwen2.5, Llama) from GGUF
+//! files, on its own kernels.
+//!
+//! Layers, bottom up: [`tensor`] (dtypes, layouts, views), [`ops`] (one module
+//! per op family with its scalar reference; [`ops::matmul`] is the heart),
+//! backends ([`cpu`]), [`quant`] (GGUF block formats), and the op-test harness
+//! ([`optest`]) that checks every backend against the references.
+
+pub mod cpu;
+pub mod device;
+pub mod error;
+pub mod ops;
+pub mod optest;
+pub mod quant;
+pub mod tensor;
+
+pub use device::Device;
+pub use error::{Error, Result};
+pub use tensor::{DType, Layout, Tensor};

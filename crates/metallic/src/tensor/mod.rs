@@ -1,0 +1,392 @@
+//! Tensors: storage + layout + dtype. Views (transpose, permute, narrow,
+//! reshape of contiguous data, broadcast) share storage and never copy;
+//! `contiguous()` and `to_dtype()` are the explicit copies.
+
+mod dtype;
+mod layout;
+mod storage;
+
+use std::sync::Arc;
+
+use half::{bf16, f16};
+
+pub use dtype::DType;
+pub use layout::{contiguous_strides, Layout, StridedIndex};
+pub use storage::{cast, cast_mut, CpuStorage, HostBytes};
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+
+/// Where a tensor's bytes live.
+#[derive(Clone)]
+pub enum Storage {
+    Cpu(Arc<CpuStorage>),
+}
+
+impl Storage {
+    /// Whether two storages are the same allocation (views of one buffer).
+    pub fn same(&self, other: &Storage) -> bool {
+        match (self, other) {
+            (Storage::Cpu(a), Storage::Cpu(b)) => Arc::ptr_eq(a, b),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Storage,
+    layout: Layout,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tensor({} {:?} strides {:?} offset {} on {})",
+            self.dtype,
+            self.shape(),
+            self.strides(),
+            self.layout.offset(),
+            self.device().name()
+        )
+    }
+}
+
+/// A float element type that tensors can be built from and read into.
+pub trait FloatElem: bytemuck::Pod + Send + Sync + 'static {
+    const DTYPE: DType;
+    fn to_f32(self) -> f32;
+    fn from_f32(v: f32) -> Self;
+}
+
+impl FloatElem for f32 {
+    const DTYPE: DType = DType::F32;
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+}
+
+impl FloatElem for f16 {
+    const DTYPE: DType = DType::F16;
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+}
+
+impl FloatElem for bf16 {
+    const DTYPE: DType = DType::BF16;
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+}
+
+/// Reads element `i` (an element index, not a byte offset) of a float buffer.
+#[inline]
+pub fn read_f32(bytes: &[u8], dtype: DType, i: usize) -> f32 {
+    match dtype {
+        DType::F32 => cast::<f32>(bytes)[i],
+        DType::F16 => cast::<f16>(bytes)[i].to_f32(),
+        DType::BF16 => cast::<bf16>(bytes)[i].to_f32(),
+        _ => unreachable!("read_f32 on quantized dtype {dtype}: callers check is_float"),
+    }
+}
+
+/// Writes element `i` of a float buffer, rounding to the buffer's dtype.
+#[inline]
+pub fn write_f32(bytes: &mut [u8], dtype: DType, i: usize, v: f32) {
+    match dtype {
+        DType::F32 => cast_mut::<f32>(bytes)[i] = v,
+        DType::F16 => cast_mut::<f16>(bytes)[i] = f16::from_f32(v),
+        DType::BF16 => cast_mut::<bf16>(bytes)[i] = bf16::from_f32(v),
+        _ => unreachable!("write_f32 on quantized dtype {dtype}: callers check is_float"),
+    }
+}
+
+impl Tensor {
+    pub(crate) fn from_parts(storage: Storage, layout: Layout, dtype: DType) -> Tensor {
+        Tensor {
+            storage,
+            layout,
+            dtype,
+        }
+    }
+
+    /// A zero-filled contiguous tensor on `device`.
+    pub fn zeros(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        let n: usize = checked_elems("zeros", shape)?;
+        let bytes = dtype.bytes_for(n).ok_or_else(|| {
+            Error::op(
+                "zeros",
+                format!("{shape:?} is not a whole number of {dtype} blocks"),
+            )
+        })?;
+        if dtype.is_quantized() && shape.last().is_some_and(|&k| k % dtype.block_elems() != 0) {
+            return Err(Error::op(
+                "zeros",
+                format!("rows of {shape:?} are not whole {dtype} blocks"),
+            ));
+        }
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(CpuStorage::new(HostBytes::zeroed(bytes))),
+        };
+        Ok(Tensor::from_parts(storage, Layout::contiguous(shape), dtype))
+    }
+
+    /// A contiguous tensor filled with one value (NaN to poison outputs in tests).
+    pub fn full(shape: &[usize], value: f32, dtype: DType, device: &Device) -> Result<Tensor> {
+        let data = vec![value; checked_elems("full", shape)?];
+        Tensor::from_f32(&data, shape)?.to_dtype(dtype)?.to_device(device)
+    }
+
+    /// A contiguous CPU tensor of typed elements.
+    pub fn from_slice<T: FloatElem>(data: &[T], shape: &[usize]) -> Result<Tensor> {
+        let n = checked_elems("from_slice", shape)?;
+        if n != data.len() {
+            return Err(Error::op(
+                "from_slice",
+                format!("{} elements do not fill shape {shape:?}", data.len()),
+            ));
+        }
+        let bytes = HostBytes::from_bytes(bytemuck::cast_slice(data));
+        Ok(Tensor::from_parts(
+            Storage::Cpu(CpuStorage::new(bytes)),
+            Layout::contiguous(shape),
+            T::DTYPE,
+        ))
+    }
+
+    pub fn from_f32(data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_slice(data, shape)
+    }
+
+    /// A contiguous CPU tensor over raw bytes of any dtype (quantized blocks
+    /// included). Rows of a quantized tensor must be whole blocks.
+    pub fn from_raw(bytes: HostBytes, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let n = checked_elems("from_raw", shape)?;
+        if dtype.is_quantized() && shape.last().is_some_and(|&k| k % dtype.block_elems() != 0) {
+            return Err(Error::op(
+                "from_raw",
+                format!("rows of {shape:?} are not whole {dtype} blocks"),
+            ));
+        }
+        let want = dtype.bytes_for(n);
+        if want != Some(bytes.len()) {
+            return Err(Error::op(
+                "from_raw",
+                format!(
+                    "{} bytes do not hold {dtype} {shape:?} ({want:?} bytes)",
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(Tensor::from_parts(
+            Storage::Cpu(CpuStorage::new(bytes)),
+            Layout::contiguous(shape),
+            dtype,
+        ))
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        self.layout.shape()
+    }
+    pub fn strides(&self) -> &[usize] {
+        self.layout.strides()
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn rank(&self) -> usize {
+        self.layout.rank()
+    }
+    pub fn elem_count(&self) -> usize {
+        self.layout.elem_count()
+    }
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+    pub fn is_contiguous(&self) -> bool {
+        self.layout.is_contiguous()
+    }
+    pub fn device(&self) -> Device {
+        match &self.storage {
+            Storage::Cpu(_) => Device::Cpu,
+        }
+    }
+    /// Size of dimension `d`, counting from the end when negative-like use is
+    /// wanted: `dim(rank-1)` is the row length.
+    pub fn dim(&self, d: usize) -> usize {
+        self.shape()[d]
+    }
+
+    /// The host storage, or an error naming `op` when the tensor is elsewhere.
+    pub fn cpu_storage(&self, _op: &'static str) -> Result<&Arc<CpuStorage>> {
+        match &self.storage {
+            Storage::Cpu(s) => Ok(s),
+        }
+    }
+
+    fn with_layout(&self, layout: Layout) -> Result<Tensor> {
+        if self.dtype.is_quantized() {
+            // Quantized rows are packed: only views that keep whole rows intact
+            // (no transpose of the row dimension, no slicing inside a row) are
+            // meaningful; kernels check the exact requirements.
+            let last_stride = layout.strides().last().copied().unwrap_or(1);
+            let row_len = self.shape().last().copied().unwrap_or(1);
+            let keeps_rows = layout.shape().last() == Some(&row_len) && last_stride == 1
+                || layout.shape().len() >= 2 && {
+                    let r = layout.rank();
+                    layout.shape()[r - 2] == row_len && layout.strides()[r - 2] == 1
+                };
+            if !keeps_rows {
+                return Err(Error::Layout {
+                    op: "view",
+                    msg: format!("view would split {} blocks", self.dtype),
+                    shape: layout.shape().to_vec(),
+                    strides: layout.strides().to_vec(),
+                });
+            }
+        }
+        Ok(Tensor {
+            storage: self.storage.clone(),
+            layout,
+            dtype: self.dtype,
+        })
+    }
+
+    /// Swap the last two dimensions (a matrix transpose), without copying.
+    pub fn t(&self) -> Result<Tensor> {
+        if self.rank() < 2 {
+            return Err(Error::op("t", format!("needs rank >= 2, got {:?}", self.shape())));
+        }
+        self.transpose(self.rank() - 2, self.rank() - 1)
+    }
+
+    pub fn transpose(&self, d0: usize, d1: usize) -> Result<Tensor> {
+        self.with_layout(self.layout.transpose(d0, d1)?)
+    }
+
+    pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
+        self.with_layout(self.layout.permute(dims)?)
+    }
+
+    pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        if self.dtype.is_quantized() && dim + 1 == self.rank() && len != self.dim(dim) {
+            return Err(Error::op(
+                "narrow",
+                format!("cannot slice inside {} rows", self.dtype),
+            ));
+        }
+        Ok(Tensor {
+            storage: self.storage.clone(),
+            layout: self.layout.narrow(dim, start, len)?,
+            dtype: self.dtype,
+        })
+    }
+
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.dtype.is_quantized()
+            && shape.last().is_some_and(|&k| k % self.dtype.block_elems() != 0)
+        {
+            return Err(Error::op(
+                "reshape",
+                format!("rows of {shape:?} are not whole {} blocks", self.dtype),
+            ));
+        }
+        Ok(Tensor {
+            storage: self.storage.clone(),
+            layout: self.layout.reshape(shape)?,
+            dtype: self.dtype,
+        })
+    }
+
+    pub fn broadcast_as(&self, shape: &[usize]) -> Result<Tensor> {
+        self.with_layout(self.layout.broadcast_as(shape)?)
+    }
+
+    /// A view with explicit strides and offset (in elements) over this
+    /// tensor's storage; checked against the storage size.
+    pub fn as_strided(&self, shape: &[usize], strides: &[usize], offset: usize) -> Result<Tensor> {
+        if self.dtype.is_quantized() {
+            return Err(Error::op(
+                "as_strided",
+                format!("not defined on {} storage", self.dtype),
+            ));
+        }
+        let layout = Layout::new(shape, strides, offset)?;
+        let span = layout
+            .storage_span()
+            .ok_or_else(|| Error::op("as_strided", "layout span overflows"))?;
+        let have = self.storage_elems();
+        if span > have {
+            return Err(Error::Layout {
+                op: "as_strided",
+                msg: format!("view reaches element {span} of a storage of {have}"),
+                shape: shape.to_vec(),
+                strides: strides.to_vec(),
+            });
+        }
+        self.with_layout(layout)
+    }
+
+    /// Number of elements the underlying storage holds.
+    pub fn storage_elems(&self) -> usize {
+        let bytes = match &self.storage {
+            Storage::Cpu(s) => s.len(),
+        };
+        bytes / self.dtype.block_bytes() * self.dtype.block_elems()
+    }
+
+    /// Every element in row-major logical order, as f32 (quantized tensors are
+    /// dequantized with the scalar reference).
+    pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
+        let host = self.to_device(&Device::Cpu)?;
+        let storage = host.cpu_storage("to_vec_f32")?;
+        let guard = storage.read();
+        let bytes = guard.bytes();
+        if self.dtype.is_float() {
+            return Ok(host
+                .layout
+                .storage_indices()
+                .map(|i| read_f32(bytes, self.dtype, i))
+                .collect());
+        }
+        crate::quant::dequantize_view(self.dtype, bytes, &host.layout)
+    }
+
+    /// A contiguous copy (always copies, even when already contiguous).
+    pub fn contiguous(&self) -> Result<Tensor> {
+        crate::ops::copy::copy_to_contiguous(self, self.dtype)
+    }
+
+    /// A contiguous copy converted to `dtype` (float dtypes only as targets).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        crate::ops::copy::copy_to_contiguous(self, dtype)
+    }
+
+    /// This tensor on `device` (shared, not copied, when already there).
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        match (&self.storage, device) {
+            (Storage::Cpu(_), Device::Cpu) => Ok(self.clone()),
+        }
+    }
+}
+
+pub(crate) fn checked_elems(op: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::op(op, format!("element count of {shape:?} overflows")))
+}
