@@ -341,6 +341,15 @@ impl Tensor {
         self.with_layout(layout)
     }
 
+    /// The whole underlying storage as a contiguous 1-D tensor of this dtype.
+    pub fn storage_view(&self) -> Result<Tensor> {
+        if self.dtype.is_quantized() {
+            return Err(Error::op("storage_view", format!("not defined on {} storage", self.dtype)));
+        }
+        let n = self.storage_elems();
+        self.with_layout(Layout::contiguous(&[n]))
+    }
+
     /// Number of elements the underlying storage holds.
     pub fn storage_elems(&self) -> usize {
         let bytes = match &self.storage {

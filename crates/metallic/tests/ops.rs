@@ -1,0 +1,21 @@
+//! Runs every op-test case on every available target against the scalar
+//! references and fails on any FAIL. `METALLIC_OPTEST_VERBOSE=1` prints every
+//! case; `METALLIC_OPTEST_TARGET=<substring>` restricts the targets.
+
+use metallic::optest;
+
+#[test]
+fn op_cases_pass_on_every_target() {
+    let verbose = std::env::var("METALLIC_OPTEST_VERBOSE").is_ok_and(|v| v == "1");
+    let filter = std::env::var("METALLIC_OPTEST_TARGET").unwrap_or_default();
+    let cases = optest::all_cases();
+    let targets = optest::targets();
+    println!(
+        "targets: {}",
+        targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    let summary = optest::run_cases(&cases, &targets, &filter, verbose);
+    println!("{summary}");
+    assert!(summary.pass > 0, "no op case ran");
+    assert_eq!(summary.fail, 0, "failing cases:\n{}", summary.failures.join("\n"));
+}
