@@ -1,5 +1,13 @@
 //! The `metallic` command line.
 
+mod bench;
+mod common;
+mod generate;
+mod info;
+mod perplexity;
+
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -12,27 +20,31 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Generate text from a prompt.
-    Run,
-    /// Interactive chat.
-    Chat,
+    Run(generate::RunArgs),
+    /// Interactive chat (one user turn per line on stdin).
+    Chat(generate::ChatArgs),
     /// Print a GGUF file's metadata and tensor table.
-    Info,
+    Info { model: PathBuf },
     /// Prompt-processing and generation speed, in the manner of llama-bench.
-    Bench,
+    Bench(bench::BenchArgs),
     /// Perplexity of a text file, with llama.cpp's convention.
-    Perplexity,
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    let name = match cli.command {
-        Command::Run => "run",
-        Command::Chat => "chat",
-        Command::Info => "info",
-        Command::Bench => "bench",
-        Command::Perplexity => "perplexity",
+    let result = match cli.command {
+        Command::Run(a) => generate::run(a),
+        Command::Chat(a) => generate::chat(a),
+        Command::Info { model } => info::run(&model),
+        Command::Bench(a) => bench::run(a),
+        Command::Perplexity(a) => perplexity::run(a),
     };
-    eprintln!("metallic {}: `{name}` is not available yet", env!("CARGO_PKG_VERSION"));
-    std::process::exit(2);
+    if let Err(e) = result {
+        // One line: the context chain, outermost first.
+        let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        eprintln!("error: {}", chain.join(": "));
+        std::process::exit(1);
+    }
 }

@@ -44,6 +44,54 @@ pub enum Error {
         context: String,
     },
 
+    /// No usable CUDA driver, GPU or library (`libcuda`, `libnvrtc`, `libcublas`).
+    #[error("CUDA is not available: {0}")]
+    CudaUnavailable(String),
+
+    /// A CUDA driver, cuBLAS or NVRTC call failed; names the call and the op.
+    #[error("[{op}] CUDA error in {call}: {msg}")]
+    Cuda {
+        op: &'static str,
+        call: &'static str,
+        msg: String,
+    },
+
+    /// A kernel did not compile; carries NVRTC's log.
+    #[error("[cuda] kernel {kernel} failed to compile for {arch}:\n{log}")]
+    KernelCompile {
+        kernel: String,
+        arch: String,
+        log: String,
+    },
+
+    /// Model metadata or a weight is missing or invalid; names the key.
+    #[error("[model] {key}: {msg}")]
+    Metadata { key: String, msg: String },
+
+    #[error("[model] unsupported architecture {0:?} (supported: qwen2, llama)")]
+    UnsupportedArch(String),
+
+    /// The prompt (plus what is already in the cache) does not fit the context.
+    #[error("[model] {need} positions do not fit the context of {ctx} (use a larger --ctx or a shorter prompt)")]
+    ContextOverflow { need: usize, ctx: usize },
+
+    /// A tokenizer could not be built from its vocabulary (names the GGUF key) or
+    /// could not encode its input.
+    #[error("[tokenizer] {0}")]
+    Tokenizer(String),
+
+    /// A chat template failed to compile or render.
+    #[error("[chat template] {0}")]
+    Template(String),
+
+    /// Sampling parameters out of range.
+    #[error("[sampling] {0}")]
+    Sampling(String),
+
+    /// A GGUF file is malformed, or lacks a key or tensor that was asked for.
+    #[error(transparent)]
+    Gguf(#[from] crate::gguf::GgufError),
+
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -3,16 +3,25 @@
 //!
 //! Layers, bottom up: [`tensor`] (dtypes, layouts, views), [`ops`] (one module
 //! per op family with its scalar reference; [`ops::matmul`] is the heart),
-//! backends ([`cpu`]), [`quant`] (GGUF block formats), and the op-test harness
-//! ([`optest`]) that checks every backend against the references.
+//! backends ([`cpu`]), [`gguf`] (the file format) and [`quant`] (its block
+//! formats), and the op-test harness ([`optest`]) that checks every backend
+//! against the references.
 
+pub mod chat;
 pub mod cpu;
+pub mod cuda;
 pub mod device;
 pub mod error;
+pub mod gguf;
 pub mod ops;
 pub mod optest;
 pub mod quant;
+pub mod sampling;
 pub mod tensor;
+pub mod tokenizer;
+pub mod generate;
+pub mod model;
+pub mod perplexity;
 
 pub use device::Device;
 pub use error::{Error, Result};

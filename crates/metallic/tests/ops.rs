@@ -1,6 +1,8 @@
 //! Runs every op-test case on every available target against the scalar
 //! references and fails on any FAIL. `METALLIC_OPTEST_VERBOSE=1` prints every
-//! case; `METALLIC_OPTEST_TARGET=<substring>` restricts the targets.
+//! case; `METALLIC_OPTEST_TARGET=<substring>` restricts the targets;
+//! `METALLIC_OPTEST_OP=<op>[,<op>..]` restricts the cases to those ops (the
+//! names the cases print, e.g. `rope,attention`).
 
 use metallic::optest;
 
@@ -8,7 +10,11 @@ use metallic::optest;
 fn op_cases_pass_on_every_target() {
     let verbose = std::env::var("METALLIC_OPTEST_VERBOSE").is_ok_and(|v| v == "1");
     let filter = std::env::var("METALLIC_OPTEST_TARGET").unwrap_or_default();
-    let cases = optest::all_cases();
+    let ops = std::env::var("METALLIC_OPTEST_OP").unwrap_or_default();
+    let mut cases = optest::all_cases();
+    if !ops.is_empty() {
+        cases.retain(|c| ops.split(',').any(|op| op.trim() == c.op()));
+    }
     let targets = optest::targets();
     println!(
         "targets: {}",

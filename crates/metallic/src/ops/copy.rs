@@ -29,6 +29,7 @@ pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
     }
     match dst.storage() {
         Storage::Cpu(_) => crate::cpu::ops::copy::copy(src, dst),
+        Storage::Cuda(_) => crate::cuda::ops::copy::copy(src, dst),
     }
 }
 
@@ -40,6 +41,7 @@ pub fn copy_to_contiguous(src: &Tensor, dtype: DType) -> Result<Tensor> {
         if dtype == src.dtype() && src.is_contiguous() {
             return match src.storage() {
                 Storage::Cpu(_) => crate::cpu::ops::copy::clone_contiguous_bytes(src),
+                Storage::Cuda(_) => crate::cuda::ops::copy::clone_contiguous_bytes(src),
             };
         }
         if dtype.is_quantized() {

@@ -5,8 +5,17 @@
 //! never writes fails the comparison. A failing case prints its description
 //! (shapes, strides, dtypes) and seed.
 
+pub mod attention;
+pub mod copy;
+pub mod elementwise;
+pub mod get_rows;
 pub mod matmul;
+pub mod norm;
 mod rng;
+pub mod rope;
+pub mod softmax;
+pub mod tiny_model;
+pub mod views;
 
 pub use rng::Rng;
 
@@ -25,9 +34,10 @@ pub struct Target {
     pub matmul: MatmulBackend,
 }
 
-/// Every target this machine can run: the CPU always.
+/// Every target this machine can run: the CPU always, and the first CUDA
+/// GPU when there is one.
 pub fn targets() -> Vec<Target> {
-    vec![
+    let mut t = vec![
         Target {
             name: "cpu-native".into(),
             device: Device::Cpu,
@@ -38,7 +48,19 @@ pub fn targets() -> Vec<Target> {
             device: Device::Cpu,
             matmul: MatmulBackend::Vendor,
         },
-    ]
+    ];
+    // The GPU, when this machine has a usable one (no driver or GPU: no
+    // target; the kernels are still compile-checked by tests/cuda_kernels.rs).
+    if let Some(gpu) = crate::cuda::default_device() {
+        for (name, matmul) in [("cuda-native", MatmulBackend::Native), ("cuda-vendor", MatmulBackend::Vendor)] {
+            t.push(Target {
+                name: name.into(),
+                device: Device::Cuda(gpu.clone()),
+                matmul,
+            });
+        }
+    }
+    t
 }
 
 /// What one run of a case on a target produced.
@@ -200,5 +222,12 @@ pub fn run_cases(
 pub fn all_cases() -> Vec<Box<dyn OpCase>> {
     let mut cases = Vec::new();
     cases.extend(matmul::cases());
+    cases.extend(copy::cases());
+    cases.extend(elementwise::cases());
+    cases.extend(norm::cases());
+    cases.extend(rope::cases());
+    cases.extend(softmax::cases());
+    cases.extend(get_rows::cases());
+    cases.extend(attention::cases());
     cases
 }

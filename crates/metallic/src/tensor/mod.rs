@@ -14,6 +14,7 @@ pub use dtype::DType;
 pub use layout::{contiguous_strides, Layout, StridedIndex};
 pub use storage::{cast, cast_mut, CpuStorage, HostBytes};
 
+use crate::cuda::CudaStorage;
 use crate::device::Device;
 use crate::error::{Error, Result};
 
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub enum Storage {
     Cpu(Arc<CpuStorage>),
+    Cuda(Arc<CudaStorage>),
 }
 
 impl Storage {
@@ -28,7 +30,21 @@ impl Storage {
     pub fn same(&self, other: &Storage) -> bool {
         match (self, other) {
             (Storage::Cpu(a), Storage::Cpu(b)) => Arc::ptr_eq(a, b),
+            (Storage::Cuda(a), Storage::Cuda(b)) => Arc::ptr_eq(a, b),
+            _ => false,
         }
+    }
+
+    /// Bytes the storage holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            Storage::Cuda(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -138,6 +154,7 @@ impl Tensor {
         }
         let storage = match device {
             Device::Cpu => Storage::Cpu(CpuStorage::new(HostBytes::zeroed(bytes))),
+            Device::Cuda(d) => Storage::Cuda(CudaStorage::zeros(d, bytes)?),
         };
         Ok(Tensor::from_parts(storage, Layout::contiguous(shape), dtype))
     }
@@ -223,6 +240,7 @@ impl Tensor {
     pub fn device(&self) -> Device {
         match &self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Cuda(s) => Device::Cuda(s.device().clone()),
         }
     }
     /// Size of dimension `d`, counting from the end when negative-like use is
@@ -232,9 +250,24 @@ impl Tensor {
     }
 
     /// The host storage, or an error naming `op` when the tensor is elsewhere.
-    pub fn cpu_storage(&self, _op: &'static str) -> Result<&Arc<CpuStorage>> {
+    pub fn cpu_storage(&self, op: &'static str) -> Result<&Arc<CpuStorage>> {
         match &self.storage {
             Storage::Cpu(s) => Ok(s),
+            Storage::Cuda(s) => Err(Error::Device {
+                op,
+                msg: format!("tensor is on {}, this needs it on the cpu", Device::Cuda(s.device().clone()).name()),
+            }),
+        }
+    }
+
+    /// The device storage, or an error naming `op` when the tensor is elsewhere.
+    pub fn cuda_storage(&self, op: &'static str) -> Result<&Arc<CudaStorage>> {
+        match &self.storage {
+            Storage::Cuda(s) => Ok(s),
+            Storage::Cpu(_) => Err(Error::Device {
+                op,
+                msg: "tensor is on cpu, this needs it on a cuda device".into(),
+            }),
         }
     }
 
@@ -352,15 +385,20 @@ impl Tensor {
 
     /// Number of elements the underlying storage holds.
     pub fn storage_elems(&self) -> usize {
-        let bytes = match &self.storage {
-            Storage::Cpu(s) => s.len(),
-        };
-        bytes / self.dtype.block_bytes() * self.dtype.block_elems()
+        self.storage.len() / self.dtype.block_bytes() * self.dtype.block_elems()
     }
 
     /// Every element in row-major logical order, as f32 (quantized tensors are
     /// dequantized with the scalar reference).
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
+        if let Storage::Cuda(s) = &self.storage {
+            // A contiguous float view: copy just its bytes, not the storage.
+            if self.dtype.is_float() && self.is_contiguous() {
+                let size = self.dtype.block_bytes();
+                let bytes = s.to_host_range(self.layout.offset() * size, self.elem_count() * size)?;
+                return Ok((0..self.elem_count()).map(|i| read_f32(&bytes, self.dtype, i)).collect());
+            }
+        }
         let host = self.to_device(&Device::Cpu)?;
         let storage = host.cpu_storage("to_vec_f32")?;
         let guard = storage.read();
@@ -386,10 +424,19 @@ impl Tensor {
     }
 
     /// This tensor on `device` (shared, not copied, when already there).
+    /// The whole storage moves and the layout is kept, so a view stays the
+    /// same view of the same data on the other side.
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
-        match (&self.storage, device) {
-            (Storage::Cpu(_), Device::Cpu) => Ok(self.clone()),
-        }
+        let storage = match (&self.storage, device) {
+            (Storage::Cpu(_), Device::Cpu) => return Ok(self.clone()),
+            (Storage::Cuda(s), Device::Cuda(d)) if s.device() == d => return Ok(self.clone()),
+            (Storage::Cpu(s), Device::Cuda(d)) => Storage::Cuda(CudaStorage::from_host(d, s.read().bytes())?),
+            (Storage::Cuda(s), Device::Cpu) => Storage::Cpu(CpuStorage::new(HostBytes::from_bytes(&s.to_host()?))),
+            (Storage::Cuda(s), Device::Cuda(d)) => {
+                Storage::Cuda(CudaStorage::from_host(d, &s.to_host()?)?)
+            }
+        };
+        Ok(Tensor::from_parts(storage, self.layout.clone(), self.dtype))
     }
 }
 

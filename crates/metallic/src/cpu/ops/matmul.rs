@@ -24,6 +24,9 @@ struct Product {
 }
 
 pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()> {
+    if !matches!(kernel, MatmulKernel::CpuBlocked | MatmulKernel::CpuQuant | MatmulKernel::CpuVendor) {
+        crate::bail!(OP, "kernel {kernel:?} does not run on the CPU");
+    }
     let a_store = ops.a.cpu_storage(OP)?.read();
     let b_store = ops.b.cpu_storage(OP)?.read();
     let bias: Option<Vec<f32>> = ops.bias.map(|t| t.to_vec_f32()).transpose()?;
@@ -52,6 +55,7 @@ pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()
                 }
                 vendor(p, a_bytes, a_off, b_bytes, b_off, vendor_w.as_ref().map(|w| &w.1[..]))
             }
+            _ => unreachable!("checked on entry"),
         };
         let d_off = p.d.batch_offset(&p.batch_shape, bi);
         let c_off = p.c.as_ref().map(|c| c.batch_offset(&p.batch_shape, bi));
@@ -143,9 +147,9 @@ fn block_byte_offset(dtype: DType, elem: usize) -> usize {
     elem / dtype.block_elems() * dtype.block_bytes()
 }
 
-/// Our kernel for GGUF block weights: each thread dequantizes one weight row
-/// (K elements) at a time into a small scratch buffer and dots it with every
-/// row of A, so the whole weight is never expanded.
+/// Our kernel for GGUF block weights (`matmul_quant.rs`): activations
+/// quantized to the weight's 8-bit partner format, integer block dot products,
+/// weight rows in parallel. Its product is `[n, m]`.
 fn quantized(
     p: &MatmulProblem,
     a: &[u8],
@@ -153,47 +157,11 @@ fn quantized(
     b: &[u8],
     b_off: usize,
 ) -> Result<Product> {
-    let (m, n, k) = (p.m, p.n, p.k);
-    let ap = pack(a, &p.a, a_off, (m, k), (m, k), false);
-    let row_bytes = p.b.dtype.bytes_for(k).expect("validated whole blocks");
-    // out is [n, m]: one weight row gives one output column.
-    let mut out = vec![0.0f32; n * m];
-    out.par_chunks_mut(m)
-        .enumerate()
-        .try_for_each_init(
-            || vec![0.0f32; k],
-            |row, (j, out_col)| -> Result<()> {
-                let start = block_byte_offset(p.b.dtype, b_off + j * p.b.col_stride);
-                crate::quant::dequantize_row(p.b.dtype, &b[start..start + row_bytes], row)?;
-                for (i, o) in out_col.iter_mut().enumerate() {
-                    *o = dot(&ap[i * k..(i + 1) * k], row);
-                }
-                Ok(())
-            },
-        )?;
     Ok(Product {
-        data: out,
+        data: super::matmul_quant::quantized(p, a, a_off, b, b_off)?,
         row_stride: 1,
-        col_stride: m,
+        col_stride: p.m,
     })
-}
-
-/// A dot product in 8 independent lanes (vectorises without reassociation).
-fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
-    let tail: f32 = xc
-        .remainder()
-        .iter()
-        .zip(yc.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (xs, ys) in xc.zip(yc) {
-        for l in 0..8 {
-            lanes[l] += xs[l] * ys[l];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// The whole weight of one batch, dequantized to row-major `[K, N]` F32.

@@ -1,2 +1,10 @@
+pub mod attention;
 pub mod copy;
+pub mod elementwise;
+pub mod get_rows;
 pub mod matmul;
+mod matmul_quant;
+pub mod norm;
+pub mod rope;
+pub mod softmax;
+pub(crate) mod strided;

@@ -18,6 +18,15 @@ pub enum MatmulKernel {
     /// The `gemm` crate, in the vendor library's seat (quantized weights are
     /// dequantized whole first, as llama.cpp's BLAS path does).
     CpuVendor,
+    /// Ours on CUDA for float operands: a simple tiled SIMT GEMM with the
+    /// epilogue fused (`gemm_simt_64x64x16_*`), until the wgmma / mma.sync
+    /// kernels land.
+    CudaNative,
+    /// Ours on CUDA for GGUF block weights: a warp per weight row, blocks
+    /// decoded on the fly (`matmul_<type>_warp_row`).
+    CudaQuant,
+    /// cuBLAS on CUDA (block weights dequantized whole first).
+    CudaVendor,
 }
 
 /// One entry of a dispatch table.
@@ -60,6 +69,31 @@ pub const CPU_RULES: &[Rule] = &[
     },
 ];
 
+/// On CUDA: cuBLAS for float operands (the baseline our GEMM must beat), our
+/// kernel for block weights; `Native` forces our float GEMM.
+pub const CUDA_RULES: &[Rule] = &[
+    Rule {
+        name: "forced_vendor",
+        applies: |_, backend| backend == MatmulBackend::Vendor,
+        kernel: MatmulKernel::CudaVendor,
+    },
+    Rule {
+        name: "quantized_weights",
+        applies: |p, _| p.b.dtype.is_quantized(),
+        kernel: MatmulKernel::CudaQuant,
+    },
+    Rule {
+        name: "forced_native",
+        applies: |_, backend| backend == MatmulBackend::Native,
+        kernel: MatmulKernel::CudaNative,
+    },
+    Rule {
+        name: "default",
+        applies: |_, _| true,
+        kernel: MatmulKernel::CudaVendor,
+    },
+];
+
 /// Picks the kernel for `problem` on `device`; returns the rule's name too.
 pub fn select(
     problem: &MatmulProblem,
@@ -68,6 +102,7 @@ pub fn select(
 ) -> Result<(&'static str, MatmulKernel)> {
     let rules = match device {
         Device::Cpu => CPU_RULES,
+        Device::Cuda(_) => CUDA_RULES,
     };
     let rule = rules
         .iter()

@@ -40,7 +40,7 @@
 
 mod dispatch;
 
-pub use dispatch::{select, MatmulKernel, Rule, CPU_RULES};
+pub use dispatch::{select, MatmulKernel, Rule, CPU_RULES, CUDA_RULES};
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Storage, Tensor};
@@ -368,6 +368,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, d: &Tensor, p: &Matmul) -> Result<()> {
     };
     match d.storage() {
         Storage::Cpu(_) => crate::cpu::ops::matmul::run(kernel, &problem, &operands),
+        Storage::Cuda(_) => crate::cuda::ops::matmul::run(kernel, &problem, &operands),
     }
 }
 

@@ -1,0 +1,136 @@
+//! `metallic bench`: prompt processing (pp) and generation (tg) speed in the
+//! manner of llama-bench: pp runs N tokens as one batch from an empty cache,
+//! tg decodes N tokens one at a time from an empty cache; each is repeated
+//! and reported as mean +/- sample standard deviation of tokens/s.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use metallic::model::{Logits, Model};
+
+use crate::common::{load, DeviceArgs};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Md,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    pub model: PathBuf,
+    /// Prompt tokens for the pp test (0 = skip).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    pub n_prompt: usize,
+    /// Generated tokens for the tg test (0 = skip).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    pub n_gen: usize,
+    /// Repetitions.
+    #[arg(short = 'r', long, default_value_t = 5)]
+    pub repetitions: usize,
+    #[arg(short = 'o', long, value_enum, default_value = "md")]
+    pub output: Format,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+struct Stat {
+    test: String,
+    mean: f64,
+    sd: f64,
+}
+
+fn stats(test: String, samples: &[f64]) -> Stat {
+    let n = samples.len() as f64;
+    let mean = samples.iter().sum::<f64>() / n;
+    let sd = if samples.len() > 1 {
+        (samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    Stat { test, mean, sd }
+}
+
+/// Deterministic pseudo-random token ids (llama-bench also uses random tokens).
+fn tokens(n: usize, vocab: usize) -> Vec<u32> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % vocab as u64) as u32
+        })
+        .collect()
+}
+
+fn run_pp(model: &Model, n: usize) -> Result<f64> {
+    let toks = tokens(n, model.cfg.vocab);
+    let mut state = model.new_state(n)?;
+    let t = Instant::now();
+    model.forward(&mut state, &toks, Logits::Last)?.to_vec_f32()?;
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+fn run_tg(model: &Model, n: usize) -> Result<f64> {
+    let toks = tokens(n, model.cfg.vocab);
+    let mut state = model.new_state(n)?;
+    let t = Instant::now();
+    for tok in toks {
+        model.forward(&mut state, &[tok], Logits::Last)?.to_vec_f32()?;
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.repetitions == 0 {
+        bail!("--repetitions must be at least 1");
+    }
+    if !args.model.exists() {
+        bail!("model file {} does not exist", args.model.display());
+    }
+    let l = load(&args.model, &args.device)?;
+    let mut results = Vec::new();
+    for (name, n, f) in [
+        ("pp", args.n_prompt, run_pp as fn(&Model, usize) -> Result<f64>),
+        ("tg", args.n_gen, run_tg),
+    ] {
+        if n == 0 {
+            continue;
+        }
+        f(&l.model, n.min(16))?; // warm-up
+        let samples = (0..args.repetitions)
+            .map(|_| f(&l.model, n))
+            .collect::<Result<Vec<_>>>()?;
+        results.push(stats(format!("{name}{n}"), &samples));
+    }
+    let model_name = args.model.file_name().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let threads = rayon::current_num_threads();
+    match args.output {
+        Format::Md => {
+            println!("| model | device | matmul | threads | test | t/s |");
+            println!("| --- | --- | --- | ---: | ---: | ---: |");
+            for r in &results {
+                println!(
+                    "| {model_name} | {} | {:?} | {threads} | {} | {:.2} ± {:.2} |",
+                    args.device.device, args.device.matmul, r.test, r.mean, r.sd
+                );
+            }
+        }
+        Format::Json => {
+            let rows: Vec<String> = results
+                .iter()
+                .map(|r| {
+                    format!(
+                        "  {{\"model\": {model_name:?}, \"device\": {:?}, \"threads\": {threads}, \"test\": {:?}, \"avg_ts\": {:.3}, \"stddev_ts\": {:.3}}}",
+                        args.device.device, r.test, r.mean, r.sd
+                    )
+                })
+                .collect();
+            println!("[\n{}\n]", rows.join(",\n"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Attention on the CPU. The visible part of K and V (`pos_offset + seq`
+//! positions) is first converted to contiguous f32 `[pos, kv_head, head_dim]`
+//! so the inner loops are plain slices; then every (query row, head) pair runs
+//! in parallel: scores, max-subtracted softmax (f32 `exp`, f64 sum), and the
+//! weighted sum of values.
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::ops::attention::Attention;
+use crate::tensor::{read_f32, write_f32, Tensor};
+
+const OP: &str = "attention";
+
+/// `[n, heads, head_dim]` rows `0..n` of a rank-3 view, as contiguous f32.
+fn to_f32(t: &Tensor, n: usize) -> Result<Vec<f32>> {
+    let (heads, head_dim) = (t.dim(1), t.dim(2));
+    let (st, off) = (t.strides(), t.layout().offset());
+    let guard = t.cpu_storage(OP)?.read();
+    let bytes = guard.bytes();
+    let mut out = vec![0.0f32; n * heads * head_dim];
+    out.par_chunks_mut(heads * head_dim)
+        .enumerate()
+        .for_each(|(j, row)| {
+            for (h, head) in row.chunks_exact_mut(head_dim).enumerate() {
+                let base = off + j * st[0] + h * st[1];
+                for (e, x) in head.iter_mut().enumerate() {
+                    *x = read_f32(bytes, t.dtype(), base + e * st[2]);
+                }
+            }
+        });
+    Ok(out)
+}
+
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor) -> Result<()> {
+    let (seq, n_heads, head_dim) = (q.dim(0), q.dim(1), q.dim(2));
+    let n_kv_heads = k.dim(1);
+    let group = n_heads / n_kv_heads;
+    let visible = p.pos_offset + seq;
+    let qf = to_f32(q, seq)?;
+    let kf = to_f32(k, visible)?;
+    let vf = to_f32(v, visible)?;
+    let kv_row = n_kv_heads * head_dim;
+
+    let mut result = vec![0.0f32; seq * n_heads * head_dim];
+    result.par_chunks_mut(head_dim).enumerate().for_each_init(
+        || vec![0.0f32; visible],
+        |scores, (sh, o)| {
+            let (s, h) = (sh / n_heads, sh % n_heads);
+            let g = h / group;
+            let qh = &qf[sh * head_dim..(sh + 1) * head_dim];
+            let n_keys = p.pos_offset + s + 1;
+            let mut max = f32::NEG_INFINITY;
+            for (j, sc) in scores[..n_keys].iter_mut().enumerate() {
+                let kh = &kf[j * kv_row + g * head_dim..][..head_dim];
+                *sc = p.scale * dot(qh, kh);
+                max = max.max(*sc);
+            }
+            let mut sum = 0.0f64;
+            for sc in scores[..n_keys].iter_mut() {
+                *sc = (*sc - max).exp();
+                sum += *sc as f64;
+            }
+            o.fill(0.0);
+            for (j, &w) in scores[..n_keys].iter().enumerate() {
+                let vh = &vf[j * kv_row + g * head_dim..][..head_dim];
+                for (x, &y) in o.iter_mut().zip(vh) {
+                    *x += w * y;
+                }
+            }
+            let inv = (1.0 / sum) as f32;
+            for x in o.iter_mut() {
+                *x *= inv;
+            }
+        },
+    );
+
+    let out_storage = out.cpu_storage(OP)?;
+    let mut out_guard = out_storage.write(OP)?;
+    let out_bytes = out_guard
+        .bytes_mut()
+        .expect("write() refuses read-only storage");
+    let (os, oo) = (out.strides(), out.layout().offset());
+    for (sh, o) in result.chunks_exact(head_dim).enumerate() {
+        let base = oo + (sh / n_heads) * os[0] + (sh % n_heads) * os[1];
+        for (e, &x) in o.iter().enumerate() {
+            write_f32(out_bytes, out.dtype(), base + e * os[2], x);
+        }
+    }
+    Ok(())
+}
+
+/// A dot product in 8 independent lanes (vectorises without reassociation).
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f32 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (xs, ys) in xc.zip(yc) {
+        for l in 0..8 {
+            lanes[l] += xs[l] * ys[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}

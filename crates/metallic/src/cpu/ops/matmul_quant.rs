@@ -1,0 +1,286 @@
+//! Quantized-weight matmul on the CPU, `y = x * W^T`, as llama.cpp's CPU
+//! backend computes it: integer dot products of weight blocks with
+//! activations quantized to an 8-bit block format.
+//!
+//! Treatment of activations: each row of `op(A)` (F32, F16 or BF16, any
+//! strides) is read as f32 (F16/BF16 widen exactly) and quantized once per
+//! batch matrix, before the parallel loop, with the reference quantizer of
+//! the weight's `vec_dot_type`: Q8_0 for Q4_0/Q5_0/Q8_0 (and Q8_1) weights,
+//! Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants. That rounds each activation to
+//! one of 255 levels of its block's absolute maximum (a relative error of
+//! about 2^-9 per element), the same approximation llama.cpp makes; the
+//! op tests budget for it. Accumulation is exact in i32 within a block and
+//! f32 across blocks. Float weights (never dispatched here, but accepted)
+//! use f32 activations and f32 products.
+//!
+//! Parallel over weight rows (output columns) with rayon: each task streams
+//! one weight row once and dots it with every activation row (M > 1 reuses
+//! the row while it is in cache). The SIMD versions of the block dot products
+//! will slot in behind `quant::dot` and be tested against these.
+
+use bytemuck::Pod;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::ops::matmul::MatmulProblem;
+use crate::quant::{self, dot};
+use crate::tensor::{read_f32, DType};
+
+const OP: &str = "matmul";
+
+/// The F32 product of one batch matrix as `[n, m]` (weight row j gives the
+/// m outputs of column j).
+pub(crate) fn quantized(
+    p: &MatmulProblem,
+    a: &[u8],
+    a_off: usize,
+    b: &[u8],
+    b_off: usize,
+) -> Result<Vec<f32>> {
+    let x = Activations { p, a, a_off };
+    let w = Weights { p, b, b_off };
+    match p.b.dtype {
+        DType::F32 | DType::F16 | DType::BF16 => float_weights(&x, &w),
+        DType::Q4_0 => blocks(&x, &w, DType::Q8_0, dot::vec_dot_q4_0_q8_0),
+        DType::Q5_0 => blocks(&x, &w, DType::Q8_0, dot::vec_dot_q5_0_q8_0),
+        DType::Q8_0 => blocks(&x, &w, DType::Q8_0, dot::vec_dot_q8_0_q8_0),
+        DType::Q8_1 => blocks(&x, &w, DType::Q8_0, dot::vec_dot_q8_1_q8_0),
+        DType::Q4_1 => blocks(&x, &w, DType::Q8_1, dot::vec_dot_q4_1_q8_1),
+        DType::Q5_1 => blocks(&x, &w, DType::Q8_1, dot::vec_dot_q5_1_q8_1),
+        DType::Q2K => blocks(&x, &w, DType::Q8K, dot::vec_dot_q2_k_q8_k),
+        DType::Q3K => blocks(&x, &w, DType::Q8K, dot::vec_dot_q3_k_q8_k),
+        DType::Q4K => blocks(&x, &w, DType::Q8K, dot::vec_dot_q4_k_q8_k),
+        DType::Q5K => blocks(&x, &w, DType::Q8K, dot::vec_dot_q5_k_q8_k),
+        DType::Q6K => blocks(&x, &w, DType::Q8K, dot::vec_dot_q6_k_q8_k),
+        DType::Q8K => blocks(&x, &w, DType::Q8K, dot::vec_dot_q8_k_q8_k),
+    }
+}
+
+/// `op(A)` of one batch: `[m, k]` floats with arbitrary strides.
+struct Activations<'a> {
+    p: &'a MatmulProblem,
+    a: &'a [u8],
+    a_off: usize,
+}
+
+impl Activations<'_> {
+    fn row(&self, i: usize, out: &mut [f32]) {
+        let v = &self.p.a;
+        for (l, o) in out.iter_mut().enumerate() {
+            *o = read_f32(self.a, v.dtype, self.a_off + i * v.row_stride + l * v.col_stride);
+        }
+    }
+}
+
+/// `W` of one batch: `[n, k]`, given to matmul as `B = W^T` (`[k, n]` with
+/// unit row stride, so each weight row runs along storage).
+struct Weights<'a> {
+    p: &'a MatmulProblem,
+    b: &'a [u8],
+    b_off: usize,
+}
+
+impl Weights<'_> {
+    /// The bytes of weight row `j` (whole blocks, validated in bounds).
+    fn row(&self, j: usize) -> Result<&[u8]> {
+        let dtype = self.p.b.dtype;
+        let (be, k) = (dtype.block_elems(), self.p.k);
+        let elem = self.b_off + j * self.p.b.col_stride;
+        if elem % be != 0 || self.p.b.row_stride != 1 {
+            return Err(Error::op(
+                OP,
+                format!("{dtype} weight row {j} does not start on a block boundary (element {elem})"),
+            ));
+        }
+        let start = elem / be * dtype.block_bytes();
+        let len = dtype.bytes_for(k).unwrap_or(usize::MAX);
+        start
+            .checked_add(len)
+            .and_then(|end| self.b.get(start..end))
+            .ok_or_else(|| {
+                Error::op(
+                    OP,
+                    format!("{dtype} weight row {j} lies outside its {} bytes of storage", self.b.len()),
+                )
+            })
+    }
+}
+
+/// Every activation row quantized to `act` (`m` rows of `k / block` blocks).
+fn quantize_activations<A: Pod>(x: &Activations, act: DType) -> Result<Vec<A>> {
+    let (m, k) = (x.p.m, x.p.k);
+    let nb = k / act.block_elems();
+    let mut out: Vec<A> = vec![A::zeroed(); m * nb];
+    let mut row = vec![0.0f32; k];
+    for (i, dst) in out.chunks_exact_mut(nb.max(1)).enumerate().take(m) {
+        x.row(i, &mut row);
+        quant::quantize_row(act, &row, bytemuck::cast_slice_mut(dst))?;
+    }
+    Ok(out)
+}
+
+fn blocks<W: Pod + Sync, A: Pod + Send + Sync>(
+    x: &Activations,
+    w: &Weights,
+    act: DType,
+    dot: fn(&[W], &[A]) -> f32,
+) -> Result<Vec<f32>> {
+    let (m, n, k) = (x.p.m, x.p.n, x.p.k);
+    if k % act.block_elems() != 0 || k % w.p.b.dtype.block_elems() != 0 {
+        return Err(Error::op(
+            OP,
+            format!("k = {k} is not a whole number of {} / {act} blocks", w.p.b.dtype),
+        ));
+    }
+    if k == 0 {
+        return Ok(vec![0.0; n * m]);
+    }
+    let xq: Vec<A> = quantize_activations(x, act)?;
+    let nb = k / act.block_elems();
+    let mut out = vec![0.0f32; n * m];
+    out.par_chunks_mut(m)
+        .enumerate()
+        .try_for_each(|(j, out_col)| -> Result<()> {
+            // Mapped GGUF weights are aligned for W; other slices are copied.
+            let row = quant::typed_blocks::<W>(w.row(j)?);
+            for (o, xi) in out_col.iter_mut().zip(xq.chunks_exact(nb)) {
+                *o = dot(&row, xi);
+            }
+            Ok(())
+        })?;
+    Ok(out)
+}
+
+/// Float weights with any strides: f32 products, one weight row at a time.
+fn float_weights(x: &Activations, w: &Weights) -> Result<Vec<f32>> {
+    let (m, n, k) = (x.p.m, x.p.n, x.p.k);
+    let mut xs = vec![0.0f32; m * k];
+    for (i, row) in xs.chunks_exact_mut(k.max(1)).enumerate().take(m) {
+        x.row(i, row);
+    }
+    let bv = &w.p.b;
+    let mut out = vec![0.0f32; n * m];
+    out.par_chunks_mut(m).enumerate().for_each(|(j, out_col)| {
+        let wrow: Vec<f32> = (0..k)
+            .map(|l| read_f32(w.b, bv.dtype, w.b_off + l * bv.row_stride + j * bv.col_stride))
+            .collect();
+        for (i, o) in out_col.iter_mut().enumerate() {
+            *o = xs[i * k..(i + 1) * k].iter().zip(&wrow).map(|(a, b)| a * b).sum();
+        }
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::matmul::{matmul_new, reference, Matmul, MatmulBackend};
+    use crate::optest::nmse;
+    use crate::quant::{dequantize_row, random_row};
+    use crate::tensor::{DType, HostBytes, Tensor};
+
+    /// NMSE budgets against dequantize-then-F32-matmul. The weights are exact
+    /// on both sides, so the error is that of quantizing the activations to
+    /// 8 bits: about 1e-5 for a long dot product, more where the weights'
+    /// offsets (Q4_1, Q5_1, the mins of Q2_K/Q4_K/Q5_K) make the output a
+    /// small difference of large terms. llama.cpp's test-backend-ops allows
+    /// 5e-4 for quantized matmul; a wrong scale or bit gives O(1).
+    fn budget(dtype: DType) -> f64 {
+        match dtype {
+            DType::F32 | DType::F16 | DType::BF16 => 1e-10,
+            _ => 5e-4,
+        }
+    }
+
+    /// One case: `x [batch, m, k]` (F32 or, strided, a transposed view) times
+    /// `W^T` with `W [n, k]` random blocks of `dtype`.
+    fn check(dtype: DType, m: usize, n: usize, k: usize, seed: u64, transposed_x: bool) {
+        let w_bytes = random_row(dtype, n * k, seed);
+        let w = Tensor::from_raw(HostBytes::from_bytes(&w_bytes), &[n, k], dtype).unwrap();
+        let xs: Vec<f32> = (0..m * k)
+            .map(|i| (((i as u64 * 2654435761 + seed) % 1000) as f32 - 500.0) / 250.0)
+            .collect();
+        let x = if transposed_x {
+            // Store x^T [k, m] and view it transposed: non-unit column stride.
+            let mut xt = vec![0.0; m * k];
+            for i in 0..m {
+                for l in 0..k {
+                    xt[l * m + i] = xs[i * k + l];
+                }
+            }
+            Tensor::from_f32(&xt, &[k, m]).unwrap().t().unwrap()
+        } else {
+            Tensor::from_f32(&xs, &[m, k]).unwrap()
+        };
+        let p = Matmul {
+            backend: MatmulBackend::Native,
+            ..Default::default()
+        };
+        let got = matmul_new(&x, &w.t().unwrap(), DType::F32, &p)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        let mut wf = vec![0.0; n * k];
+        dequantize_row(dtype, &w_bytes, &mut wf).unwrap();
+        let mut wt = vec![0.0; k * n];
+        for j in 0..n {
+            for l in 0..k {
+                wt[l * n + j] = wf[j * k + l];
+            }
+        }
+        let want = reference(&xs, &wt, None, None, (1, m, n, k), 1.0, 0.0, Default::default());
+        let err = nmse(&got, &want);
+        println!("{dtype} m={m} n={n} k={k} transposed_x={transposed_x}: nmse {err:.2e}");
+        assert!(
+            err <= budget(dtype),
+            "{dtype} m={m} n={n} k={k} transposed_x={transposed_x}: nmse {err:.3e} > {:.1e}",
+            budget(dtype)
+        );
+    }
+
+    #[test]
+    fn quantized_matmul_matches_dequantized_f32_for_every_format() {
+        for (i, dtype) in DType::ALL.into_iter().enumerate() {
+            let be = dtype.block_elems().max(32);
+            let seed = 10 + i as u64;
+            // GEMV, M > 1, an odd number of blocks (K tail for SIMD widths),
+            // odd N, and a strided activation view.
+            check(dtype, 1, 7, be, seed, false);
+            check(dtype, 5, 3, 3 * be, seed + 1, false);
+            check(dtype, 3, 17, 5 * be, seed + 2, true);
+            if dtype.block_elems() == 32 {
+                // Non-power-of-two K: 7 blocks of 32.
+                check(dtype, 4, 9, 7 * 32, seed + 3, false);
+            }
+        }
+    }
+
+    #[test]
+    fn quantized_matmul_runs_batched_and_with_f16_activations() {
+        let (b, m, n, k) = (3, 2, 5, 256);
+        let dtype = DType::Q4K;
+        let w_bytes = random_row(dtype, n * k, 77);
+        let w = Tensor::from_raw(HostBytes::from_bytes(&w_bytes), &[n, k], dtype).unwrap();
+        let xs: Vec<f32> = (0..b * m * k).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+        let x = Tensor::from_f32(&xs, &[b, m, k]).unwrap().to_dtype(DType::F16).unwrap();
+        // One weight shared by every batch (B has no batch dims: broadcast).
+        let wb = w.t().unwrap();
+        let got = matmul_new(&x, &wb, DType::F32, &Matmul::default())
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        let mut wf = vec![0.0; n * k];
+        dequantize_row(dtype, &w_bytes, &mut wf).unwrap();
+        let mut wt = vec![0.0; b * k * n];
+        for bi in 0..b {
+            for j in 0..n {
+                for l in 0..k {
+                    wt[(bi * k + l) * n + j] = wf[j * k + l];
+                }
+            }
+        }
+        let xh = x.to_vec_f32().unwrap();
+        let want = reference(&xh, &wt, None, None, (b, m, n, k), 1.0, 0.0, Default::default());
+        let err = nmse(&got, &want);
+        assert!(err <= 5e-5, "batched q4_K: nmse {err:.3e}");
+    }
+}

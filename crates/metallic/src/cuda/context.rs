@@ -1,0 +1,378 @@
+//! One CUDA device: its context, the one stream every op is queued on, the
+//! buffer pool, the loaded kernel modules and the cuBLAS handle.
+//!
+//! A process holds one `CudaDevice` per ordinal (`CudaDevice::new` hands out
+//! clones), so every tensor on `cuda:0` shares one stream: ops are ordered by
+//! the stream, and a buffer returned to the pool can be reused by the next op
+//! without a synchronisation. We drive the stream through cudarc's raw
+//! `result`/`sys` layers; its safe `CudaSlice` layer would record an event
+//! per launch once a second stream exists, which we never need.
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::cublas::sys as cublas_sys;
+use cudarc::driver::{result as drv, safe::CudaContext, sys};
+
+use super::compile::{KernelCache, KernelSource};
+use super::memory::{DeviceBuffer, Pool};
+use crate::error::{Error, Result};
+
+/// Settings of the CUDA backend, filled at the edge (CLI, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CudaConfig {
+    pub kernel_cache: KernelCache,
+}
+
+impl CudaConfig {
+    /// Reads `METALLIC_KERNEL_CACHE` (see [`KernelCache::from_env`]).
+    pub fn from_env() -> CudaConfig {
+        CudaConfig {
+            kernel_cache: KernelCache::from_env(),
+        }
+    }
+}
+
+/// A handle the driver or cuBLAS gave us; used from any thread once the
+/// context is bound, and (for cuBLAS) behind a mutex.
+#[derive(Clone, Copy)]
+struct Handle<T>(T);
+// SAFETY: CUDA driver objects (streams, modules, functions) may be used from
+// any thread whose current context is theirs; every entry point binds it.
+// The cuBLAS handle is only used under `Inner::blas`'s mutex.
+unsafe impl<T> Send for Handle<T> {}
+unsafe impl<T> Sync for Handle<T> {}
+
+/// A loaded module and the functions fetched from it.
+struct Module {
+    module: Handle<sys::CUmodule>,
+    functions: Mutex<HashMap<String, Handle<sys::CUfunction>>>,
+}
+
+struct Blas {
+    handle: Handle<cublas_sys::cublasHandle_t>,
+    /// cuBLAS's workspace, owned by us so that a GEMM never allocates.
+    _workspace: DeviceBuffer,
+}
+
+struct Inner {
+    ordinal: usize,
+    name: String,
+    cc: (i32, i32),
+    arch: String,
+    ctx: Arc<CudaContext>,
+    stream: Handle<sys::CUstream>,
+    pool: Arc<Pool>,
+    config: CudaConfig,
+    modules: Mutex<HashMap<String, Arc<Module>>>,
+    blas: OnceLock<std::result::Result<Mutex<Blas>, String>>,
+}
+
+/// A CUDA GPU. Cheap to clone; equal when the ordinal is.
+#[derive(Clone)]
+pub struct CudaDevice(Arc<Inner>);
+
+impl std::fmt::Debug for CudaDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaDevice({}: {}, {})", self.0.ordinal, self.0.name, self.0.arch)
+    }
+}
+
+impl PartialEq for CudaDevice {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ordinal == other.0.ordinal
+    }
+}
+impl Eq for CudaDevice {}
+
+/// A driver error as ours, naming the op and the call.
+pub(crate) fn drv_err(op: &'static str, call: &'static str) -> impl Fn(drv::DriverError) -> Error {
+    move |e| Error::Cuda {
+        op,
+        call,
+        msg: format!("{e:?}"),
+    }
+}
+
+/// The NVRTC target for compute capability `cc`: the arch-specific `sm_90a`
+/// on Hopper (wgmma, setmaxnreg), plain `sm_XY` elsewhere.
+pub fn arch_for(cc: (i32, i32)) -> String {
+    match cc {
+        (9, 0) => "sm_90a".to_string(),
+        (major, minor) => format!("sm_{major}{minor}"),
+    }
+}
+
+fn devices() -> &'static Mutex<HashMap<usize, CudaDevice>> {
+    static DEVICES: OnceLock<Mutex<HashMap<usize, CudaDevice>>> = OnceLock::new();
+    DEVICES.get_or_init(Default::default)
+}
+
+impl CudaDevice {
+    /// The GPU at `ordinal`, with the configuration from the environment. A
+    /// machine without a driver or GPU gets `Error::CudaUnavailable`.
+    pub fn new(ordinal: usize) -> Result<CudaDevice> {
+        CudaDevice::with_config(ordinal, CudaConfig::from_env())
+    }
+
+    /// As [`CudaDevice::new`]; `config` applies when this process opens the
+    /// device first (later calls share that device).
+    pub fn with_config(ordinal: usize, config: CudaConfig) -> Result<CudaDevice> {
+        let mut map = devices().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = map.get(&ordinal) {
+            return Ok(d.clone());
+        }
+        let d = CudaDevice::open(ordinal, config)?;
+        map.insert(ordinal, d.clone());
+        Ok(d)
+    }
+
+    /// Number of CUDA GPUs, or why there are none usable.
+    pub fn count() -> Result<usize> {
+        driver_available()?;
+        drv::init().map_err(|e| Error::CudaUnavailable(format!("cuInit failed: {e:?}")))?;
+        let n = drv::device::get_count().map_err(|e| Error::CudaUnavailable(format!("cuDeviceGetCount failed: {e:?}")))?;
+        Ok(n.max(0) as usize)
+    }
+
+    fn open(ordinal: usize, config: CudaConfig) -> Result<CudaDevice> {
+        let count = CudaDevice::count()?;
+        if ordinal >= count {
+            return Err(Error::CudaUnavailable(format!(
+                "no CUDA device {ordinal} ({count} device(s) found)"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| Error::CudaUnavailable(format!("cannot create a context on device {ordinal}: {e:?}")))?;
+        let name = ctx.name().map_err(drv_err("device", "cuDeviceGetName"))?;
+        let cc = ctx.compute_capability().map_err(drv_err("device", "cuDeviceGetAttribute"))?;
+        if cc.0 < 8 {
+            return Err(Error::CudaUnavailable(format!(
+                "{name} has compute capability {}.{}; metallic needs 8.0 (Ampere) or newer",
+                cc.0, cc.1
+            )));
+        }
+        // We never use cudarc's CudaSlice; make sure it records no events.
+        // SAFETY: no CudaSlice of this context exists.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = drv::stream::create(drv::stream::StreamKind::NonBlocking)
+            .map_err(drv_err("device", "cuStreamCreate"))?;
+        let device_name = format!("cuda:{ordinal} ({name})");
+        let pool = Pool::new(ctx.clone(), device_name);
+        log::info!("[cuda] device {ordinal}: {name}, compute capability {}.{}", cc.0, cc.1);
+        Ok(CudaDevice(Arc::new(Inner {
+            ordinal,
+            name,
+            cc,
+            arch: arch_for(cc),
+            ctx,
+            stream: Handle(stream),
+            pool,
+            config,
+            modules: Mutex::new(HashMap::new()),
+            blas: OnceLock::new(),
+        })))
+    }
+
+    pub fn ordinal(&self) -> usize {
+        self.0.ordinal
+    }
+
+    /// The card's name, as `nvidia-smi` prints it.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.0.cc
+    }
+
+    /// The NVRTC target kernels are compiled for (`sm_90a` on Hopper).
+    pub fn arch(&self) -> &str {
+        &self.0.arch
+    }
+
+    pub(crate) fn stream(&self) -> sys::CUstream {
+        self.0.stream.0
+    }
+
+    /// The device's buffer pool (usage figures, emptying the cache).
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.0.pool
+    }
+
+    /// Makes this device's context current on the calling thread; every
+    /// entry point calls it first (ops may run on any thread).
+    pub(crate) fn bind(&self) -> Result<()> {
+        self.0.ctx.bind_to_thread().map_err(drv_err("device", "cuCtxSetCurrent"))
+    }
+
+    /// Waits for every queued op.
+    pub fn synchronize(&self) -> Result<()> {
+        self.bind()?;
+        // SAFETY: our live stream.
+        unsafe { drv::stream::synchronize(self.stream()) }.map_err(drv_err("device", "cuStreamSynchronize"))
+    }
+
+    /// `(free, total)` device memory in bytes.
+    pub fn mem_info(&self) -> Result<(usize, usize)> {
+        self.bind()?;
+        drv::mem_get_info().map_err(drv_err("device", "cuMemGetInfo"))
+    }
+
+    /// A buffer of `bytes` from the pool (contents undefined).
+    pub(crate) fn alloc(&self, bytes: usize) -> Result<DeviceBuffer> {
+        self.bind()?;
+        self.0.pool.alloc(bytes)
+    }
+
+    /// A pool buffer holding a copy of `bytes`.
+    pub(crate) fn upload(&self, bytes: &[u8]) -> Result<DeviceBuffer> {
+        let buf = self.alloc(bytes.len())?;
+        if !bytes.is_empty() {
+            // SAFETY: the buffer holds `bytes.len()`; from pageable memory the
+            // call returns once the source is staged, so `bytes` may go away.
+            unsafe { drv::memcpy_htod_async(buf.ptr(), bytes, self.stream()) }
+                .map_err(drv_err("upload", "cuMemcpyHtoDAsync"))?;
+        }
+        Ok(buf)
+    }
+
+    /// The function `func` of module `k`, compiling (or loading from the disk
+    /// cache) and loading the module on first use.
+    pub(crate) fn function(&self, k: &KernelSource, func: &str) -> Result<sys::CUfunction> {
+        self.bind()?;
+        let module = {
+            let mut modules = self.0.modules.lock().unwrap_or_else(|e| e.into_inner());
+            match modules.get(&k.key()) {
+                Some(m) => m.clone(),
+                None => {
+                    let cubin = self.0.config.kernel_cache.load_or_compile(k, &self.0.arch)?;
+                    // SAFETY: a CUBIN NVRTC produced for this device's arch.
+                    let module = unsafe { drv::module::load_data(cubin.as_ptr() as *const c_void) }
+                        .map_err(drv_err("kernel", "cuModuleLoadData"))?;
+                    let m = Arc::new(Module {
+                        module: Handle(module),
+                        functions: Mutex::new(HashMap::new()),
+                    });
+                    modules.insert(k.key(), m.clone());
+                    m
+                }
+            }
+        };
+        let mut fns = module.functions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = fns.get(func) {
+            return Ok(f.0);
+        }
+        let cname = CString::new(func).expect("kernel function names have no NUL");
+        // SAFETY: the module is loaded and never unloaded while the device lives.
+        let f = unsafe { drv::module::get_function(module.module.0, cname) }.map_err(|e| Error::Cuda {
+            op: "kernel",
+            call: "cuModuleGetFunction",
+            msg: format!("{func} in {}: {e:?}", k.key()),
+        })?;
+        fns.insert(func.to_string(), Handle(f));
+        Ok(f)
+    }
+
+    /// Launches `f` on the device's stream. `params` point at each kernel
+    /// argument (the driver copies them before returning). In debug builds
+    /// the stream is synchronised after every launch so that a faulting
+    /// kernel is reported at its own launch, with its name.
+    pub(crate) fn launch(
+        &self,
+        name: &str,
+        f: sys::CUfunction,
+        grid: (u32, u32, u32),
+        block: (u32, u32, u32),
+        shared_bytes: u32,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        // SAFETY: `f` is a live function; `params` match its signature (each
+        // host wrapper passes the arguments its kernel declares, in order).
+        unsafe { drv::launch_kernel(f, grid, block, shared_bytes, self.stream(), params) }.map_err(|e| Error::Cuda {
+            op: "kernel",
+            call: "cuLaunchKernel",
+            msg: format!("{name} grid {grid:?} block {block:?}: {e:?}"),
+        })?;
+        if cfg!(debug_assertions) {
+            // SAFETY: our live stream.
+            unsafe { drv::stream::synchronize(self.stream()) }.map_err(|e| Error::Cuda {
+                op: "kernel",
+                call: "cuStreamSynchronize",
+                msg: format!("after {name}: {e:?}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with the device's cuBLAS handle (created on first use, bound
+    /// to our stream, with a workspace from our pool).
+    pub(crate) fn with_blas<R>(&self, f: impl FnOnce(cublas_sys::cublasHandle_t) -> Result<R>) -> Result<R> {
+        self.bind()?;
+        let blas = self.0.blas.get_or_init(|| self.create_blas().map(Mutex::new).map_err(|e| e.to_string()));
+        let blas = blas.as_ref().map_err(|e| Error::CudaUnavailable(format!("cuBLAS: {e}")))?;
+        let guard = blas.lock().unwrap_or_else(|e| e.into_inner());
+        f(guard.handle.0)
+    }
+
+    fn create_blas(&self) -> Result<Blas> {
+        // SAFETY: only tries to dlopen the library.
+        if !unsafe { cublas_sys::is_culib_present() } {
+            return Err(Error::CudaUnavailable(
+                "libcublas (CUDA 13) was not found: put the CUDA 13 toolkit's lib64 (or pip's nvidia/cu13/lib) on LD_LIBRARY_PATH".into(),
+            ));
+        }
+        let blas_err = |call: &'static str| {
+            move |e: cudarc::cublas::result::CublasError| Error::Cuda {
+                op: "matmul",
+                call,
+                msg: format!("{e:?}"),
+            }
+        };
+        let handle = cudarc::cublas::result::create_handle().map_err(blas_err("cublasCreate"))?;
+        const WORKSPACE: usize = 32 << 20;
+        let workspace = self.0.pool.alloc(WORKSPACE)?;
+        // SAFETY: a live handle, our live stream and a buffer that lives as
+        // long as the handle (both are owned by `Blas`).
+        unsafe {
+            cublas_sys::cublasSetStream_v2(handle, self.stream() as cublas_sys::cudaStream_t)
+                .result()
+                .map_err(blas_err("cublasSetStream"))?;
+            cublas_sys::cublasSetWorkspace_v2(handle, workspace.ptr() as *mut c_void, WORKSPACE)
+                .result()
+                .map_err(blas_err("cublasSetWorkspace"))?;
+        }
+        Ok(Blas {
+            handle: Handle(handle),
+            _workspace: workspace,
+        })
+    }
+}
+
+/// The driver library, or a clear error.
+fn driver_available() -> Result<()> {
+    // SAFETY: only tries to dlopen the library by its usual names.
+    if unsafe { sys::is_culib_present() } {
+        Ok(())
+    } else {
+        Err(Error::CudaUnavailable(
+            "no NVIDIA driver found (libcuda.so could not be loaded)".into(),
+        ))
+    }
+}
+
+/// The first GPU, or `None` with no driver or device (op tests use it to
+/// decide whether to add the CUDA targets).
+pub fn default_device() -> Option<CudaDevice> {
+    static FIRST: OnceLock<Option<CudaDevice>> = OnceLock::new();
+    FIRST
+        .get_or_init(|| match CudaDevice::new(0) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                log::debug!("[cuda] no device: {e}");
+                None
+            }
+        })
+        .clone()
+}

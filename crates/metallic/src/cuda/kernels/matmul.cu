@@ -1,0 +1,132 @@
+// Float matmul pieces: the epilogue shared by every CUDA matmul path, and our
+// own simple tiled SIMT GEMM (the `Native` float path until the wgmma /
+// mma.sync kernels land).
+//
+// Epilogue order as the op defines it (cuBLASLt's): v = alpha * acc + bias[n];
+// v += beta * C (only when beta != 0, so a NaN C is never read); activation;
+// one rounding to D's dtype. C may be D itself: each element is read and then
+// written by the same thread.
+
+#define ACT_NONE 0
+#define ACT_SILU 1
+#define ACT_GELU 2
+
+// One operand's geometry in elements: offset, row / column stride, stride
+// between batches (0 broadcasts).
+struct Operand {
+    i64 off, rs, cs, bs;
+};
+
+struct Epilogue {
+    Operand c, d;
+    i64 bias_off, bias_stride;
+    float alpha, beta;
+    int act, has_bias, c_dtype, d_dtype, bias_dtype, pad;
+};
+
+__device__ __forceinline__ float activate(int act, float x) {
+    if (act == ACT_SILU) return x / (1.0f + expf(-x));
+    if (act == ACT_GELU) {
+        const float k = 0.7978846f;  // sqrt(2 / pi)
+        return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+    }
+    return x;
+}
+
+__device__ __forceinline__ void epilogue_store(const Epilogue& e, const void* c, void* d, const void* bias, i64 z,
+                                               i64 m, i64 n, float acc) {
+    float v = e.alpha * acc;
+    if (e.has_bias) v += load_f32(bias, e.bias_dtype, e.bias_off + n * e.bias_stride);
+    if (e.beta != 0.0f) v += e.beta * load_f32(c, e.c_dtype, e.c.off + z * e.c.bs + m * e.c.rs + n * e.c.cs);
+    store_f32(d, e.d_dtype, e.d.off + z * e.d.bs + m * e.d.rs + n * e.d.cs, activate(e.act, v));
+}
+
+// D from an f32 product T, contiguous [batch, M, N] (the vendor and
+// quantized paths).
+extern "C" __global__ void matmul_epilogue(const float* t, Epilogue e, const void* c, void* d, const void* bias, int M,
+                                           int N, i64 total) {
+    GRID_STRIDE_LOOP(i, total) {
+        const i64 n = i % N, m = (i / N) % M, z = i / ((i64)M * N);
+        epilogue_store(e, c, d, bias, z, m, n, t[i]);
+    }
+}
+
+// Our tiled GEMM: 64x64 output tiles, K in steps of 16 through shared
+// memory, 256 threads each accumulating a 4x4 sub-tile in registers (rows
+// ty + 16 i, columns tx + 16 j). Operands are read through their strides
+// (any transpose, padding or broadcast batch), converted to f32 on load.
+#define GEMM_BM 64
+#define GEMM_BN 64
+#define GEMM_BK 16
+
+template <int DA, int DB>
+__device__ __forceinline__ void gemm_simt(const void* a, Operand ga, const void* b, Operand gb, const Epilogue& e,
+                                          const void* c, void* d, const void* bias, int M, int N, int K) {
+    __shared__ float As[GEMM_BK][GEMM_BM + 1];
+    __shared__ float Bs[GEMM_BK][GEMM_BN + 1];
+    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    const i64 z = blockIdx.z;
+    const int m0 = blockIdx.y * GEMM_BM, n0 = blockIdx.x * GEMM_BN;
+    const i64 a0 = ga.off + z * ga.bs, b0 = gb.off + z * gb.bs;
+    float acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
+    for (int k0 = 0; k0 < K; k0 += GEMM_BK) {
+        // 1024 elements of each tile, 4 per thread.
+#pragma unroll
+        for (int l = 0; l < 4; ++l) {
+            const int idx = threadIdx.x + l * 256;
+            const int kk = idx & 15, mm = idx >> 4;
+            const int m = m0 + mm, k = k0 + kk;
+            As[kk][mm] = (m < M && k < K) ? load_t<DA>(a, a0 + m * ga.rs + k * ga.cs) : 0.0f;
+            const int nn = idx & 63, kb = idx >> 6;
+            const int n = n0 + nn, k2 = k0 + kb;
+            Bs[kb][nn] = (n < N && k2 < K) ? load_t<DB>(b, b0 + k2 * gb.rs + n * gb.cs) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < GEMM_BK; ++kk) {
+            float av[4], bv[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) av[i] = As[kk][ty + 16 * i];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + 16 * j];
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[i][j] += av[i] * bv[j];
+        }
+        __syncthreads();
+    }
+    // The epilogue runs from shared memory in a rolled loop: one inlined
+    // copy of its dtype switches and activations instead of sixteen (which
+    // made the module ~40x larger and minutes slower to compile).
+    __shared__ float Cs[GEMM_BM][GEMM_BN + 1];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) Cs[ty + 16 * i][tx + 16 * j] = acc[i][j];
+    __syncthreads();
+#pragma unroll 1
+    for (int idx = threadIdx.x; idx < GEMM_BM * GEMM_BN; idx += 256) {
+        const int mm = idx / GEMM_BN, nn = idx % GEMM_BN;
+        const int m = m0 + mm, n = n0 + nn;
+        if (m < M && n < N) epilogue_store(e, c, d, bias, z, m, n, Cs[mm][nn]);
+    }
+}
+
+#define GEMM_SIMT(na, DA, nb, DB)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(256) gemm_simt_64x64x16_##na##_##nb(                            \
+        const void* a, Operand ga, const void* b, Operand gb, Epilogue e, const void* c, void* d, const void* bias, \
+        int M, int N, int K) {                                                                                    \
+        gemm_simt<DA, DB>(a, ga, b, gb, e, c, d, bias, M, N, K);                                                  \
+    }
+#define GEMM_SIMT_B(na, DA)              \
+    GEMM_SIMT(na, DA, f32, DT_F32)       \
+    GEMM_SIMT(na, DA, f16, DT_F16)       \
+    GEMM_SIMT(na, DA, bf16, DT_BF16)
+GEMM_SIMT_B(f32, DT_F32)
+GEMM_SIMT_B(f16, DT_F16)
+GEMM_SIMT_B(bf16, DT_BF16)

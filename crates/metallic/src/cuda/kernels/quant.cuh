@@ -1,0 +1,181 @@
+// GGUF block formats on the GPU: element i of one block, computed with the
+// same f32 operations in the same order as the scalar reference
+// (crate::quant::dequantize_row, bit-exact with ggml's dequantize_row_*).
+// Layouts are crate::quant::blocks (ggml-common.h); `__fmul_rn` and friends
+// stop the compiler from fusing a multiply and an add into one rounding, so
+// the values match the reference bit for bit.
+//
+// Fields are read byte by byte: blocks of 18, 22 or 110 bytes leave their
+// f16 scales only 2-byte aligned.
+
+#define QK 32
+#define QK_K 256
+
+// The block types, numbered as their host wrapper instantiates them.
+#define QT_Q4_0 0
+#define QT_Q4_1 1
+#define QT_Q5_0 2
+#define QT_Q5_1 3
+#define QT_Q8_0 4
+#define QT_Q8_1 5
+#define QT_Q2_K 6
+#define QT_Q3_K 7
+#define QT_Q4_K 8
+#define QT_Q5_K 9
+#define QT_Q6_K 10
+#define QT_Q8_K 11
+
+__device__ __forceinline__ float ld_f16(const u8* p) { return f16_to_f32((u16)(p[0] | (p[1] << 8))); }
+
+__device__ __forceinline__ float ld_f32(const u8* p) {
+    return __uint_as_float((unsigned)p[0] | ((unsigned)p[1] << 8) | ((unsigned)p[2] << 16) | ((unsigned)p[3] << 24));
+}
+
+__device__ __forceinline__ unsigned ld_u32(const u8* p) {
+    return (unsigned)p[0] | ((unsigned)p[1] << 8) | ((unsigned)p[2] << 16) | ((unsigned)p[3] << 24);
+}
+
+// Low nibbles hold elements 0..16, high nibbles 16..32.
+__device__ __forceinline__ int nibble32(const u8* qs, int i) { return i < 16 ? (qs[i] & 15) : (qs[i - 16] >> 4); }
+
+// K-quant element: (d * sc) * q - dmin * m, as KUnpacked::dequantize.
+__device__ __forceinline__ float kq(float d, int sc, int q, float dmin, int m) {
+    return __fsub_rn(__fmul_rn(__fmul_rn(d, (float)sc), (float)q), __fmul_rn(dmin, (float)m));
+}
+
+// ggml's get_scale_min_k4: the j-th 6-bit (scale, min) pair of Q4_K/Q5_K.
+__device__ __forceinline__ void scale_min_k4(int j, const u8* s, int* sc, int* m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+template <int T> struct Q;
+
+template <> struct Q<QT_Q4_0> {
+    static constexpr int BE = QK, BB = 18;
+    __device__ static float get(const u8* b, int i) { return __fmul_rn((float)(nibble32(b + 2, i) - 8), ld_f16(b)); }
+};
+
+template <> struct Q<QT_Q4_1> {
+    static constexpr int BE = QK, BB = 20;
+    __device__ static float get(const u8* b, int i) {
+        return __fadd_rn(__fmul_rn((float)nibble32(b + 4, i), ld_f16(b)), ld_f16(b + 2));
+    }
+};
+
+template <> struct Q<QT_Q5_0> {
+    static constexpr int BE = QK, BB = 22;
+    __device__ static float get(const u8* b, int i) {
+        const int q = nibble32(b + 6, i) | (((ld_u32(b + 2) >> i) & 1) << 4);
+        return __fmul_rn((float)(q - 16), ld_f16(b));
+    }
+};
+
+template <> struct Q<QT_Q5_1> {
+    static constexpr int BE = QK, BB = 24;
+    __device__ static float get(const u8* b, int i) {
+        const int q = nibble32(b + 8, i) | (((ld_u32(b + 4) >> i) & 1) << 4);
+        return __fadd_rn(__fmul_rn((float)q, ld_f16(b)), ld_f16(b + 2));
+    }
+};
+
+template <> struct Q<QT_Q8_0> {
+    static constexpr int BE = QK, BB = 34;
+    __device__ static float get(const u8* b, int i) { return __fmul_rn((float)(signed char)b[2 + i], ld_f16(b)); }
+};
+
+template <> struct Q<QT_Q8_1> {
+    static constexpr int BE = QK, BB = 36;
+    __device__ static float get(const u8* b, int i) { return __fmul_rn((float)(signed char)b[4 + i], ld_f16(b)); }
+};
+
+// Q2_K: scales[16] @0, qs[64] @16, d @80, dmin @82.
+template <> struct Q<QT_Q2_K> {
+    static constexpr int BE = QK_K, BB = 84;
+    __device__ static float get(const u8* b, int i) {
+        const int half = i >> 7, shift = (i & 127) >> 5, l = i & 31;
+        const int q = (b[16 + half * 32 + l] >> (2 * shift)) & 3;
+        const int sc = b[i >> 4];
+        return kq(ld_f16(b + 80), sc & 15, q, ld_f16(b + 82), sc >> 4);
+    }
+};
+
+// Q3_K: hmask[32] @0, qs[64] @32, scales[12] @96, d @108.
+template <> struct Q<QT_Q3_K> {
+    static constexpr int BE = QK_K, BB = 110;
+    __device__ static float get(const u8* b, int i) {
+        const int group = i >> 5, half = group >> 2, shift = group & 3, l = i & 31;
+        const int low = (b[32 + half * 32 + l] >> (2 * shift)) & 3;
+        const int q = low - ((b[l] & (1 << group)) ? 0 : 4);
+        const int j = i >> 4;
+        const u8* s = b + 96;
+        const int lo4 = j < 8 ? (s[j] & 15) : (s[j - 8] >> 4);
+        const int hi2 = (s[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+        return kq(ld_f16(b + 108), (lo4 | (hi2 << 4)) - 32, q, 0.0f, 0);
+    }
+};
+
+// Q4_K: d @0, dmin @2, scales[12] @4, qs[128] @16.
+template <> struct Q<QT_Q4_K> {
+    static constexpr int BE = QK_K, BB = 144;
+    __device__ static float get(const u8* b, int i) {
+        const int chunk = i >> 6, l = i & 31, hi = (i >> 5) & 1;
+        const u8 byte = b[16 + chunk * 32 + l];
+        const int q = hi ? (byte >> 4) : (byte & 15);
+        int sc, m;
+        scale_min_k4(i >> 5, b + 4, &sc, &m);
+        return kq(ld_f16(b), sc, q, ld_f16(b + 2), m);
+    }
+};
+
+// Q5_K: d @0, dmin @2, scales[12] @4, qh[32] @16, qs[128] @48.
+template <> struct Q<QT_Q5_K> {
+    static constexpr int BE = QK_K, BB = 176;
+    __device__ static float get(const u8* b, int i) {
+        const int chunk = i >> 6, l = i & 31, hi = (i >> 5) & 1;
+        const u8 byte = b[48 + chunk * 32 + l];
+        const int g = 2 * chunk + hi;
+        const int q = (hi ? (byte >> 4) : (byte & 15)) | (((b[16 + l] >> g) & 1) << 4);
+        int sc, m;
+        scale_min_k4(i >> 5, b + 4, &sc, &m);
+        return kq(ld_f16(b), sc, q, ld_f16(b + 2), m);
+    }
+};
+
+// Q6_K: ql[128] @0, qh[64] @128, scales[16] (i8) @192, d @208.
+template <> struct Q<QT_Q6_K> {
+    static constexpr int BE = QK_K, BB = 210;
+    __device__ static float get(const u8* b, int i) {
+        const int half = i >> 7, g = (i & 127) >> 5, l = i & 31;
+        const int low = (b[half * 64 + l + 32 * (g & 1)] >> (4 * (g >> 1))) & 15;
+        const int high = (b[128 + half * 32 + l] >> (2 * g)) & 3;
+        const int q = (low | (high << 4)) - 32;
+        return kq(ld_f16(b + 208), (int)(signed char)b[192 + (i >> 4)], q, 0.0f, 0);
+    }
+};
+
+// Q8_K: d (f32) @0, qs[256] (i8) @4, bsums @260.
+template <> struct Q<QT_Q8_K> {
+    static constexpr int BE = QK_K, BB = 292;
+    __device__ static float get(const u8* b, int i) { return __fmul_rn((float)(signed char)b[4 + i], ld_f32(b)); }
+};
+
+// One kernel per block type, named `<kernel>_<type>`, from a template body.
+#define FOR_EACH_QTYPE(X) \
+    X(q4_0, QT_Q4_0)      \
+    X(q4_1, QT_Q4_1)      \
+    X(q5_0, QT_Q5_0)      \
+    X(q5_1, QT_Q5_1)      \
+    X(q8_0, QT_Q8_0)      \
+    X(q8_1, QT_Q8_1)      \
+    X(q2_k, QT_Q2_K)      \
+    X(q3_k, QT_Q3_K)      \
+    X(q4_k, QT_Q4_K)      \
+    X(q5_k, QT_Q5_K)      \
+    X(q6_k, QT_Q6_K)      \
+    X(q8_k, QT_Q8_K)

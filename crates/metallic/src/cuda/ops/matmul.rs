@@ -1,0 +1,422 @@
+//! Matmul on CUDA: three implementations behind the dispatcher.
+//!
+//! - `CudaVendor`: cuBLAS (`cublasGemmStridedBatchedEx`, f32 accumulation, no
+//!   TF32) into an f32 scratch product, then our epilogue kernel. Transposes
+//!   and leading dimensions go to cuBLAS as they are; an operand cuBLAS cannot
+//!   take (mixed dtypes, a layout with neither unit stride) is first copied
+//!   to a contiguous buffer. Block weights are dequantized to f32 first, as
+//!   llama.cpp's BLAS path does.
+//! - `CudaNative`: our tiled SIMT GEMM with the epilogue fused
+//!   (`gemm_simt_64x64x16_<a>_<b>`, kernels/matmul.cu).
+//! - `CudaQuant`: our block-weight kernel (`matmul_<type>_warp_row`,
+//!   kernels/matmul_quant.cu) into an f32 scratch product, then the epilogue.
+//!
+//! Row-major `D = A B` is column-major `D^T = B^T A^T`, so cuBLAS gets B in
+//! the first operand's seat and A in the second's. Every scratch buffer comes
+//! from the device pool, so repeated shapes allocate nothing.
+
+use std::ffi::c_void;
+
+use cudarc::cublas::sys as cublas;
+
+use super::{arg, dtype_code, grid_for, ptr_on, Module, Strided, COMMON, QUANT};
+use crate::cuda::{CudaDevice, DeviceBuffer, KernelSource};
+use crate::error::{Error, Result};
+use crate::ops::matmul::{Activation, MatView, MatmulKernel, MatmulProblem, Operands};
+use crate::tensor::DType;
+
+const OP: &str = "matmul";
+
+pub(crate) static MODULE: Module = Module::new(|| KernelSource::new("matmul", &[COMMON], include_str!("../kernels/matmul.cu")));
+
+pub(crate) static QUANT_MODULE: Module = Module::new(|| {
+    KernelSource::new("matmul_quant", &[COMMON, QUANT], include_str!("../kernels/matmul_quant.cu"))
+});
+
+/// `struct Operand` of kernels/matmul.cu: element offset, row, column and
+/// batch strides.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct Geom {
+    off: i64,
+    rs: i64,
+    cs: i64,
+    bs: i64,
+}
+
+/// `struct Epilogue` of kernels/matmul.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Epilogue {
+    c: Geom,
+    d: Geom,
+    bias_off: i64,
+    bias_stride: i64,
+    alpha: f32,
+    beta: f32,
+    act: i32,
+    has_bias: i32,
+    c_dtype: i32,
+    d_dtype: i32,
+    bias_dtype: i32,
+    pad: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<Epilogue>() == 112);
+
+/// Batches that one launch can cover with a single stride per operand: all
+/// of them when the batch has at most one dimension, else one at a time.
+struct Chunk {
+    count: usize,
+    a: Geom,
+    b: Geom,
+    c: Geom,
+    d: Geom,
+}
+
+fn geom(v: &MatView, off: usize, bs: usize) -> Geom {
+    Geom {
+        off: off as i64,
+        rs: v.row_stride as i64,
+        cs: v.col_stride as i64,
+        bs: bs as i64,
+    }
+}
+
+fn chunks(p: &MatmulProblem) -> Vec<Chunk> {
+    let c_view = p.c.clone().unwrap_or_else(|| p.d.clone());
+    if p.batch_shape.len() <= 1 {
+        let bs = |v: &MatView| v.batch_strides.first().copied().unwrap_or(0);
+        return vec![Chunk {
+            count: p.batch(),
+            a: geom(&p.a, p.a.offset, bs(&p.a)),
+            b: geom(&p.b, p.b.offset, bs(&p.b)),
+            c: geom(&c_view, c_view.offset, bs(&c_view)),
+            d: geom(&p.d, p.d.offset, bs(&p.d)),
+        }];
+    }
+    (0..p.batch())
+        .map(|z| {
+            let off = |v: &MatView| v.batch_offset(&p.batch_shape, z);
+            Chunk {
+                count: 1,
+                a: geom(&p.a, off(&p.a), 0),
+                b: geom(&p.b, off(&p.b), 0),
+                c: geom(&c_view, off(&c_view), 0),
+                d: geom(&p.d, off(&p.d), 0),
+            }
+        })
+        .collect()
+}
+
+/// Device addresses of the operands (0 for absent ones).
+struct Ptrs {
+    dev: CudaDevice,
+    a: u64,
+    b: u64,
+    c: u64,
+    d: u64,
+    bias: u64,
+}
+
+fn ptrs(ops: &Operands) -> Result<Ptrs> {
+    let s = ops.d.cuda_storage(OP)?;
+    let dev = s.device().clone();
+    let opt = |t: Option<&crate::tensor::Tensor>| t.map_or(Ok(0), |t| ptr_on(OP, &dev, t));
+    Ok(Ptrs {
+        a: ptr_on(OP, &dev, ops.a)?,
+        b: ptr_on(OP, &dev, ops.b)?,
+        c: opt(ops.c)?,
+        bias: opt(ops.bias)?,
+        d: s.ptr(),
+        dev,
+    })
+}
+
+fn epilogue(p: &MatmulProblem, ops: &Operands, ch: &Chunk) -> Result<Epilogue> {
+    let (bias_off, bias_stride, bias_dtype) = match ops.bias {
+        Some(b) => (b.layout().offset() as i64, b.strides()[0] as i64, dtype_code(OP, b.dtype())?),
+        None => (0, 0, 0),
+    };
+    Ok(Epilogue {
+        c: ch.c,
+        d: ch.d,
+        bias_off,
+        bias_stride,
+        alpha: p.alpha,
+        beta: if p.c.is_some() { p.beta } else { 0.0 },
+        act: match p.activation {
+            Activation::None => 0,
+            Activation::Silu => 1,
+            Activation::Gelu => 2,
+        },
+        has_bias: i32::from(ops.bias.is_some()),
+        c_dtype: dtype_code(OP, p.c.as_ref().map_or(p.d.dtype, |c| c.dtype))?,
+        d_dtype: dtype_code(OP, p.d.dtype)?,
+        bias_dtype,
+        pad: 0,
+    })
+}
+
+fn i32_dim(what: &str, v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::op(OP, format!("{what} = {v} exceeds the CUDA kernels' 32-bit sizes")))
+}
+
+pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()> {
+    let ptrs = ptrs(ops)?;
+    for ch in chunks(p) {
+        if ch.count > 65535 {
+            crate::bail!(OP, "batch of {} exceeds one CUDA launch (65535)", ch.count);
+        }
+        let e = epilogue(p, ops, &ch)?;
+        match kernel {
+            MatmulKernel::CudaNative => native(p, &ptrs, &ch, &e)?,
+            MatmulKernel::CudaVendor => vendor(p, &ptrs, &ch, &e)?,
+            MatmulKernel::CudaQuant => quant(p, &ptrs, &ch, &e)?,
+            other => crate::bail!(OP, "kernel {other:?} does not run on CUDA"),
+        }
+    }
+    Ok(())
+}
+
+fn short(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        _ => "bf16",
+    }
+}
+
+/// Our SIMT GEMM, epilogue fused.
+fn native(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
+    if p.b.dtype.is_quantized() {
+        crate::bail!(OP, "the native float GEMM does not take {} weights", p.b.dtype);
+    }
+    let name = format!("gemm_simt_64x64x16_{}_{}", short(p.a.dtype), short(p.b.dtype));
+    let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
+    let grid = (p.n.div_ceil(64) as u32, p.m.div_ceil(64) as u32, ch.count as u32);
+    let mut a = [
+        arg(&x.a),
+        arg(&ch.a),
+        arg(&x.b),
+        arg(&ch.b),
+        arg(e),
+        arg(&x.c),
+        arg(&x.d),
+        arg(&x.bias),
+        arg(&m),
+        arg(&n),
+        arg(&k),
+    ];
+    MODULE.launch(&x.dev, &name, grid, (256, 1, 1), &mut a)
+}
+
+/// Applies the epilogue to the f32 product `t` (contiguous `[count, M, N]`).
+fn run_epilogue(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue, t: &DeviceBuffer) -> Result<()> {
+    let total = (ch.count * p.m * p.n) as i64;
+    let tp = t.ptr();
+    let (m, n) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?);
+    let mut a = [arg(&tp), arg(e), arg(&x.c), arg(&x.d), arg(&x.bias), arg(&m), arg(&n), arg(&total)];
+    MODULE.launch(&x.dev, "matmul_epilogue", grid_for(total as usize, 256), (256, 1, 1), &mut a)
+}
+
+/// Copies `n` matrices (`rows x cols`, geometry `g`, one when `g.bs == 0`)
+/// into a contiguous buffer of `to`; returns it with its geometry.
+fn contiguous(
+    dev: &CudaDevice,
+    src: u64,
+    from: DType,
+    g: &Geom,
+    count: usize,
+    (rows, cols): (usize, usize),
+    to: DType,
+) -> Result<(DeviceBuffer, Geom)> {
+    let n = if g.bs == 0 { 1 } else { count };
+    let elems = n * rows * cols;
+    let buf = dev.alloc(elems * to.block_bytes())?;
+    let ss = Strided::with(OP, &[n, rows, cols], &[g.bs as usize, g.rs as usize, g.cs as usize], g.off as usize, from)?;
+    let ds = Strided::with(OP, &[n, rows, cols], &[rows * cols, cols, 1], 0, to)?;
+    let (dp, n64) = (buf.ptr(), elems as i64);
+    let mut a = [arg(&src), arg(&ss), arg(&dp), arg(&ds), arg(&n64)];
+    super::copy::MODULE.launch(dev, "copy_strided", grid_for(elems, 256), (256, 1, 1), &mut a)?;
+    let bs = if g.bs == 0 { 0 } else { (rows * cols) as i64 };
+    Ok((buf, Geom { off: 0, rs: cols as i64, cs: 1, bs }))
+}
+
+/// How cuBLAS takes `X^T` for a logical `rows x cols` operand `X`: as a
+/// column-major matrix (`OP_N`, ld = row stride) when its columns are unit
+/// stride, or as the transpose of one (`OP_T`, ld = column stride) when its
+/// rows are. `None` when neither holds (a copy is needed).
+fn blas_layout(g: &Geom, rows: usize, cols: usize) -> Option<(cublas::cublasOperation_t, i32)> {
+    let fits = |ld: i64, min: usize| (ld >= min.max(1) as i64).then(|| i32::try_from(ld).ok()).flatten();
+    if cols == 1 {
+        let ld = if rows == 1 { 1 } else { g.rs };
+        return fits(ld, 1).map(|ld| (cublas::cublasOperation_t::CUBLAS_OP_N, ld));
+    }
+    if rows == 1 {
+        return fits(g.cs, 1).map(|ld| (cublas::cublasOperation_t::CUBLAS_OP_T, ld));
+    }
+    if g.cs == 1 {
+        return fits(g.rs, cols).map(|ld| (cublas::cublasOperation_t::CUBLAS_OP_N, ld));
+    }
+    if g.rs == 1 {
+        return fits(g.cs, rows).map(|ld| (cublas::cublasOperation_t::CUBLAS_OP_T, ld));
+    }
+    None
+}
+
+fn blas_type(d: DType) -> cublas::cudaDataType {
+    match d {
+        DType::F32 => cublas::cudaDataType::CUDA_R_32F,
+        DType::F16 => cublas::cudaDataType::CUDA_R_16F,
+        _ => cublas::cudaDataType::CUDA_R_16BF,
+    }
+}
+
+/// One operand as cuBLAS will read it, with the scratch copy it may need.
+struct BlasOperand {
+    ptr: u64,
+    dtype: DType,
+    op: cublas::cublasOperation_t,
+    ld: i32,
+    bs: i64,
+    _scratch: Option<DeviceBuffer>,
+}
+
+fn blas_operand(
+    dev: &CudaDevice,
+    (ptr, dtype): (u64, DType),
+    g: &Geom,
+    count: usize,
+    (rows, cols): (usize, usize),
+    want: DType,
+) -> Result<BlasOperand> {
+    if dtype == want {
+        if let Some((op, ld)) = blas_layout(g, rows, cols) {
+            return Ok(BlasOperand {
+                ptr: ptr + (g.off as u64) * dtype.block_bytes() as u64,
+                dtype,
+                op,
+                ld,
+                bs: g.bs,
+                _scratch: None,
+            });
+        }
+    }
+    let (buf, cg) = contiguous(dev, ptr, dtype, g, count, (rows, cols), want)?;
+    let (op, ld) = blas_layout(&cg, rows, cols).expect("a contiguous matrix always fits cuBLAS");
+    Ok(BlasOperand {
+        ptr: buf.ptr(),
+        dtype: want,
+        op,
+        ld,
+        bs: cg.bs,
+        _scratch: Some(buf),
+    })
+}
+
+/// cuBLAS into an f32 product, then the epilogue.
+fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
+    let dev = &x.dev;
+    let (m, n, k) = (p.m, p.n, p.k);
+    // Block weights: the f32 expansion of W ([N, K] rows; B = W^T).
+    let mut b_src = (x.b, p.b.dtype);
+    let mut b_geom = ch.b;
+    let _dequantized = if p.b.dtype.is_quantized() {
+        let dt = p.b.dtype;
+        let nw = if ch.b.bs == 0 { 1 } else { ch.count };
+        let buf = dev.alloc(nw * n * k * 4)?;
+        let row_bytes = ch.b.cs as usize / dt.block_elems() * dt.block_bytes();
+        for z in 0..nw {
+            let elem = ch.b.off as usize + z * ch.b.bs as usize;
+            let w = x.b + (elem / dt.block_elems() * dt.block_bytes()) as u64;
+            let out = buf.ptr() + (z * n * k * 4) as u64;
+            super::get_rows::dequantize_rows(dev, dt, w, row_bytes, (n, k), out)?;
+        }
+        b_src = (buf.ptr(), DType::F32);
+        b_geom = Geom {
+            off: 0,
+            rs: 1,
+            cs: k as i64,
+            bs: if ch.b.bs == 0 { 0 } else { (n * k) as i64 },
+        };
+        Some(buf)
+    } else {
+        None
+    };
+    let want = if p.a.dtype == b_src.1 { p.a.dtype } else { DType::F32 };
+    let bo = blas_operand(dev, b_src, &b_geom, ch.count, (k, n), want)?;
+    let ao = blas_operand(dev, (x.a, p.a.dtype), &ch.a, ch.count, (m, k), want)?;
+    let t = dev.alloc(ch.count * m * n * 4)?;
+    let (mi, ni, ki) = (i32_dim("m", m)?, i32_dim("n", n)?, i32_dim("k", k)?);
+    let (one, zero) = (1.0f32, 0.0f32);
+    dev.with_blas(|h| {
+        // SAFETY: every pointer addresses a live device buffer holding the
+        // matrices described by its (op, ld, batch stride); `t` holds
+        // count * m * n f32; alpha/beta are host f32 as the default pointer
+        // mode expects; the handle is bound to our stream.
+        unsafe {
+            cublas::cublasGemmStridedBatchedEx(
+                h,
+                bo.op,
+                ao.op,
+                ni,
+                mi,
+                ki,
+                &one as *const f32 as *const c_void,
+                bo.ptr as *const c_void,
+                blas_type(bo.dtype),
+                bo.ld,
+                bo.bs,
+                ao.ptr as *const c_void,
+                blas_type(ao.dtype),
+                ao.ld,
+                ao.bs,
+                &zero as *const f32 as *const c_void,
+                t.ptr() as *mut c_void,
+                cublas::cudaDataType::CUDA_R_32F,
+                ni,
+                (m * n) as i64,
+                ch.count as i32,
+                cublas::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublas::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+            )
+        }
+        .result()
+        .map_err(|err| Error::Cuda {
+            op: OP,
+            call: "cublasGemmStridedBatchedEx",
+            msg: format!("{m}x{n}x{k} batch {} {}*{}: {err:?}", ch.count, ao.dtype, bo.dtype),
+        })
+    })?;
+    run_epilogue(p, x, ch, e, &t)
+}
+
+/// Our block-weight kernel into an f32 product, then the epilogue.
+fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
+    let dev = &x.dev;
+    let dt = p.b.dtype;
+    if !dt.is_quantized() {
+        crate::bail!(OP, "the block-weight kernel needs a GGUF block type, got {dt}");
+    }
+    let (m, n, k) = (p.m, p.n, p.k);
+    let (a, ag) = contiguous(dev, x.a, p.a.dtype, &ch.a, ch.count, (m, k), DType::F32)?;
+    let t = dev.alloc(ch.count * m * n * 4)?;
+    let (be, bb) = (dt.block_elems(), dt.block_bytes());
+    let row_bytes = (ch.b.cs as usize / be * bb) as i64;
+    let name = format!("matmul_{}_warp_row", super::get_rows::qname(dt));
+    let (mi, ni, ki) = (i32_dim("m", m)?, i32_dim("n", n)?, i32_dim("k", k)?);
+    let grid = (n.div_ceil(4) as u32, m.div_ceil(8) as u32, 1);
+    if grid.1 > 65535 {
+        crate::bail!(OP, "m = {m} exceeds the block-weight kernel's grid");
+    }
+    for z in 0..ch.count {
+        let ap = a.ptr() + (z as u64) * (ag.bs as u64) * 4;
+        let elem = ch.b.off as usize + z * ch.b.bs as usize;
+        let wp = x.b + (elem / be * bb) as u64;
+        let tp = t.ptr() + (z * m * n * 4) as u64;
+        let mut args = [arg(&ap), arg(&wp), arg(&row_bytes), arg(&tp), arg(&mi), arg(&ni), arg(&ki)];
+        QUANT_MODULE.launch(dev, &name, grid, (128, 1, 1), &mut args)?;
+    }
+    run_epilogue(p, x, ch, e, &t)
+}

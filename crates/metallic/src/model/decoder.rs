@@ -1,0 +1,220 @@
+//! The decoder, top to bottom as the paper reads: embed, then per layer
+//! `x += Wo * attn(rope(Wq * norm(x)), rope(Wk * norm(x)), Wv * norm(x))` and
+//! `x += Wdown * (silu(Wgate * norm(x)) * Wup * norm(x))`, then the final norm
+//! and the output projection. Residual adds are fused into the projections'
+//! epilogue (`beta = 1`, C = D).
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::ops::attention::{attention, Attention};
+use crate::ops::copy::copy;
+use crate::ops::elementwise::swiglu;
+use crate::ops::get_rows::get_rows;
+use crate::ops::matmul::{matmul, Matmul, MatmulBackend};
+use crate::ops::norm::rms_norm;
+use crate::ops::rope::{rope, Rope};
+use crate::tensor::{DType, Tensor};
+
+use super::{KvCache, ModelConfig, Weights};
+
+/// Run-time choices for a loaded model.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    pub device: Device,
+    pub matmul: MatmulBackend,
+    /// KV cache element type (llama.cpp's default is F16).
+    pub kv_dtype: DType,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            device: Device::Cpu,
+            matmul: MatmulBackend::Auto,
+            kv_dtype: DType::F16,
+        }
+    }
+}
+
+pub struct Model {
+    pub cfg: ModelConfig,
+    pub weights: Weights,
+    pub opts: ModelOptions,
+}
+
+/// Which positions' logits a forward pass returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token's (generation).
+    Last,
+    /// Every token's (perplexity, teacher forcing).
+    All,
+}
+
+/// Activation buffers for up to `cap` tokens per step, reused across steps so
+/// a decode step (one token) allocates no tensors.
+struct Workspace {
+    cap: usize,
+    x: Tensor,
+    h: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    act: Tensor,
+    logits: Tensor,
+}
+
+impl Workspace {
+    fn new(cfg: &ModelConfig, cap: usize, device: &Device) -> Result<Workspace> {
+        let z = |cols: usize| Tensor::zeros(&[cap, cols], DType::F32, device);
+        let (q, kv) = (cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);
+        Ok(Workspace {
+            cap,
+            x: z(cfg.n_embd)?,
+            h: z(cfg.n_embd)?,
+            q: z(q)?,
+            k: z(kv)?,
+            v: z(kv)?,
+            attn: z(q)?,
+            gate: z(cfg.n_ff)?,
+            up: z(cfg.n_ff)?,
+            act: z(cfg.n_ff)?,
+            logits: z(cfg.vocab)?,
+        })
+    }
+}
+
+/// A sequence's state: its KV cache, how many positions it holds, and the
+/// step buffers.
+pub struct State {
+    pub kv: KvCache,
+    pub pos: usize,
+    ws: Option<Workspace>,
+}
+
+impl State {
+    /// Forget the sequence (the cache is overwritten from position 0).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    /// Drop positions from `pos` on (e.g. to reuse a common chat prefix).
+    pub fn truncate(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+    }
+}
+
+impl Model {
+    pub fn load(
+        file: &GgufFile,
+        opts: ModelOptions,
+        on_tensor: &mut dyn FnMut(usize),
+    ) -> Result<Model> {
+        let cfg = ModelConfig::from_gguf(file)?;
+        let weights = Weights::load(file, &cfg, &opts.device, on_tensor)?;
+        Ok(Model { cfg, weights, opts })
+    }
+
+    /// A fresh state with room for `ctx` positions.
+    pub fn new_state(&self, ctx: usize) -> Result<State> {
+        if ctx == 0 {
+            return Err(Error::op("model", "context length must be positive"));
+        }
+        Ok(State {
+            kv: KvCache::new(&self.cfg, ctx, self.opts.kv_dtype, &self.opts.device)?,
+            pos: 0,
+            ws: None,
+        })
+    }
+
+    fn mm(&self) -> Matmul<'static> {
+        Matmul {
+            backend: self.opts.matmul,
+            ..Default::default()
+        }
+    }
+
+    /// Runs `tokens` at positions `state.pos..`, appends them to the cache and
+    /// returns logits `[1 or tokens.len(), vocab]` (a view of the step buffer,
+    /// valid until the next call).
+    pub fn forward(&self, state: &mut State, tokens: &[u32], which: Logits) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let seq = tokens.len();
+        if seq == 0 {
+            return Err(Error::op("model", "forward needs at least one token"));
+        }
+        let pos = state.pos;
+        if pos + seq > state.kv.ctx {
+            return Err(Error::ContextOverflow {
+                need: pos + seq,
+                ctx: state.kv.ctx,
+            });
+        }
+        if state.ws.as_ref().is_none_or(|w| w.cap < seq) {
+            state.ws = Some(Workspace::new(cfg, seq, &self.opts.device)?);
+        }
+        let ws = state.ws.as_ref().expect("made above");
+        let rows = |t: &Tensor| t.narrow(0, 0, seq);
+        let heads = |t: &Tensor, n: usize| t.narrow(0, 0, seq)?.reshape(&[seq, n, cfg.head_dim]);
+        let x = rows(&ws.x)?;
+        let h = rows(&ws.h)?;
+        let (q, k, v) = (rows(&ws.q)?, rows(&ws.k)?, rows(&ws.v)?);
+        let attn = rows(&ws.attn)?;
+        let (gate, up, act) = (rows(&ws.gate)?, rows(&ws.up)?, rows(&ws.act)?);
+        let rope_p = Rope {
+            mode: cfg.arch.rope_mode(),
+            base: cfg.rope_base,
+            dims: cfg.rope_dims,
+            pos_offset: pos,
+        };
+        let attn_p = Attention {
+            scale: 1.0 / (cfg.head_dim as f32).sqrt(),
+            pos_offset: pos,
+        };
+        let w = &self.weights;
+        get_rows(&w.tok_embd, tokens, &x)?;
+        for (li, lw) in w.layers.iter().enumerate() {
+            rms_norm(&x, &lw.attn_norm, cfg.rms_eps, &h)?;
+            for (wt, b, out) in [(&lw.wq, &lw.bq, &q), (&lw.wk, &lw.bk, &k), (&lw.wv, &lw.bv, &v)] {
+                matmul(&h, &wt.t()?, out, &Matmul { bias: b.as_ref(), ..self.mm() })?;
+            }
+            let qh = heads(&ws.q, cfg.n_head)?;
+            let kh = heads(&ws.k, cfg.n_head_kv)?;
+            rope(&qh, &rope_p, &qh)?;
+            rope(&kh, &rope_p, &kh)?;
+            let (kc, vc) = (&state.kv.k[li], &state.kv.v[li]);
+            copy(&kh, &kc.narrow(0, pos, seq)?)?;
+            copy(&heads(&ws.v, cfg.n_head_kv)?, &vc.narrow(0, pos, seq)?)?;
+            attention(
+                &qh,
+                &kc.narrow(0, 0, pos + seq)?,
+                &vc.narrow(0, 0, pos + seq)?,
+                &attn_p,
+                &heads(&ws.attn, cfg.n_head)?,
+            )?;
+            let residual = Matmul { beta: 1.0, c: Some(&x), ..self.mm() };
+            matmul(&attn, &lw.wo.t()?, &x, &residual)?;
+
+            rms_norm(&x, &lw.ffn_norm, cfg.rms_eps, &h)?;
+            matmul(&h, &lw.w_gate.t()?, &gate, &self.mm())?;
+            matmul(&h, &lw.w_up.t()?, &up, &self.mm())?;
+            swiglu(&gate, &up, &act)?;
+            matmul(&act, &lw.w_down.t()?, &x, &residual)?;
+        }
+        let (first, n_out) = match which {
+            Logits::Last => (seq - 1, 1),
+            Logits::All => (0, seq),
+        };
+        let x_out = x.narrow(0, first, n_out)?;
+        let h_out = h.narrow(0, 0, n_out)?;
+        rms_norm(&x_out, &w.output_norm, cfg.rms_eps, &h_out)?;
+        let logits = ws.logits.narrow(0, 0, n_out)?;
+        matmul(&h_out, &w.output.t()?, &logits, &self.mm())?;
+        state.pos = pos + seq;
+        Ok(logits)
+    }
+}

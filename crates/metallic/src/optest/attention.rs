@@ -1,0 +1,197 @@
+//! Attention cases: decode (seq 1 at a late position), prefill (pos_offset 0)
+//! and chunked prefill; GQA ratios 1, 2 and 7; head_dim 64 and 17; K and V as
+//! narrowed views of a larger cache (contiguous, padded or transposed) whose
+//! never-visible positions hold huge values; f32/f16/bf16 caches, queries and
+//! outputs.
+
+use super::views::{check_untouched, place, poisoned, random, Placement};
+use super::{float_budget, OpCase, Rng, Run, Target};
+use crate::error::Result;
+use crate::ops::attention::{attention, reference, Attention, AttentionDims};
+use crate::tensor::{DType, Tensor};
+
+#[derive(Debug, Clone)]
+pub struct AttentionCase {
+    pub seq: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub pos_offset: usize,
+    /// Length of the k/v views handed to the op (>= pos_offset + seq).
+    pub kv_len: usize,
+    /// Positions in the preallocated cache the views are narrowed from.
+    pub ctx: usize,
+    pub q: (Placement, DType),
+    pub cache: (Placement, DType),
+    pub out: (Placement, DType),
+    pub seed: u64,
+}
+
+impl AttentionCase {
+    fn params(&self) -> Attention {
+        Attention {
+            scale: 1.0 / (self.head_dim as f32).sqrt(),
+            pos_offset: self.pos_offset,
+        }
+    }
+
+    fn inputs(&self) -> Result<(Tensor, Tensor, Tensor)> {
+        let mut rng = Rng::new(self.seed);
+        let q = random(
+            &[self.seq, self.n_heads, self.head_dim],
+            self.q.1,
+            self.q.0,
+            2.0,
+            &mut rng,
+        )?;
+        let row = self.n_kv_heads * self.head_dim;
+        let visible = (self.pos_offset + self.seq) * row;
+        let cache = |rng: &mut Rng| -> Result<Tensor> {
+            // Positions no query may see hold huge values: reading one shows.
+            let mut values = rng.vec(self.ctx * row);
+            values.iter_mut().skip(visible).for_each(|v| *v = 1e4);
+            let full = place(
+                &[self.ctx, self.n_kv_heads, self.head_dim],
+                self.cache.1,
+                self.cache.0,
+                &values,
+            )?;
+            full.narrow(0, 0, self.kv_len)
+        };
+        let k = cache(&mut rng)?;
+        let v = cache(&mut rng)?;
+        Ok((q, k, v))
+    }
+}
+
+impl OpCase for AttentionCase {
+    fn op(&self) -> &'static str {
+        "attention"
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "seq={} heads={}/{} head_dim={} pos_offset={} kv_len={} of ctx {} q={},{} cache={},{} out={},{}",
+            self.seq,
+            self.n_heads,
+            self.n_kv_heads,
+            self.head_dim,
+            self.pos_offset,
+            self.kv_len,
+            self.ctx,
+            self.q.1,
+            self.q.0.short(),
+            self.cache.1,
+            self.cache.0.short(),
+            self.out.1,
+            self.out.0.short()
+        )
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn budget(&self) -> f64 {
+        // q, k and v enter the reference already rounded to their dtypes, and
+        // the kernel keeps scores and probabilities in f32: only the output's
+        // rounding remains, so no looser budget is needed for f16/bf16 caches.
+        float_budget(self.out.1)
+    }
+
+    fn reference(&self) -> Result<Vec<f32>> {
+        let (q, k, v) = self.inputs()?;
+        let dims = AttentionDims {
+            seq: self.seq,
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+            kv_len: self.kv_len,
+        };
+        Ok(reference(
+            &q.to_vec_f32()?,
+            &k.to_vec_f32()?,
+            &v.to_vec_f32()?,
+            dims,
+            &self.params(),
+        ))
+    }
+
+    fn run(&self, target: &Target) -> Result<Run> {
+        let dev = &target.device;
+        let (q, k, v) = self.inputs()?;
+        let out = poisoned(
+            &[self.seq, self.n_heads, self.head_dim],
+            self.out.1,
+            self.out.0,
+        )?
+        .to_device(dev)?;
+        attention(
+            &q.to_device(dev)?,
+            &k.to_device(dev)?,
+            &v.to_device(dev)?,
+            &self.params(),
+            &out,
+        )?;
+        check_untouched(&out)?;
+        Ok(Run::Output(out.to_vec_f32()?))
+    }
+}
+
+pub fn cases() -> Vec<Box<dyn OpCase>> {
+    let pl = |i: usize| Placement::ALL[i % 4];
+    let dt = |i: usize| DType::FLOAT[i % 3];
+    // (seq, pos_offset, extra kv_len beyond the visible part, ctx)
+    let steps = [
+        (1, 37, 0, 64), // decode
+        (9, 0, 0, 16),  // prefill
+        (9, 0, 3, 16),  // prefill, views longer than needed
+        (5, 11, 0, 20), // chunked prefill
+        (1, 0, 0, 1),   // first token
+    ];
+    let heads = [(4, 4), (4, 2), (14, 2)];
+    let mut v = Vec::new();
+    for (i, &(seq, pos_offset, extra, ctx)) in steps.iter().enumerate() {
+        for (j, &(n_heads, n_kv_heads)) in heads.iter().enumerate() {
+            for (l, head_dim) in [64, 17].into_iter().enumerate() {
+                let k = i + j + l;
+                v.push(AttentionCase {
+                    seq,
+                    n_heads,
+                    n_kv_heads,
+                    head_dim,
+                    pos_offset,
+                    kv_len: pos_offset + seq + extra,
+                    ctx,
+                    q: (pl(k), dt(k + 1)),
+                    cache: (pl(k + 1), dt(k)),
+                    out: (pl(k + 2), dt(k + 2)),
+                    seed: 0,
+                });
+            }
+        }
+    }
+    // A long decode on every cache dtype (Qwen2.5-0.5B's heads).
+    for d in DType::FLOAT {
+        v.push(AttentionCase {
+            seq: 1,
+            n_heads: 14,
+            n_kv_heads: 2,
+            head_dim: 64,
+            pos_offset: 700,
+            kv_len: 701,
+            ctx: 1024,
+            q: (Placement::Contiguous, DType::F32),
+            cache: (Placement::Contiguous, d),
+            out: (Placement::Contiguous, DType::F32),
+            seed: 0,
+        });
+    }
+    v.into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            c.seed = 7000 + i as u64;
+            Box::new(c) as Box<dyn OpCase>
+        })
+        .collect()
+}
