@@ -19,6 +19,10 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/([^)
 out_dir="$ROOT/bench/results"; mkdir -p "$out_dir"
 out="$out_dir/$(date +%Y-%m-%d)-llamacpp-cpu-${cpu}-$(nproc)c.json"
 
+# The machine is shared: record the load around the run next to the results,
+# so a noisy measurement can be recognised as such later.
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+
 # llama-bench accepts several -m and emits one JSON array covering all of them.
 # nice: the machine is shared with Rust builds; the numbers are noisier, but
 # a benchmark that starves everybody else is worse.
@@ -27,6 +31,11 @@ nice -n 10 "$BIN/llama-bench" \
   -m "$ROOT/models/smollm2-135m-instruct-q4_1.gguf" \
   -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -o json "$@" > "$out.tmp"
 mv "$out.tmp" "$out"
+cat > "${out%.json}.env.json" <<JSON
+{"cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')", "nproc": $(nproc),
+ "threads": $THREADS, "loadavg_before": "$load_before", "loadavg_after": "$(cut -d' ' -f1-3 /proc/loadavg)",
+ "nice": 10, "llama_cpp": "llama-cpp-python 0.3.36 sdist (ggml-org/llama.cpp@0c1e57098), scripts/build_llama_cpp.sh"}
+JSON
 echo "wrote $out"
 python3 - "$out" <<'PY'
 import json, sys

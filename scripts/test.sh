@@ -10,6 +10,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
+# NVRTC for tests/cuda_kernels.rs (pip's nvidia-cuda-nvrtc; see .ci/run).
+source scripts/nvrtc_env.sh
 cargo test --workspace -- --nocapture 2>&1 | tee target/test.log
 # Surface the op-test summary lines at the end of the log.
 grep -E "^op tests:" target/test.log || true

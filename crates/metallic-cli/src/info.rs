@@ -55,18 +55,28 @@ fn render(path: &Path, file: &GgufFile) -> String {
     );
 
     let _ = writeln!(s, "\nmetadata:");
-    let key_width = file.metadata().iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let key_width = file
+        .metadata()
+        .iter()
+        .map(|(k, _)| k.len())
+        .max()
+        .unwrap_or(0);
     for (key, value) in file.metadata() {
         let _ = writeln!(
             s,
-            "  {key:<key_width$}  {:<16}  {}",
+            "  {key:<key_width$}  {:<22}  {}",
             value.type_name(),
             value.summary(ARRAY_ITEMS)
         );
     }
 
     let _ = writeln!(s, "\ntensors:");
-    let name_width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    let name_width = tensors
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let _ = writeln!(
         s,
         "  {:<name_width$}  {:<5}  {:<18}  {:>12}  {:>12}",
@@ -91,7 +101,11 @@ fn render(path: &Path, file: &GgufFile) -> String {
     }
 
     let _ = writeln!(s, "\ntotals by type:");
-    let _ = writeln!(s, "  {:<5}  {:>7}  {:>14}  {:>12}  {:>11}", "type", "tensors", "elements", "bytes", "bits/elem");
+    let _ = writeln!(
+        s,
+        "  {:<5}  {:>7}  {:>14}  {:>12}  {:>11}",
+        "type", "tensors", "elements", "bytes", "bits/elem"
+    );
     let (mut n, mut elems, mut bytes) = (0usize, 0u64, 0u64);
     for (name, (count, e, b)) in &totals {
         let _ = writeln!(
@@ -130,13 +144,24 @@ mod tests {
             Value::Array((0..1000).map(|i| Value::String(format!("t{i}"))).collect()),
         )
         .unwrap();
-        w.add_tensor("w", DType::Q8_0, &[2, 32], metallic::quant::random_row(DType::Q8_0, 64, 1))
-            .unwrap();
+        w.add_tensor(
+            "w",
+            DType::Q8_0,
+            &[2, 32],
+            metallic::quant::random_row(DType::Q8_0, 64, 1),
+        )
+        .unwrap();
         w.add_tensor("b", DType::F32, &[3], vec![0; 12]).unwrap();
         let file = GgufFile::from_bytes(w.to_bytes()).unwrap();
         let out = render(Path::new("m.gguf"), &file);
-        assert!(out.contains("GGUF v3, 2 metadata keys, 2 tensors, alignment 32"), "{out}");
-        assert!(out.contains("[1000 items: \"t0\", \"t1\", \"t2\", \"t3\", ...]"), "{out}");
+        assert!(
+            out.contains("GGUF v3, 2 metadata keys, 2 tensors, alignment 32"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[1000 items: \"t0\", \"t1\", \"t2\", \"t3\", ...]"),
+            "{out}"
+        );
         assert!(out.contains("q8_0   [2, 32]"), "{out}");
         assert!(out.contains("  q8_0         1              64"), "{out}");
         assert!(out.contains("  all          2              67"), "{out}");

@@ -28,7 +28,11 @@ fn every_kernel_compiles_for_sm80_and_sm90a() {
             }
         }
     }
-    assert!(failures.is_empty(), "kernels failed to compile:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "kernels failed to compile:\n{}",
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -36,7 +40,16 @@ fn a_compile_error_names_the_kernel_and_carries_the_log() {
     if nvrtc_available().is_err() {
         panic!("libnvrtc is needed (see every_kernel_compiles_for_sm80_and_sm90a)");
     }
-    let bad = metallic::cuda::KernelSource::new("broken_kernel", &[], "extern \"C\" __global__ void f() { undeclared_thing; }");
-    let e = compile_cubin(&bad, "sm_80").expect_err("must not compile").to_string();
-    assert!(e.contains("broken_kernel") && e.contains("undeclared_thing"), "{e}");
+    let bad = metallic::cuda::KernelSource::new(
+        "broken_kernel",
+        &[],
+        "extern \"C\" __global__ void f() { undeclared_thing; }",
+    );
+    let e = compile_cubin(&bad, "sm_80")
+        .expect_err("must not compile")
+        .to_string();
+    assert!(
+        e.contains("broken_kernel") && e.contains("undeclared_thing"),
+        "{e}"
+    );
 }

@@ -75,7 +75,10 @@ fn every_tensor_of_the_real_model_dequantizes_like_the_gguf_package() {
     let path = root().join("models").join(format!("{MODEL}.gguf"));
     if !path.exists() {
         if std::env::var("METALLIC_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
-            println!("SKIP gguf_real_model: {} absent and METALLIC_SKIP_MODEL_TESTS=1", path.display());
+            println!(
+                "SKIP gguf_real_model: {} absent and METALLIC_SKIP_MODEL_TESTS=1",
+                path.display()
+            );
             return;
         }
         panic!(
@@ -84,8 +87,12 @@ fn every_tensor_of_the_real_model_dequantizes_like_the_gguf_package() {
         );
     }
     let golden = root().join(format!("tests/golden/quant/{MODEL}.summary.txt"));
-    let text = std::fs::read_to_string(&golden)
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/gen_quant_golden.py --model ...)", golden.display()));
+    let text = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run scripts/gen_quant_golden.py --model ...)",
+            golden.display()
+        )
+    });
     let want = parse_summary(&text);
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(
@@ -93,7 +100,11 @@ fn every_tensor_of_the_real_model_dequantizes_like_the_gguf_package() {
         want.len(),
         "tensor count differs from the golden summary"
     );
-    let infos: HashMap<&str, _> = file.tensors().iter().map(|t| (t.name.as_str(), t)).collect();
+    let infos: HashMap<&str, _> = file
+        .tensors()
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
     let mut by_type: HashMap<String, usize> = HashMap::new();
     for (name, s) in &want {
         let info = infos
@@ -121,12 +132,27 @@ fn every_tensor_of_the_real_model_dequantizes_like_the_gguf_package() {
         // Summation order differs (numpy is pairwise): compare to 1e-9 of the
         // magnitude, which any wrong value would exceed by far.
         let close = |got: f64, want: f64, scale: f64| (got - want).abs() <= 1e-9 * scale.max(1e-30);
-        assert!(close(sum, s.sum, s.sum_abs), "{name}: sum {sum} vs {}", s.sum);
-        assert!(close(sum_abs, s.sum_abs, s.sum_abs), "{name}: sum |x| {sum_abs} vs {}", s.sum_abs);
-        assert!(close(sum_sq, s.sum_sq, s.sum_sq), "{name}: sum x^2 {sum_sq} vs {}", s.sum_sq);
+        assert!(
+            close(sum, s.sum, s.sum_abs),
+            "{name}: sum {sum} vs {}",
+            s.sum
+        );
+        assert!(
+            close(sum_abs, s.sum_abs, s.sum_abs),
+            "{name}: sum |x| {sum_abs} vs {}",
+            s.sum_abs
+        );
+        assert!(
+            close(sum_sq, s.sum_sq, s.sum_sq),
+            "{name}: sum x^2 {sum_sq} vs {}",
+            s.sum_sq
+        );
         *by_type.entry(s.dtype.clone()).or_default() += 1;
     }
     let mut types: Vec<_> = by_type.into_iter().collect();
     types.sort();
-    println!("{MODEL}: {} tensors match the gguf package ({types:?})", want.len());
+    println!(
+        "{MODEL}: {} tensors match the gguf package ({types:?})",
+        want.len()
+    );
 }

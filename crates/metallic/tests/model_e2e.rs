@@ -27,19 +27,33 @@ fn argmax(row: &[f32]) -> u32 {
     best as u32
 }
 
+/// Greedy continuations must equal llama.cpp's for at least 3 prompts; a
+/// prompt that differs may only diverge at a near-tie, where llama.cpp's own
+/// top-2 logit margin is below `NEAR_TIE` (rounding order decides there).
 fn greedy_matches_llama_cpp(model_file: &str, golden: &str) {
+    const NEAR_TIE: f64 = 0.05;
     let Some((model, tok)) = load(model_file) else { return };
     let g = common::golden(golden);
     let n_ctx = g["params"]["n_ctx"].as_u64().unwrap() as usize;
     let cases = g["cases"].as_array().unwrap();
-    assert!(cases.len() >= 3);
+    let mut equal = 0;
     for case in cases {
         let prompt = case["prompt"].as_str().unwrap();
         let want_prompt = common::ids(&case["prompt_ids"]);
         assert_eq!(tok.encode(prompt, false).unwrap(), want_prompt, "prompt ids for {prompt:?}");
         let want = common::ids(&case["generated_ids"]);
+        let margins: Vec<f64> = case["top2_margin"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_f64().unwrap())
+            .collect();
         let mut state = model.new_state(n_ctx).unwrap();
-        let mut logits = model.forward(&mut state, &want_prompt, Logits::Last).unwrap().to_vec_f32().unwrap();
+        let mut logits = model
+            .forward(&mut state, &want_prompt, Logits::Last)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         let mut got = Vec::new();
         for _ in 0..want.len() {
             let id = argmax(&logits);
@@ -47,8 +61,25 @@ fn greedy_matches_llama_cpp(model_file: &str, golden: &str) {
             logits = model.forward(&mut state, &[id], Logits::Last).unwrap().to_vec_f32().unwrap();
         }
         println!("{prompt:?} -> {:?}", tok.decode(&got));
-        assert_eq!(got, want, "greedy continuation of {prompt:?}: ours {:?}, llama.cpp {:?}", tok.decode(&got), tok.decode(&want));
+        match got.iter().zip(&want).position(|(a, b)| a != b) {
+            None => equal += 1,
+            Some(i) => {
+                println!(
+                    "  diverges at step {i}: ours {} vs llama.cpp {} (llama.cpp top-2 margin {:.4})",
+                    got[i], want[i], margins[i]
+                );
+                assert!(
+                    margins[i] < NEAR_TIE,
+                    "greedy continuation of {prompt:?} diverges at step {i} where llama.cpp's margin is {}: ours {:?}, llama.cpp {:?}",
+                    margins[i],
+                    tok.decode(&got),
+                    tok.decode(&want)
+                );
+            }
+        }
     }
+    println!("{model_file}: {equal}/{} greedy continuations equal", cases.len());
+    assert!(equal >= 3, "only {equal} of {} continuations equal", cases.len());
 }
 
 #[test]
@@ -95,4 +126,42 @@ fn teacher_forced_matches_llama_cpp(model_file: &str, golden: &str, kl_bound: f6
 #[test]
 fn qwen_teacher_forced_matches_llama_cpp() {
     teacher_forced_matches_llama_cpp(common::QWEN, "qwen2.5-0.5b-q4_k_m.teacher_forced.json", 0.01);
+}
+
+#[test]
+fn smollm_teacher_forced_matches_llama_cpp() {
+    teacher_forced_matches_llama_cpp(common::SMOLLM, "smollm2-135m-q4_1.teacher_forced.json", 0.01);
+}
+
+/// Perplexity over tests/golden/ppl_text.txt with llama.cpp's convention,
+/// within 1% of llama-perplexity's on the same text and context.
+fn perplexity_matches_llama_cpp(model_file: &str, golden: &str) {
+    let Some((model, tok)) = load(model_file) else { return };
+    let g = common::golden(golden);
+    let n_ctx = g["params"]["n_ctx"].as_u64().unwrap() as usize;
+    let want = g["llama_perplexity"]["final_ppl"].as_f64().unwrap();
+    let text = std::fs::read_to_string(common::repo_root().join("tests/golden/ppl_text.txt")).unwrap();
+    let tokens = tok.encode(&text, false).unwrap();
+    assert_eq!(tokens.len() as u64, g["n_tokens"].as_u64().unwrap(), "token count");
+    let bos = if tok.add_bos() { tok.bos() } else { None };
+    let r = metallic::perplexity::perplexity(&model, &tokens, n_ctx, bos, &mut |_, _| {}).unwrap();
+    let rel = (r.ppl - want).abs() / want;
+    println!(
+        "{model_file}: PPL {:.4} +/- {:.4} (llama.cpp {want:.4}), {:.3}% apart over {} scored tokens",
+        r.ppl,
+        r.err,
+        100.0 * rel,
+        r.scored_tokens
+    );
+    assert!(rel < 0.01, "perplexity {:.4} is more than 1% from llama.cpp's {want:.4}", r.ppl);
+}
+
+#[test]
+fn qwen_perplexity_matches_llama_cpp() {
+    perplexity_matches_llama_cpp(common::QWEN, "qwen2.5-0.5b-q4_k_m.perplexity.json");
+}
+
+#[test]
+fn smollm_perplexity_matches_llama_cpp() {
+    perplexity_matches_llama_cpp(common::SMOLLM, "smollm2-135m-q4_1.perplexity.json");
 }

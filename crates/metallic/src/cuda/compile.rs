@@ -115,7 +115,8 @@ pub fn compile_cubin(k: &KernelSource, arch: &str) -> Result<Vec<u8>> {
         log: "source contains a NUL byte".into(),
     })?;
     let name = CString::new(format!("{}.cu", k.name)).expect("kernel names have no NUL");
-    let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| nvrtc_err("nvrtcCreateProgram", e))?;
+    let prog =
+        nvrtc::create_program(&src, Some(&name)).map_err(|e| nvrtc_err("nvrtcCreateProgram", e))?;
     let options = k.options(arch);
     // SAFETY: `prog` is a live program; it is destroyed exactly once below.
     let compiled = unsafe { nvrtc::compile_program(prog, &options) };
@@ -160,7 +161,11 @@ pub fn compile_cubin(k: &KernelSource, arch: &str) -> Result<Vec<u8>> {
 }
 
 fn c_chars_to_string(log: &[c_char]) -> String {
-    let bytes: Vec<u8> = log.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = log
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -202,7 +207,11 @@ impl KernelCache {
         if let Some(p) = &path {
             if let Ok(bytes) = std::fs::read(p) {
                 if !bytes.is_empty() {
-                    log::debug!("[cuda] kernel {} for {arch}: cached {}", k.key(), p.display());
+                    log::debug!(
+                        "[cuda] kernel {} for {arch}: cached {}",
+                        k.key(),
+                        p.display()
+                    );
                     return Ok(bytes);
                 }
             }
@@ -218,7 +227,11 @@ impl KernelCache {
         if let Some(p) = &path {
             // A cache that cannot be written costs time, not correctness.
             if let Err(e) = write_atomic(p, &cubin) {
-                log::warn!("[cuda] could not cache kernel {} at {}: {e}", k.key(), p.display());
+                log::warn!(
+                    "[cuda] could not cache kernel {} at {}: {e}",
+                    k.key(),
+                    p.display()
+                );
             }
         }
         Ok(cubin)
@@ -234,7 +247,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map_or(0, |d| d.subsec_nanos());
     let tmp = dir.join(format!(
         ".{}.tmp.{}.{nanos}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("kernel"),
         std::process::id()
     ));
     std::fs::write(&tmp, bytes)?;
@@ -276,7 +291,10 @@ mod tests {
         let base = cache_key(&k, "sm_90a", (13, 0));
         assert_ne!(base, cache_key(&k, "sm_80", (13, 0)));
         assert_ne!(base, cache_key(&k, "sm_90a", (13, 1)));
-        assert_ne!(base, cache_key(&k.clone().define("X", 1), "sm_90a", (13, 0)));
+        assert_ne!(
+            base,
+            cache_key(&k.clone().define("X", 1), "sm_90a", (13, 0))
+        );
         let k2 = KernelSource::new("t", &[], "__global__ void g() {}");
         assert_ne!(base, cache_key(&k2, "sm_90a", (13, 0)));
         assert_eq!(base, cache_key(&k, "sm_90a", (13, 0)));

@@ -23,13 +23,18 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CudaConfig {
     pub kernel_cache: KernelCache,
+    /// Keep dropped buffers for reuse (the default). Off: exact-size
+    /// allocations freed on drop, for compute-sanitizer runs.
+    pub cache_buffers: bool,
 }
 
 impl CudaConfig {
-    /// Reads `METALLIC_KERNEL_CACHE` (see [`KernelCache::from_env`]).
+    /// Reads `METALLIC_KERNEL_CACHE` (see [`KernelCache::from_env`]) and
+    /// `METALLIC_CUDA_POOL` (`off` turns buffer caching off).
     pub fn from_env() -> CudaConfig {
         CudaConfig {
             kernel_cache: KernelCache::from_env(),
+            cache_buffers: std::env::var("METALLIC_CUDA_POOL").map_or(true, |v| v != "off"),
         }
     }
 }
@@ -75,7 +80,11 @@ pub struct CudaDevice(Arc<Inner>);
 
 impl std::fmt::Debug for CudaDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CudaDevice({}: {}, {})", self.0.ordinal, self.0.name, self.0.arch)
+        write!(
+            f,
+            "CudaDevice({}: {}, {})",
+            self.0.ordinal, self.0.name, self.0.arch
+        )
     }
 }
 
@@ -132,7 +141,8 @@ impl CudaDevice {
     pub fn count() -> Result<usize> {
         driver_available()?;
         drv::init().map_err(|e| Error::CudaUnavailable(format!("cuInit failed: {e:?}")))?;
-        let n = drv::device::get_count().map_err(|e| Error::CudaUnavailable(format!("cuDeviceGetCount failed: {e:?}")))?;
+        let n = drv::device::get_count()
+            .map_err(|e| Error::CudaUnavailable(format!("cuDeviceGetCount failed: {e:?}")))?;
         Ok(n.max(0) as usize)
     }
 
@@ -143,9 +153,15 @@ impl CudaDevice {
                 "no CUDA device {ordinal} ({count} device(s) found)"
             )));
         }
-        let ctx = CudaContext::new(ordinal).map_err(|e| Error::CudaUnavailable(format!("cannot create a context on device {ordinal}: {e:?}")))?;
+        let ctx = CudaContext::new(ordinal).map_err(|e| {
+            Error::CudaUnavailable(format!(
+                "cannot create a context on device {ordinal}: {e:?}"
+            ))
+        })?;
         let name = ctx.name().map_err(drv_err("device", "cuDeviceGetName"))?;
-        let cc = ctx.compute_capability().map_err(drv_err("device", "cuDeviceGetAttribute"))?;
+        let cc = ctx
+            .compute_capability()
+            .map_err(drv_err("device", "cuDeviceGetAttribute"))?;
         if cc.0 < 8 {
             return Err(Error::CudaUnavailable(format!(
                 "{name} has compute capability {}.{}; metallic needs 8.0 (Ampere) or newer",
@@ -158,8 +174,12 @@ impl CudaDevice {
         let stream = drv::stream::create(drv::stream::StreamKind::NonBlocking)
             .map_err(drv_err("device", "cuStreamCreate"))?;
         let device_name = format!("cuda:{ordinal} ({name})");
-        let pool = Pool::new(ctx.clone(), device_name);
-        log::info!("[cuda] device {ordinal}: {name}, compute capability {}.{}", cc.0, cc.1);
+        let pool = Pool::new(ctx.clone(), device_name, config.cache_buffers);
+        log::info!(
+            "[cuda] device {ordinal}: {name}, compute capability {}.{}",
+            cc.0,
+            cc.1
+        );
         Ok(CudaDevice(Arc::new(Inner {
             ordinal,
             name,
@@ -204,14 +224,18 @@ impl CudaDevice {
     /// Makes this device's context current on the calling thread; every
     /// entry point calls it first (ops may run on any thread).
     pub(crate) fn bind(&self) -> Result<()> {
-        self.0.ctx.bind_to_thread().map_err(drv_err("device", "cuCtxSetCurrent"))
+        self.0
+            .ctx
+            .bind_to_thread()
+            .map_err(drv_err("device", "cuCtxSetCurrent"))
     }
 
     /// Waits for every queued op.
     pub fn synchronize(&self) -> Result<()> {
         self.bind()?;
         // SAFETY: our live stream.
-        unsafe { drv::stream::synchronize(self.stream()) }.map_err(drv_err("device", "cuStreamSynchronize"))
+        unsafe { drv::stream::synchronize(self.stream()) }
+            .map_err(drv_err("device", "cuStreamSynchronize"))
     }
 
     /// `(free, total)` device memory in bytes.
@@ -247,7 +271,11 @@ impl CudaDevice {
             match modules.get(&k.key()) {
                 Some(m) => m.clone(),
                 None => {
-                    let cubin = self.0.config.kernel_cache.load_or_compile(k, &self.0.arch)?;
+                    let cubin = self
+                        .0
+                        .config
+                        .kernel_cache
+                        .load_or_compile(k, &self.0.arch)?;
                     // SAFETY: a CUBIN NVRTC produced for this device's arch.
                     let module = unsafe { drv::module::load_data(cubin.as_ptr() as *const c_void) }
                         .map_err(drv_err("kernel", "cuModuleLoadData"))?;
@@ -266,10 +294,12 @@ impl CudaDevice {
         }
         let cname = CString::new(func).expect("kernel function names have no NUL");
         // SAFETY: the module is loaded and never unloaded while the device lives.
-        let f = unsafe { drv::module::get_function(module.module.0, cname) }.map_err(|e| Error::Cuda {
-            op: "kernel",
-            call: "cuModuleGetFunction",
-            msg: format!("{func} in {}: {e:?}", k.key()),
+        let f = unsafe { drv::module::get_function(module.module.0, cname) }.map_err(|e| {
+            Error::Cuda {
+                op: "kernel",
+                call: "cuModuleGetFunction",
+                msg: format!("{func} in {}: {e:?}", k.key()),
+            }
         })?;
         fns.insert(func.to_string(), Handle(f));
         Ok(f)
@@ -290,11 +320,12 @@ impl CudaDevice {
     ) -> Result<()> {
         // SAFETY: `f` is a live function; `params` match its signature (each
         // host wrapper passes the arguments its kernel declares, in order).
-        unsafe { drv::launch_kernel(f, grid, block, shared_bytes, self.stream(), params) }.map_err(|e| Error::Cuda {
-            op: "kernel",
-            call: "cuLaunchKernel",
-            msg: format!("{name} grid {grid:?} block {block:?}: {e:?}"),
-        })?;
+        unsafe { drv::launch_kernel(f, grid, block, shared_bytes, self.stream(), params) }
+            .map_err(|e| Error::Cuda {
+                op: "kernel",
+                call: "cuLaunchKernel",
+                msg: format!("{name} grid {grid:?} block {block:?}: {e:?}"),
+            })?;
         if cfg!(debug_assertions) {
             // SAFETY: our live stream.
             unsafe { drv::stream::synchronize(self.stream()) }.map_err(|e| Error::Cuda {
@@ -308,10 +339,19 @@ impl CudaDevice {
 
     /// Runs `f` with the device's cuBLAS handle (created on first use, bound
     /// to our stream, with a workspace from our pool).
-    pub(crate) fn with_blas<R>(&self, f: impl FnOnce(cublas_sys::cublasHandle_t) -> Result<R>) -> Result<R> {
+    pub(crate) fn with_blas<R>(
+        &self,
+        f: impl FnOnce(cublas_sys::cublasHandle_t) -> Result<R>,
+    ) -> Result<R> {
         self.bind()?;
-        let blas = self.0.blas.get_or_init(|| self.create_blas().map(Mutex::new).map_err(|e| e.to_string()));
-        let blas = blas.as_ref().map_err(|e| Error::CudaUnavailable(format!("cuBLAS: {e}")))?;
+        let blas = self.0.blas.get_or_init(|| {
+            self.create_blas()
+                .map(Mutex::new)
+                .map_err(|e| e.to_string())
+        });
+        let blas = blas
+            .as_ref()
+            .map_err(|e| Error::CudaUnavailable(format!("cuBLAS: {e}")))?;
         let guard = blas.lock().unwrap_or_else(|e| e.into_inner());
         f(guard.handle.0)
     }

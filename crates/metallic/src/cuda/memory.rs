@@ -12,6 +12,10 @@
 //! size and at most a quarter larger. When the driver is out of memory the
 //! cache is emptied and the allocation retried once; if that fails too the
 //! error carries the sizes involved.
+//!
+//! With caching off (`CudaConfig::cache_buffers`, `METALLIC_CUDA_POOL=off`)
+//! every buffer is allocated at its exact size and freed when dropped, so
+//! that compute-sanitizer's memcheck sees each tensor's real bounds.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -46,14 +50,16 @@ struct State {
 pub struct Pool {
     ctx: Arc<CudaContext>,
     device: String,
+    caching: bool,
     state: Mutex<State>,
 }
 
 impl Pool {
-    pub(crate) fn new(ctx: Arc<CudaContext>, device: String) -> Arc<Pool> {
+    pub(crate) fn new(ctx: Arc<CudaContext>, device: String, caching: bool) -> Arc<Pool> {
         Arc::new(Pool {
             ctx,
             device,
+            caching,
             state: Mutex::new(State::default()),
         })
     }
@@ -65,7 +71,11 @@ impl Pool {
     /// A buffer of at least `bytes` (contents undefined). The caller has
     /// bound the context.
     pub(crate) fn alloc(self: &Arc<Pool>, bytes: usize) -> Result<DeviceBuffer> {
-        let size = round(bytes);
+        let size = if self.caching {
+            round(bytes)
+        } else {
+            bytes.max(1)
+        };
         let mut st = self.lock();
         let hit = st
             .free
@@ -87,6 +97,17 @@ impl Pool {
                 pool: self.clone(),
             });
         }
+        let oom = |st: &State| {
+            let (free, total) = drv::mem_get_info().unwrap_or((0, 0));
+            Error::OutOfMemory {
+                device: self.device.clone(),
+                requested: bytes,
+                context: format!(
+                    "{free} bytes free of {total}; {} bytes held by live tensors",
+                    st.live_bytes
+                ),
+            }
+        };
         // SAFETY: a plain allocation; the context is current (callers bind).
         let ptr = match unsafe { drv::malloc_sync(size) } {
             Ok(p) => p,
@@ -95,25 +116,20 @@ impl Pool {
                 // SAFETY: as above.
                 match unsafe { drv::malloc_sync(size) } {
                     Ok(p) => p,
-                    Err(_) => {
-                        let (free, total) = drv::mem_get_info().unwrap_or((0, 0));
-                        return Err(Error::OutOfMemory {
-                            device: self.device.clone(),
-                            requested: bytes,
-                            context: format!(
-                                "{free} bytes free of {total}; {} bytes held by live tensors",
-                                st.live_bytes
-                            ),
-                        });
-                    }
+                    Err(_) => return Err(oom(&st)),
                 }
             }
             Err(e) => {
+                // Some drivers refuse absurd sizes as invalid values: still
+                // an out-of-memory condition for the caller.
+                if drv::mem_get_info().is_ok_and(|(_, total)| size > total) {
+                    return Err(oom(&st));
+                }
                 return Err(Error::Cuda {
                     op: "alloc",
                     call: "cuMemAlloc",
                     msg: format!("{size} bytes: {e:?}"),
-                })
+                });
             }
         };
         st.live_bytes += size;
@@ -158,6 +174,14 @@ impl Pool {
     fn give_back(&self, ptr: sys::CUdeviceptr, size: usize) {
         let mut st = self.lock();
         st.live_bytes -= size;
+        if !self.caching {
+            if self.ctx.bind_to_thread().is_ok() {
+                // SAFETY: the buffer's last owner is gone; cuMemFree waits for
+                // the work that still uses it.
+                let _ = unsafe { drv::free_sync(ptr) };
+            }
+            return;
+        }
         st.cached_bytes += size;
         st.free.entry(size).or_default().push(ptr);
     }

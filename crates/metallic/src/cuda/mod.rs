@@ -9,7 +9,9 @@
 //!
 //! Environment, read once when a device is first opened
 //! ([`CudaConfig::from_env`]): `METALLIC_KERNEL_CACHE` (the CUBIN cache
-//! folder; empty disables it; default `~/.cache/metallic/kernels`). The
+//! folder; empty disables it; default `~/.cache/metallic/kernels`) and
+//! `METALLIC_CUDA_POOL=off` (no buffer reuse: exact-size allocations freed
+//! on drop, so compute-sanitizer sees every tensor's bounds). The
 //! libraries (`libcuda`, `libnvrtc`, `libcublas`) are found through the usual
 //! dynamic-loader path (`LD_LIBRARY_PATH`).
 

@@ -72,8 +72,10 @@ impl CudaStorage {
         if !out.is_empty() {
             // SAFETY: the range lies inside the buffer and `out` holds `len`
             // bytes; the stream is synchronised before `out` is read.
-            unsafe { drv::memcpy_dtoh_async(&mut out, self.ptr() + offset as u64, self.device.stream()) }
-                .map_err(drv_err("to_host", "cuMemcpyDtoHAsync"))?;
+            unsafe {
+                drv::memcpy_dtoh_async(&mut out, self.ptr() + offset as u64, self.device.stream())
+            }
+            .map_err(drv_err("to_host", "cuMemcpyDtoHAsync"))?;
         }
         self.device.synchronize()?;
         Ok(out)
@@ -85,7 +87,12 @@ impl CudaStorage {
         if len > 0 {
             // SAFETY: both ranges lie inside their buffers (callers check).
             unsafe {
-                drv::memcpy_dtod_async(s.ptr(), self.ptr() + offset as u64, len, self.device.stream())
+                drv::memcpy_dtod_async(
+                    s.ptr(),
+                    self.ptr() + offset as u64,
+                    len,
+                    self.device.stream(),
+                )
             }
             .map_err(drv_err("copy", "cuMemcpyDtoDAsync"))?;
         }

@@ -54,7 +54,11 @@ pub enum GgufError {
     },
 
     #[error("[gguf] invalid bool byte {byte} for {key:?} at offset {offset}")]
-    InvalidBool { key: String, byte: u8, offset: usize },
+    InvalidBool {
+        key: String,
+        byte: u8,
+        offset: usize,
+    },
 
     #[error("[gguf] arrays nested deeper than {max} levels in {key:?}")]
     NestingTooDeep { key: String, max: usize },
@@ -88,7 +92,9 @@ pub enum GgufError {
     #[error("[gguf] duplicate tensor name {tensor:?}")]
     DuplicateTensor { tensor: String },
 
-    #[error("[gguf] tensor {tensor:?}: data {start}..{end} lies outside the file ({file_len} bytes)")]
+    #[error(
+        "[gguf] tensor {tensor:?}: data {start}..{end} lies outside the file ({file_len} bytes)"
+    )]
     DataOutOfBounds {
         tensor: String,
         start: u64,

@@ -153,7 +153,8 @@ impl GgufFile {
     }
 
     fn require(&self, key: &str) -> Result<&Value, GgufError> {
-        self.get(key).ok_or_else(|| GgufError::MissingKey { key: key.into() })
+        self.get(key)
+            .ok_or_else(|| GgufError::MissingKey { key: key.into() })
     }
 
     fn wrong(key: &str, expected: &'static str, found: &Value) -> GgufError {
@@ -211,7 +212,10 @@ impl GgufFile {
             .ok_or_else(|| Self::wrong(key, "array of string", v))?;
         items
             .iter()
-            .map(|s| s.as_str().ok_or_else(|| Self::wrong(key, "array of string", v)))
+            .map(|s| {
+                s.as_str()
+                    .ok_or_else(|| Self::wrong(key, "array of string", v))
+            })
             .collect()
     }
 

@@ -67,7 +67,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn array<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Result<[u8; N], GgufError> {
-        Ok(self.take(N, what)?.try_into().expect("take returned N bytes"))
+        Ok(self
+            .take(N, what)?
+            .try_into()
+            .expect("take returned N bytes"))
     }
 
     fn u8(&mut self, what: &dyn Fn() -> String) -> Result<u8, GgufError> {
@@ -173,7 +176,12 @@ impl<'a> Cursor<'a> {
 
 /// Checks that `count` records of at least `min_size` bytes fit in what
 /// remains: the bound on every loop and allocation driven by a count.
-fn check_count(what: &'static str, count: u64, min_size: usize, remaining: usize) -> Result<usize, GgufError> {
+fn check_count(
+    what: &'static str,
+    count: u64,
+    min_size: usize,
+    remaining: usize,
+) -> Result<usize, GgufError> {
     let max = (remaining / min_size) as u64;
     if count > max {
         return Err(GgufError::AbsurdCount { what, count, max });
@@ -189,7 +197,9 @@ const MIN_TENSOR_INFO_SIZE: usize = 8 + 4 + 4 + 8;
 pub fn parse(buf: &[u8]) -> Result<Header, GgufError> {
     let mut c = Cursor { buf, pos: 0 };
     let magic = c.take(4, &|| "magic".into()).map_err(|e| match e {
-        GgufError::Truncated { .. } => GgufError::BadMagic { found: buf.to_vec() },
+        GgufError::Truncated { .. } => GgufError::BadMagic {
+            found: buf.to_vec(),
+        },
         e => e,
     })?;
     if magic != MAGIC {

@@ -12,7 +12,9 @@ impl TempPath {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        TempPath(std::env::temp_dir().join(format!("metallic-{tag}-{}-{n}.gguf", std::process::id())))
+        TempPath(
+            std::env::temp_dir().join(format!("metallic-{tag}-{}-{n}.gguf", std::process::id())),
+        )
     }
 }
 
@@ -52,7 +54,10 @@ fn every_value_type() -> Vec<(&'static str, Value)> {
             ]),
         ),
         ("t.empty", Value::Array(vec![])),
-        ("t.f32s", Value::Array(vec![Value::F32(0.5), Value::F32(-1.0)])),
+        (
+            "t.f32s",
+            Value::Array(vec![Value::F32(0.5), Value::F32(-1.0)]),
+        ),
     ]
 }
 
@@ -71,10 +76,20 @@ pub(super) fn sample_writer(alignment: u32) -> GgufWriter {
         .unwrap();
     w.add_tensor("b.f16", DType::F16, &[7], random_row(DType::F16, 7, 2))
         .unwrap();
-    w.add_tensor("c.q4_0", DType::Q4_0, &[2, 64], random_row(DType::Q4_0, 128, 3))
-        .unwrap();
-    w.add_tensor("d.q4_k", DType::Q4K, &[2, 1, 256], random_row(DType::Q4K, 512, 4))
-        .unwrap();
+    w.add_tensor(
+        "c.q4_0",
+        DType::Q4_0,
+        &[2, 64],
+        random_row(DType::Q4_0, 128, 3),
+    )
+    .unwrap();
+    w.add_tensor(
+        "d.q4_k",
+        DType::Q4K,
+        &[2, 1, 256],
+        random_row(DType::Q4K, 512, 4),
+    )
+    .unwrap();
     w
 }
 
@@ -110,7 +125,10 @@ fn writer_and_reader_round_trip_every_value_type_and_tensor() {
             assert_eq!(f.tensor_bytes(info), &bytes[..]);
             let t = f.tensor(&info.name).unwrap();
             assert_eq!(t.shape(), &info.shape[..]);
-            assert!(t.cpu_storage("test").unwrap().read().is_mapped(), "zero-copy");
+            assert!(
+                t.cpu_storage("test").unwrap().read().is_mapped(),
+                "zero-copy"
+            );
             let mut want = vec![0.0; n];
             dequantize_row(dtype, &bytes, &mut want).unwrap();
             assert_eq!(t.to_vec_f32().unwrap(), want, "{}", info.name);
@@ -132,7 +150,10 @@ fn typed_getters_accept_compatible_types_and_name_the_key_otherwise() {
     assert_eq!(f.get_f32("t.f64").unwrap(), -2.25e100f64 as f32);
     assert_eq!(f.get_f32("t.f32").unwrap(), 1.5e-3);
     assert!(f.get_bool("t.bool").unwrap());
-    assert_eq!(f.get_string_array("t.strings").unwrap(), vec!["a", "", "ccc"]);
+    assert_eq!(
+        f.get_string_array("t.strings").unwrap(),
+        vec!["a", "", "ccc"]
+    );
     assert_eq!(f.get_array("t.nested").unwrap().len(), 2);
     assert_eq!(f.opt("t.missing", GgufFile::get_u32).unwrap(), None);
     assert_eq!(f.opt("t.u16", GgufFile::get_u32).unwrap(), Some(60000));
@@ -148,8 +169,14 @@ fn typed_getters_accept_compatible_types_and_name_the_key_otherwise() {
             other => panic!("{key}: expected WrongType, got {other:?}"),
         }
     }
-    assert!(matches!(f.get_str("nope"), Err(GgufError::MissingKey { .. })));
-    assert!(matches!(f.tensor("nope"), Err(GgufError::NoSuchTensor { .. })));
+    assert!(matches!(
+        f.get_str("nope"),
+        Err(GgufError::MissingKey { .. })
+    ));
+    assert!(matches!(
+        f.tensor("nope"),
+        Err(GgufError::NoSuchTensor { .. })
+    ));
     let e = f.get_u32("t.i8").unwrap_err().to_string();
     assert!(e.contains("t.i8") && e.contains("i8"), "{e}");
 }
@@ -165,8 +192,12 @@ fn value_summary_shortens_long_arrays() {
 #[test]
 fn writer_refuses_inconsistent_input() {
     let mut w = GgufWriter::new();
-    assert!(w.add_metadata("k", Value::Array(vec![Value::U8(1), Value::I8(1)])).is_err());
-    assert!(w.add_tensor("t", DType::Q4_0, &[2, 33], vec![0; 36]).is_err());
+    assert!(w
+        .add_metadata("k", Value::Array(vec![Value::U8(1), Value::I8(1)]))
+        .is_err());
+    assert!(w
+        .add_tensor("t", DType::Q4_0, &[2, 33], vec![0; 36])
+        .is_err());
     assert!(w.add_tensor("t", DType::F32, &[2, 3], vec![0; 20]).is_err());
     assert!(w.set_alignment(48).is_err());
     assert!(w.set_version(1).is_err());
@@ -180,7 +211,11 @@ struct Raw(Vec<u8>);
 
 impl Raw {
     fn header(version: u32, n_tensors: u64, n_kv: u64) -> Raw {
-        Raw::default().bytes(b"GGUF").u32(version).u64(n_tensors).u64(n_kv)
+        Raw::default()
+            .bytes(b"GGUF")
+            .u32(version)
+            .u64(n_tensors)
+            .u64(n_kv)
     }
     fn bytes(mut self, b: &[u8]) -> Raw {
         self.0.extend_from_slice(b);
@@ -245,15 +280,24 @@ fn crafted_minimal_file_is_valid() {
 
 #[test]
 fn malformed_bad_magic() {
-    assert_err!(Raw::default().bytes(b"GGML").u32(3).parse(), GgufError::BadMagic { .. });
-    assert_err!(Raw::default().bytes(b"GG").parse(), GgufError::BadMagic { .. });
+    assert_err!(
+        Raw::default().bytes(b"GGML").u32(3).parse(),
+        GgufError::BadMagic { .. }
+    );
+    assert_err!(
+        Raw::default().bytes(b"GG").parse(),
+        GgufError::BadMagic { .. }
+    );
     assert_err!(GgufFile::from_bytes(Vec::new()), GgufError::BadMagic { .. });
 }
 
 #[test]
 fn malformed_unsupported_version() {
     for v in [0, 1, 4, 0xFFFF] {
-        assert_err!(Raw::header(v, 0, 0).parse(), GgufError::UnsupportedVersion { .. });
+        assert_err!(
+            Raw::header(v, 0, 0).parse(),
+            GgufError::UnsupportedVersion { .. }
+        );
     }
 }
 
@@ -293,16 +337,30 @@ fn malformed_truncation_anywhere() {
 fn malformed_string_length_past_end() {
     let r = Raw::header(3, 0, 1).u64(1000).bytes(b"key").u32(4).u32(0);
     assert_err!(r.parse(), GgufError::LengthPastEnd { .. });
-    let r = Raw::header(3, 0, 1).str(b"k").u32(8).u64(u64::MAX).bytes(b"v");
+    let r = Raw::header(3, 0, 1)
+        .str(b"k")
+        .u32(8)
+        .u64(u64::MAX)
+        .bytes(b"v");
     assert_err!(r.parse(), GgufError::LengthPastEnd { .. });
-    let r = Raw::header(3, 1, 0).u64(1 << 40).bytes(b"name").u32(0).u32(0).u64(0);
+    let r = Raw::header(3, 1, 0)
+        .u64(1 << 40)
+        .bytes(b"name")
+        .u32(0)
+        .u32(0)
+        .u64(0);
     assert_err!(r.parse(), GgufError::LengthPastEnd { .. });
 }
 
 #[test]
 fn malformed_array_length_past_end() {
     // 2^40 u32 elements claimed, 8 bytes present: refused before allocating.
-    let r = Raw::header(3, 0, 1).str(b"k").u32(9).u32(4).u64(1 << 40).u64(0);
+    let r = Raw::header(3, 0, 1)
+        .str(b"k")
+        .u32(9)
+        .u32(4)
+        .u64(1 << 40)
+        .u64(0);
     assert_err!(r.parse(), GgufError::LengthPastEnd { .. });
     // Nested: the inner array's count is checked too.
     let r = Raw::header(3, 0, 1)
@@ -318,8 +376,14 @@ fn malformed_array_length_past_end() {
 
 #[test]
 fn malformed_absurd_counts() {
-    assert_err!(Raw::header(3, u64::MAX, 0).parse(), GgufError::AbsurdCount { what: "tensor", .. });
-    assert_err!(Raw::header(3, 0, u64::MAX).parse(), GgufError::AbsurdCount { .. });
+    assert_err!(
+        Raw::header(3, u64::MAX, 0).parse(),
+        GgufError::AbsurdCount { what: "tensor", .. }
+    );
+    assert_err!(
+        Raw::header(3, 0, u64::MAX).parse(),
+        GgufError::AbsurdCount { .. }
+    );
     // Counts that fit u32 but not the file are just as absurd.
     let r = Raw::header(3, 1000, 0).bytes(&[0; 100]);
     assert_err!(r.parse(), GgufError::AbsurdCount { count: 1000, .. });
@@ -335,7 +399,10 @@ fn malformed_dimension_overflow() {
     let r = Raw::header(3, 1, 0).tensor("t", &[1 << 62, 2], 0, 0);
     assert_err!(r.data(32, 0).parse(), GgufError::DimensionOverflow { .. });
     let r = Raw::header(3, 1, 0).tensor("t", &[32, 1, 1, 1, 1], 0, 0);
-    assert_err!(r.data(32, 0).parse(), GgufError::TooManyDims { n_dims: 5, .. });
+    assert_err!(
+        r.data(32, 0).parse(),
+        GgufError::TooManyDims { n_dims: 5, .. }
+    );
 }
 
 #[test]
@@ -361,7 +428,10 @@ fn malformed_tensor_data_out_of_bounds_or_misaligned() {
     assert_err!(r.parse(), GgufError::Misaligned { alignment: 4, .. });
     // A row that is not whole blocks.
     let r = Raw::header(3, 1, 0).tensor("t", &[33, 2], DType::Q4_0.ggml_id(), 0);
-    assert_err!(r.data(32, 64).parse(), GgufError::PartialBlock { row: 33, .. });
+    assert_err!(
+        r.data(32, 64).parse(),
+        GgufError::PartialBlock { row: 33, .. }
+    );
 }
 
 #[test]
@@ -370,7 +440,10 @@ fn malformed_bad_alignment() {
         let r = Raw::header(3, 0, 1).kv_u32("general.alignment", value);
         assert_err!(r.parse(), GgufError::BadAlignment { .. });
     }
-    let r = Raw::header(3, 0, 1).str(b"general.alignment").u32(10).u64(32);
+    let r = Raw::header(3, 0, 1)
+        .str(b"general.alignment")
+        .u32(10)
+        .u64(32);
     assert_err!(r.parse(), GgufError::BadAlignment { .. });
 }
 
@@ -378,8 +451,13 @@ fn malformed_bad_alignment() {
 fn malformed_unknown_type_ids() {
     let r = Raw::header(3, 1, 0).tensor("t", &[32], 4, 0).data(32, 64);
     assert_err!(r.parse(), GgufError::UnknownTensorType { type_id: 4, .. });
-    let r = Raw::header(3, 1, 0).tensor("t", &[32], 9999, 0).data(32, 64);
-    assert_err!(r.parse(), GgufError::UnknownTensorType { type_id: 9999, .. });
+    let r = Raw::header(3, 1, 0)
+        .tensor("t", &[32], 9999, 0)
+        .data(32, 64);
+    assert_err!(
+        r.parse(),
+        GgufError::UnknownTensorType { type_id: 9999, .. }
+    );
     let r = Raw::header(3, 0, 1).str(b"k").u32(13).u32(0);
     assert_err!(r.parse(), GgufError::UnknownValueType { type_id: 13, .. });
     let r = Raw::header(3, 0, 1).str(b"k").u32(9).u32(77).u64(0);
@@ -390,7 +468,12 @@ fn malformed_unknown_type_ids() {
 fn malformed_invalid_utf8_in_keys_and_names() {
     let r = Raw::header(3, 0, 1).str(b"ke\xffy").u32(4).u32(0);
     assert_err!(r.parse(), GgufError::InvalidUtf8 { .. });
-    let r = Raw::header(3, 1, 0).str(b"\xc3\x28").u32(1).u64(1).u32(0).u64(0);
+    let r = Raw::header(3, 1, 0)
+        .str(b"\xc3\x28")
+        .u32(1)
+        .u64(1)
+        .u32(0)
+        .u64(0);
     assert_err!(r.data(32, 32).parse(), GgufError::InvalidUtf8 { .. });
 }
 
@@ -444,7 +527,10 @@ fn reads_a_file_written_by_the_gguf_python_package() {
     assert_eq!(f.get("t.i8"), Some(&Value::I8(-3)));
     assert_eq!(f.get("t.f64"), Some(&Value::F64(2.5)));
     assert_eq!(f.get("t.bool"), Some(&Value::Bool(true)));
-    assert_eq!(f.get_string_array("t.strings").unwrap(), vec!["a", "bb", "ccc"]);
+    assert_eq!(
+        f.get_string_array("t.strings").unwrap(),
+        vec!["a", "bb", "ccc"]
+    );
     let nested = Value::Array(vec![
         Value::Array(vec![Value::I32(1), Value::I32(2)]),
         Value::Array(vec![Value::I32(3)]),

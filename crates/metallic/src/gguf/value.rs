@@ -189,7 +189,10 @@ impl Value {
     pub fn summary(&self, max_items: usize) -> String {
         match self {
             Value::Array(items) if items.len() > max_items => {
-                let head: Vec<String> = items[..max_items].iter().map(|v| v.summary(max_items)).collect();
+                let head: Vec<String> = items[..max_items]
+                    .iter()
+                    .map(|v| v.summary(max_items))
+                    .collect();
                 format!("[{} items: {}, ...]", items.len(), head.join(", "))
             }
             Value::Array(items) => {

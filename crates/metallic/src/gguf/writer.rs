@@ -69,7 +69,10 @@ impl GgufWriter {
         if key == "general.alignment" {
             return match value {
                 Value::U32(a) => self.set_alignment(a),
-                v => Err(err(format!("general.alignment must be a u32, got {}", v.type_name()))),
+                v => Err(err(format!(
+                    "general.alignment must be a u32, got {}",
+                    v.type_name()
+                ))),
             };
         }
         if self.metadata.iter().any(|(k, _)| k == key) {
@@ -90,13 +93,17 @@ impl GgufWriter {
         data: Vec<u8>,
     ) -> Result<&mut Self, GgufError> {
         if shape.len() > MAX_DIMS {
-            return Err(err(format!("tensor {name:?}: more than {MAX_DIMS} dimensions")));
+            return Err(err(format!(
+                "tensor {name:?}: more than {MAX_DIMS} dimensions"
+            )));
         }
         if self.tensors.iter().any(|t| t.name == name) {
             return Err(err(format!("duplicate tensor name {name:?}")));
         }
         if shape.last().is_some_and(|&r| r % dtype.block_elems() != 0) {
-            return Err(err(format!("tensor {name:?}: rows of {shape:?} are not whole {dtype} blocks")));
+            return Err(err(format!(
+                "tensor {name:?}: rows of {shape:?} are not whole {dtype} blocks"
+            )));
         }
         let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if n.and_then(|n| dtype.bytes_for(n)) != Some(data.len()) {

@@ -13,12 +13,19 @@
 //! Scores, softmax (max-subtracted) and the weighted sum are f32; any float
 //! dtype for each operand. `out` must not share storage with `q`, `k` or `v`.
 //!
+//! Operand precision follows the cache: each of the two products takes both
+//! operands in the dtype of its cached operand, so `q` is rounded to `k`'s
+//! dtype before `q . k` and the normalised probabilities to `v`'s dtype before
+//! `P v`, accumulating in f32. An F16 cache therefore means F16 x F16 products
+//! with F32 accumulation, as on tensor cores and in ggml's attention (whose
+//! outputs we check the models against); an F32 cache rounds nothing.
+//!
 //! The unfused composition (and the reference) is scores = `q k^T`, then
 //! `ops::softmax` with `causal: Some(pos_offset)`, then `P v`.
 
 use crate::error::Result;
 use crate::ops::check;
-use crate::tensor::{Storage, Tensor};
+use crate::tensor::{DType, Storage, Tensor};
 
 const OP: &str = "attention";
 
@@ -114,6 +121,19 @@ pub struct AttentionDims {
     pub n_kv_heads: usize,
     pub head_dim: usize,
     pub kv_len: usize,
+    /// The cache's dtypes: `q` is rounded to `k_dtype`, probabilities to `v_dtype`.
+    pub k_dtype: DType,
+    pub v_dtype: DType,
+}
+
+/// `x` rounded to `dtype` (identity for F32).
+#[inline]
+pub fn round_to(dtype: DType, x: f32) -> f32 {
+    match dtype {
+        DType::F16 => half::f16::from_f32(x).to_f32(),
+        DType::BF16 => half::bf16::from_f32(x).to_f32(),
+        _ => x,
+    }
 }
 
 /// The reference on row-major f32 data, composed plainly per head: scores
@@ -125,6 +145,8 @@ pub fn reference(q: &[f32], k: &[f32], v: &[f32], d: AttentionDims, p: &Attentio
         n_kv_heads,
         head_dim,
         kv_len,
+        k_dtype,
+        v_dtype,
     } = d;
     let group = n_heads / n_kv_heads;
     let mut out = vec![0.0f32; seq * n_heads * head_dim];
@@ -135,7 +157,7 @@ pub fn reference(q: &[f32], k: &[f32], v: &[f32], d: AttentionDims, p: &Attentio
             for j in 0..kv_len {
                 let mut acc = 0.0f64;
                 for e in 0..head_dim {
-                    acc += q[(s * n_heads + h) * head_dim + e] as f64
+                    acc += round_to(k_dtype, q[(s * n_heads + h) * head_dim + e]) as f64
                         * k[(j * n_kv_heads + g) * head_dim + e] as f64;
                 }
                 scores[s * kv_len + j] = acc as f32;
@@ -153,7 +175,7 @@ pub fn reference(q: &[f32], k: &[f32], v: &[f32], d: AttentionDims, p: &Attentio
             for e in 0..head_dim {
                 let mut acc = 0.0f64;
                 for j in 0..kv_len {
-                    acc += probs[s * kv_len + j] as f64
+                    acc += round_to(v_dtype, probs[s * kv_len + j]) as f64
                         * v[(j * n_kv_heads + g) * head_dim + e] as f64;
                 }
                 out[(s * n_heads + h) * head_dim + e] = acc as f32;
@@ -295,6 +317,8 @@ mod tests {
             n_kv_heads: 1,
             head_dim: 2,
             kv_len: 3,
+            k_dtype: DType::F32,
+            v_dtype: DType::F32,
         };
         let y = reference(
             &q,

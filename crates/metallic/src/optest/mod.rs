@@ -52,7 +52,10 @@ pub fn targets() -> Vec<Target> {
     // The GPU, when this machine has a usable one (no driver or GPU: no
     // target; the kernels are still compile-checked by tests/cuda_kernels.rs).
     if let Some(gpu) = crate::cuda::default_device() {
-        for (name, matmul) in [("cuda-native", MatmulBackend::Native), ("cuda-vendor", MatmulBackend::Vendor)] {
+        for (name, matmul) in [
+            ("cuda-native", MatmulBackend::Native),
+            ("cuda-vendor", MatmulBackend::Vendor),
+        ] {
             t.push(Target {
                 name: name.into(),
                 device: Device::Cuda(gpu.clone()),

@@ -42,9 +42,33 @@ impl Default for TinySpec {
 
 /// Weight types per layer: (q, k, v, o, gate, up, down). Three layers.
 const LAYER_TYPES: [[DType; 7]; 3] = [
-    [DType::Q4K, DType::Q4K, DType::Q6K, DType::Q4K, DType::Q4K, DType::Q4K, DType::Q6K],
-    [DType::Q5_0, DType::Q5_0, DType::Q8_0, DType::Q4_1, DType::Q5_0, DType::Q4_1, DType::Q8_0],
-    [DType::F16, DType::F32, DType::BF16, DType::F16, DType::BF16, DType::F32, DType::F16],
+    [
+        DType::Q4K,
+        DType::Q4K,
+        DType::Q6K,
+        DType::Q4K,
+        DType::Q4K,
+        DType::Q4K,
+        DType::Q6K,
+    ],
+    [
+        DType::Q5_0,
+        DType::Q5_0,
+        DType::Q8_0,
+        DType::Q4_1,
+        DType::Q5_0,
+        DType::Q4_1,
+        DType::Q8_0,
+    ],
+    [
+        DType::F16,
+        DType::F32,
+        DType::BF16,
+        DType::F16,
+        DType::BF16,
+        DType::F32,
+        DType::F16,
+    ],
 ];
 
 /// Random `[rows, cols]` weights of `dtype`, with values of order `scale`.
@@ -78,7 +102,10 @@ pub fn tiny_model(spec: &TinySpec, tokenizer_from: Option<&GgufFile>) -> Result<
     let a = |k: &str| format!("{arch}.{k}");
     let head_dim = spec.n_embd / spec.n_head;
     w.add_metadata("general.architecture", Value::String(arch.clone()))?;
-    w.add_metadata("general.name", Value::String("metallic tiny random model".into()))?;
+    w.add_metadata(
+        "general.name",
+        Value::String("metallic tiny random model".into()),
+    )?;
     for (k, v) in [
         ("embedding_length", spec.n_embd),
         ("block_count", LAYER_TYPES.len()),
@@ -93,7 +120,12 @@ pub fn tiny_model(spec: &TinySpec, tokenizer_from: Option<&GgufFile>) -> Result<
     w.add_metadata(&a("attention.layer_norm_rms_epsilon"), Value::F32(1e-6))?;
     w.add_metadata(&a("rope.freq_base"), Value::F32(10_000.0))?;
 
-    let (e, q, kv, ff) = (spec.n_embd, spec.n_embd, spec.n_head_kv * head_dim, spec.n_ff);
+    let (e, q, kv, ff) = (
+        spec.n_embd,
+        spec.n_embd,
+        spec.n_head_kv * head_dim,
+        spec.n_ff,
+    );
     let mut seed = spec.seed * 1000;
     let mut next = || {
         seed += 1;
@@ -104,7 +136,12 @@ pub fn tiny_model(spec: &TinySpec, tokenizer_from: Option<&GgufFile>) -> Result<
         let v: Vec<f32> = (0..n).map(|_| 1.0 + 0.25 * rng.uniform()).collect();
         Ok(bytemuck::cast_slice(&v).to_vec())
     };
-    w.add_tensor("token_embd.weight", DType::Q6K, &[vocab, e], weight(DType::Q6K, vocab, e, next(), 1.0)?)?;
+    w.add_tensor(
+        "token_embd.weight",
+        DType::Q6K,
+        &[vocab, e],
+        weight(DType::Q6K, vocab, e, next(), 1.0)?,
+    )?;
     for (i, t) in LAYER_TYPES.iter().enumerate() {
         let n = |s: &str| format!("blk.{i}.{s}");
         w.add_tensor(&n("attn_norm.weight"), DType::F32, &[e], norm(next(), e)?)?;
@@ -120,11 +157,21 @@ pub fn tiny_model(spec: &TinySpec, tokenizer_from: Option<&GgufFile>) -> Result<
         ];
         for (&(name, rows, cols), &dt) in mats.iter().zip(t) {
             let scale = 1.0;
-            w.add_tensor(&n(name), dt, &[rows, cols], weight(dt, rows, cols, next(), scale)?)?;
+            w.add_tensor(
+                &n(name),
+                dt,
+                &[rows, cols],
+                weight(dt, rows, cols, next(), scale)?,
+            )?;
         }
         if arch == "qwen2" {
             for (name, len) in [("attn_q.bias", q), ("attn_k.bias", kv), ("attn_v.bias", kv)] {
-                w.add_tensor(&n(name), DType::F32, &[len], weight(DType::F32, 1, len, next(), 0.5)?)?;
+                w.add_tensor(
+                    &n(name),
+                    DType::F32,
+                    &[len],
+                    weight(DType::F32, 1, len, next(), 0.5)?,
+                )?;
             }
         }
     }

@@ -146,8 +146,8 @@ pub struct BlockQ8K {
 }
 
 pod_block!(
-    BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, BlockQ2K, BlockQ3K,
-    BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K
+    BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, BlockQ2K, BlockQ3K, BlockQ4K,
+    BlockQ5K, BlockQ6K, BlockQ8K
 );
 
 // Sizes from ggml-common.h's static_asserts.

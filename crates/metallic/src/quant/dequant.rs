@@ -132,7 +132,10 @@ pub fn dequantize_view(dtype: DType, bytes: &[u8], layout: &Layout) -> Result<Ve
         let size = dtype.block_bytes();
         for i in layout.storage_indices() {
             let src = bytes.get(i * size..(i + 1) * size).ok_or_else(|| {
-                Error::op(OP, format!("element {i} lies outside {} bytes", bytes.len()))
+                Error::op(
+                    OP,
+                    format!("element {i} lies outside {} bytes", bytes.len()),
+                )
             })?;
             dequantize_row(dtype, src, &mut one)?;
             out.push(one[0]);
@@ -152,7 +155,11 @@ pub fn dequantize_view(dtype: DType, bytes: &[u8], layout: &Layout) -> Result<Ve
         .into_iter()
         .flatten()
         .find(|&d| (strides[d] == 1 || shape[d] == 1) && shape[d] % be == 0)
-        .ok_or_else(|| layout_err(format!("no dimension holds whole contiguous {dtype} blocks")))?;
+        .ok_or_else(|| {
+            layout_err(format!(
+                "no dimension holds whole contiguous {dtype} blocks"
+            ))
+        })?;
     let row_len = shape[row_dim];
     let row_bytes = dtype.bytes_for(row_len).expect("row_len is whole blocks");
     let out_strides = contiguous_strides(shape);
@@ -163,7 +170,8 @@ pub fn dequantize_view(dtype: DType, bytes: &[u8], layout: &Layout) -> Result<Ve
     let others: Vec<usize> = (0..rank).filter(|&d| d != row_dim).collect();
     let mut idx = vec![0usize; rank];
     loop {
-        let start: usize = layout.offset() + others.iter().map(|&d| idx[d] * strides[d]).sum::<usize>();
+        let start: usize =
+            layout.offset() + others.iter().map(|&d| idx[d] * strides[d]).sum::<usize>();
         if start % be != 0 {
             return Err(layout_err(format!(
                 "row at element {start} does not start on a {dtype} block boundary"

@@ -18,7 +18,10 @@ fn int_dot(x: &[i8], y: &[i8]) -> i32 {
 }
 
 fn check_len(x: usize, y: usize) {
-    assert_eq!(x, y, "vec_dot: weight and activation rows differ in block count");
+    assert_eq!(
+        x, y,
+        "vec_dot: weight and activation rows differ in block count"
+    );
 }
 
 pub fn vec_dot_q4_0_q8_0(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
@@ -96,7 +99,10 @@ fn k_block_dot(u: &KUnpacked, y: &BlockQ8K) -> f32 {
 
 fn vec_dot_k<B>(x: &[B], y: &[BlockQ8K], unpack: impl Fn(&B) -> KUnpacked) -> f32 {
     check_len(x.len(), y.len());
-    x.iter().zip(y).map(|(x, y)| k_block_dot(&unpack(x), y)).sum()
+    x.iter()
+        .zip(y)
+        .map(|(x, y)| k_block_dot(&unpack(x), y))
+        .sum()
 }
 
 pub fn vec_dot_q2_k_q8_k(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {

@@ -119,8 +119,7 @@ pub fn vec_dot(weight: DType, w: &[u8], a: &[u8]) -> Result<f32> {
     let act = vec_dot_type(weight);
     let k_w = w.len() / weight.block_bytes() * weight.block_elems();
     let k_a = a.len() / act.block_bytes() * act.block_elems();
-    if weight.bytes_for(k_w) != Some(w.len()) || act.bytes_for(k_a) != Some(a.len()) || k_w != k_a
-    {
+    if weight.bytes_for(k_w) != Some(w.len()) || act.bytes_for(k_a) != Some(a.len()) || k_w != k_a {
         return Err(Error::op(
             "vec_dot",
             format!(

@@ -39,7 +39,11 @@ fn same(a: f32, b: f32) -> bool {
 fn dequantize_matches_gguf_package_bit_for_bit() {
     for dtype in DType::ALL {
         let (id, n, raw, tail) = read_golden(&format!("dequant_{}.bin", dtype.name()), b"MQD1");
-        assert_eq!(id, dtype.ggml_id(), "{dtype}: golden file holds another type");
+        assert_eq!(
+            id,
+            dtype.ggml_id(),
+            "{dtype}: golden file holds another type"
+        );
         let want = f32s(&tail);
         assert_eq!(want.len(), n, "{dtype}: golden value count");
         let mut got = vec![f32::NAN; n];
@@ -141,7 +145,9 @@ fn random_rows_are_valid_and_moderate() {
 
 #[test]
 fn quantize_then_dequantize_round_trips_within_step() {
-    let x: Vec<f32> = (0..512).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+    let x: Vec<f32> = (0..512)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+        .collect();
     for dtype in QUANTIZABLE {
         let mut q = vec![0u8; dtype.bytes_for(x.len()).unwrap()];
         quantize_row(dtype, &x, &mut q).unwrap();
@@ -177,7 +183,9 @@ fn vec_dot_matches_dequantized_dot() {
     for (i, dtype) in DType::ALL.into_iter().enumerate() {
         let k = 3 * 256;
         let w = random_row(dtype, k, 100 + i as u64);
-        let x: Vec<f32> = (0..k).map(|j| ((j * 7919 % 211) as f32 - 105.0) / 64.0).collect();
+        let x: Vec<f32> = (0..k)
+            .map(|j| ((j * 7919 % 211) as f32 - 105.0) / 64.0)
+            .collect();
         let act = vec_dot_type(dtype);
         let mut a = vec![0u8; act.bytes_for(k).unwrap()];
         quantize_row(act, &x, &mut a).unwrap();
@@ -187,7 +195,11 @@ fn vec_dot_matches_dequantized_dot() {
         dequantize_row(dtype, &w, &mut wf).unwrap();
         dequantize_row(act, &a, &mut af).unwrap();
         let want: f64 = wf.iter().zip(&af).map(|(&p, &q)| p as f64 * q as f64).sum();
-        let norm: f64 = wf.iter().zip(&af).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+        let norm: f64 = wf
+            .iter()
+            .zip(&af)
+            .map(|(&p, &q)| (p as f64 * q as f64).abs())
+            .sum();
         // Q8_1's stored `s` is rounded to f16, so Q4_1/Q5_1 carry that error.
         let tol = match act {
             DType::Q8_1 => 2e-3,
@@ -229,7 +241,11 @@ fn dequantize_view_handles_transposed_narrowed_and_batched_views() {
         }
     }
     // Rows 1..3 of batch 1.
-    let nr = Layout::contiguous(&[b, n, k]).narrow(0, 1, 1).unwrap().narrow(1, 1, 2).unwrap();
+    let nr = Layout::contiguous(&[b, n, k])
+        .narrow(0, 1, 1)
+        .unwrap()
+        .narrow(1, 1, 2)
+        .unwrap();
     let got = dequantize_view(dtype, &bytes, &nr).unwrap();
     assert_eq!(got.len(), 2 * k);
     for r in 0..2 {

@@ -255,7 +255,10 @@ impl Tensor {
             Storage::Cpu(s) => Ok(s),
             Storage::Cuda(s) => Err(Error::Device {
                 op,
-                msg: format!("tensor is on {}, this needs it on the cpu", Device::Cuda(s.device().clone()).name()),
+                msg: format!(
+                    "tensor is on {}, this needs it on the cpu",
+                    Device::Cuda(s.device().clone()).name()
+                ),
             }),
         }
     }
@@ -272,25 +275,13 @@ impl Tensor {
     }
 
     fn with_layout(&self, layout: Layout) -> Result<Tensor> {
-        if self.dtype.is_quantized() {
-            // Quantized rows are packed: only views that keep whole rows intact
-            // (no transpose of the row dimension, no slicing inside a row) are
-            // meaningful; kernels check the exact requirements.
-            let last_stride = layout.strides().last().copied().unwrap_or(1);
-            let row_len = self.shape().last().copied().unwrap_or(1);
-            let keeps_rows = layout.shape().last() == Some(&row_len) && last_stride == 1
-                || layout.shape().len() >= 2 && {
-                    let r = layout.rank();
-                    layout.shape()[r - 2] == row_len && layout.strides()[r - 2] == 1
-                };
-            if !keeps_rows {
-                return Err(Error::Layout {
-                    op: "view",
-                    msg: format!("view would split {} blocks", self.dtype),
-                    shape: layout.shape().to_vec(),
-                    strides: layout.strides().to_vec(),
-                });
-            }
+        if self.dtype.is_quantized() && !keeps_blocks_whole(&layout, self.dtype.block_elems()) {
+            return Err(Error::Layout {
+                op: "view",
+                msg: format!("view would split {} blocks", self.dtype),
+                shape: layout.shape().to_vec(),
+                strides: layout.strides().to_vec(),
+            });
         }
         Ok(Tensor {
             storage: self.storage.clone(),
@@ -316,17 +307,7 @@ impl Tensor {
     }
 
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Tensor> {
-        if self.dtype.is_quantized() && dim + 1 == self.rank() && len != self.dim(dim) {
-            return Err(Error::op(
-                "narrow",
-                format!("cannot slice inside {} rows", self.dtype),
-            ));
-        }
-        Ok(Tensor {
-            storage: self.storage.clone(),
-            layout: self.layout.narrow(dim, start, len)?,
-            dtype: self.dtype,
-        })
+        self.with_layout(self.layout.narrow(dim, start, len)?)
     }
 
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
@@ -338,11 +319,7 @@ impl Tensor {
                 format!("rows of {shape:?} are not whole {} blocks", self.dtype),
             ));
         }
-        Ok(Tensor {
-            storage: self.storage.clone(),
-            layout: self.layout.reshape(shape)?,
-            dtype: self.dtype,
-        })
+        self.with_layout(self.layout.reshape(shape)?)
     }
 
     pub fn broadcast_as(&self, shape: &[usize]) -> Result<Tensor> {
@@ -395,8 +372,11 @@ impl Tensor {
             // A contiguous float view: copy just its bytes, not the storage.
             if self.dtype.is_float() && self.is_contiguous() {
                 let size = self.dtype.block_bytes();
-                let bytes = s.to_host_range(self.layout.offset() * size, self.elem_count() * size)?;
-                return Ok((0..self.elem_count()).map(|i| read_f32(&bytes, self.dtype, i)).collect());
+                let bytes =
+                    s.to_host_range(self.layout.offset() * size, self.elem_count() * size)?;
+                return Ok((0..self.elem_count())
+                    .map(|i| read_f32(&bytes, self.dtype, i))
+                    .collect());
             }
         }
         let host = self.to_device(&Device::Cpu)?;
@@ -430,14 +410,39 @@ impl Tensor {
         let storage = match (&self.storage, device) {
             (Storage::Cpu(_), Device::Cpu) => return Ok(self.clone()),
             (Storage::Cuda(s), Device::Cuda(d)) if s.device() == d => return Ok(self.clone()),
-            (Storage::Cpu(s), Device::Cuda(d)) => Storage::Cuda(CudaStorage::from_host(d, s.read().bytes())?),
-            (Storage::Cuda(s), Device::Cpu) => Storage::Cpu(CpuStorage::new(HostBytes::from_bytes(&s.to_host()?))),
+            (Storage::Cpu(s), Device::Cuda(d)) => {
+                Storage::Cuda(CudaStorage::from_host(d, s.read().bytes())?)
+            }
+            (Storage::Cuda(s), Device::Cpu) => {
+                Storage::Cpu(CpuStorage::new(HostBytes::from_bytes(&s.to_host()?)))
+            }
             (Storage::Cuda(s), Device::Cuda(d)) => {
                 Storage::Cuda(CudaStorage::from_host(d, &s.to_host()?)?)
             }
         };
         Ok(Tensor::from_parts(storage, self.layout.clone(), self.dtype))
     }
+}
+
+/// Whether a view of block-quantized storage keeps every block whole: the
+/// offset and every stride except the one contiguous (stride 1) dimension are
+/// whole blocks, and that dimension spans whole blocks.
+fn keeps_blocks_whole(layout: &Layout, block: usize) -> bool {
+    let mut contiguous_dims = 0;
+    for (&d, &s) in layout.shape().iter().zip(layout.strides()) {
+        if d == 1 {
+            continue;
+        }
+        if s == 1 && block > 1 {
+            contiguous_dims += 1;
+            if d % block != 0 {
+                return false;
+            }
+        } else if s % block != 0 {
+            return false;
+        }
+    }
+    layout.offset() % block == 0 && contiguous_dims <= 1
 }
 
 pub(crate) fn checked_elems(op: &'static str, shape: &[usize]) -> Result<usize> {

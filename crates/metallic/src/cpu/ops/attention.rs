@@ -2,12 +2,13 @@
 //! positions) is first converted to contiguous f32 `[pos, kv_head, head_dim]`
 //! so the inner loops are plain slices; then every (query row, head) pair runs
 //! in parallel: scores, max-subtracted softmax (f32 `exp`, f64 sum), and the
-//! weighted sum of values.
+//! weighted sum of values, with operands rounded to the cache's dtypes as
+//! `ops::attention` specifies.
 
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::ops::attention::Attention;
+use crate::ops::attention::{round_to, Attention};
 use crate::tensor::{read_f32, write_f32, Tensor};
 
 const OP: &str = "attention";
@@ -37,7 +38,9 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor
     let n_kv_heads = k.dim(1);
     let group = n_heads / n_kv_heads;
     let visible = p.pos_offset + seq;
-    let qf = to_f32(q, seq)?;
+    let mut qf = to_f32(q, seq)?;
+    let (k_dtype, v_dtype) = (k.dtype(), v.dtype());
+    qf.iter_mut().for_each(|x| *x = round_to(k_dtype, *x));
     let kf = to_f32(k, visible)?;
     let vf = to_f32(v, visible)?;
     let kv_row = n_kv_heads * head_dim;
@@ -62,15 +65,13 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor
                 sum += *sc as f64;
             }
             o.fill(0.0);
+            let inv = (1.0 / sum) as f32;
             for (j, &w) in scores[..n_keys].iter().enumerate() {
                 let vh = &vf[j * kv_row + g * head_dim..][..head_dim];
+                let pj = round_to(v_dtype, w * inv);
                 for (x, &y) in o.iter_mut().zip(vh) {
-                    *x += w * y;
+                    *x += pj * y;
                 }
-            }
-            let inv = (1.0 / sum) as f32;
-            for x in o.iter_mut() {
-                *x *= inv;
             }
         },
     );

@@ -24,7 +24,10 @@ struct Product {
 }
 
 pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()> {
-    if !matches!(kernel, MatmulKernel::CpuBlocked | MatmulKernel::CpuQuant | MatmulKernel::CpuVendor) {
+    if !matches!(
+        kernel,
+        MatmulKernel::CpuBlocked | MatmulKernel::CpuQuant | MatmulKernel::CpuVendor
+    ) {
         crate::bail!(OP, "kernel {kernel:?} does not run on the CPU");
     }
     let a_store = ops.a.cpu_storage(OP)?.read();
@@ -53,12 +56,33 @@ pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()
                 if p.b.dtype.is_quantized() && vendor_w.as_ref().is_none_or(|w| w.0 != b_off) {
                     vendor_w = Some((b_off, dequantize_weight(p, b_bytes, b_off)?));
                 }
-                vendor(p, a_bytes, a_off, b_bytes, b_off, vendor_w.as_ref().map(|w| &w.1[..]))
+                vendor(
+                    p,
+                    a_bytes,
+                    a_off,
+                    b_bytes,
+                    b_off,
+                    vendor_w.as_ref().map(|w| &w.1[..]),
+                )
             }
             _ => unreachable!("checked on entry"),
         };
         let d_off = p.d.batch_offset(&p.batch_shape, bi);
         let c_off = p.c.as_ref().map(|c| c.batch_offset(&p.batch_shape, bi));
+        if epilogue_f32_rows(
+            p,
+            &prod,
+            d_bytes,
+            d_off,
+            c_store.as_ref().map(|s| s.bytes()),
+            c_off,
+            bias.as_deref(),
+        ) {
+            if kernel == MatmulKernel::CpuQuant {
+                QUANT_OUT.with(|o| *o.borrow_mut() = prod.data);
+            }
+            continue;
+        }
         for i in 0..p.m {
             for j in 0..p.n {
                 let acc = prod.data[i * prod.row_stride + j * prod.col_stride];
@@ -78,8 +102,76 @@ pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()
                 write_f32(d_bytes, p.d.dtype, d_idx, v);
             }
         }
+        if kernel == MatmulKernel::CpuQuant {
+            QUANT_OUT.with(|o| *o.borrow_mut() = prod.data);
+        }
     }
     Ok(())
+}
+
+thread_local! {
+    /// The quantized kernel's product buffer, reused across calls so that a
+    /// decode step does not allocate it.
+    static QUANT_OUT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The epilogue over contiguous F32 rows: `D`, `C` (if read) and the product
+/// all have unit column stride and F32 elements. Returns false, writing
+/// nothing, when the operands do not fit; the caller then takes the generic
+/// strided path. Same arithmetic as that path, element for element.
+fn epilogue_f32_rows(
+    p: &MatmulProblem,
+    prod: &Product,
+    d_bytes: &mut [u8],
+    d_off: usize,
+    c_bytes: Option<&[u8]>,
+    c_off: Option<usize>,
+    bias: Option<&[f32]>,
+) -> bool {
+    let c_fits = match &p.c {
+        None => true,
+        Some(cv) => cv.dtype == DType::F32 && cv.col_stride == 1,
+    };
+    if p.d.dtype != DType::F32 || p.d.col_stride != 1 || prod.col_stride != 1 || !c_fits {
+        return false;
+    }
+    let n = p.n;
+    for i in 0..p.m {
+        let acc = &prod.data[i * prod.row_stride..][..n];
+        let d_start = d_off + i * p.d.row_stride;
+        // C first (it may be D itself): read into the accumulator's epilogue
+        // before D's row is overwritten, element by element.
+        let c_row: Option<(Option<&[u8]>, usize)> = match (&p.c, c_off) {
+            (Some(cv), Some(off)) => Some((c_bytes, off + i * cv.row_stride)),
+            _ => None,
+        };
+        if let Some((cb, c_start)) = c_row {
+            let Some(cb) = cb.filter(|_| !p.c_is_d) else {
+                // C is D: read and write the same row.
+                let d = &mut crate::tensor::cast_mut::<f32>(d_bytes)[d_start..d_start + n];
+                for j in 0..n {
+                    let bv = bias.map_or(0.0, |b| b[j]);
+                    d[j] = epilogue(acc[j], p.alpha, p.beta, d[j], bv, p.activation);
+                }
+                continue;
+            };
+            {
+                let c = &crate::tensor::cast::<f32>(cb)[c_start..c_start + n];
+                let d = &mut crate::tensor::cast_mut::<f32>(d_bytes)[d_start..d_start + n];
+                for j in 0..n {
+                    let bv = bias.map_or(0.0, |b| b[j]);
+                    d[j] = epilogue(acc[j], p.alpha, p.beta, c[j], bv, p.activation);
+                }
+            }
+        } else {
+            let d = &mut crate::tensor::cast_mut::<f32>(d_bytes)[d_start..d_start + n];
+            for j in 0..n {
+                let bv = bias.map_or(0.0, |b| b[j]);
+                d[j] = epilogue(acc[j], p.alpha, p.beta, 0.0, bv, p.activation);
+            }
+        }
+    }
+    true
 }
 
 /// Copies a strided `[rows, cols]` float matrix into row-major F32 with the
@@ -149,18 +241,15 @@ fn block_byte_offset(dtype: DType, elem: usize) -> usize {
 
 /// Our kernel for GGUF block weights (`matmul_quant.rs`): activations
 /// quantized to the weight's 8-bit partner format, integer block dot products,
-/// weight rows in parallel. Its product is `[n, m]`.
-fn quantized(
-    p: &MatmulProblem,
-    a: &[u8],
-    a_off: usize,
-    b: &[u8],
-    b_off: usize,
-) -> Result<Product> {
+/// weight rows in parallel. Its product buffer is reused across calls
+/// (`QUANT_OUT`, given back after the epilogue).
+fn quantized(p: &MatmulProblem, a: &[u8], a_off: usize, b: &[u8], b_off: usize) -> Result<Product> {
+    let mut data = QUANT_OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    let l = super::matmul_quant::quantized(p, a, a_off, b, b_off, &mut data)?;
     Ok(Product {
-        data: super::matmul_quant::quantized(p, a, a_off, b, b_off)?,
-        row_stride: 1,
-        col_stride: p.m,
+        data,
+        row_stride: l.row_stride,
+        col_stride: l.col_stride,
     })
 }
 

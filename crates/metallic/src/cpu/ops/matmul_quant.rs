@@ -13,10 +13,21 @@
 //! f32 across blocks. Float weights (never dispatched here, but accepted)
 //! use f32 activations and f32 products.
 //!
-//! Parallel over weight rows (output columns) with rayon: each task streams
-//! one weight row once and dots it with every activation row (M > 1 reuses
-//! the row while it is in cache). The SIMD versions of the block dot products
-//! will slot in behind `quant::dot` and be tested against these.
+//! Two paths:
+//! - SIMD (x86-64 AVX2 or AVX-512 VNNI, chosen at run time; `x86.rs`) for
+//!   Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K: activations go into a reused
+//!   [`panel::Panel`] (the same quantized values, laid out for vector loads);
+//!   rayon tasks take chunks of weight rows, and within a chunk each decoded
+//!   weight block is dotted with a tile of up to `x86::MR` activation rows
+//!   (prefill decodes each block once per tile, not once per row). Its
+//!   product is `[m, n]`.
+//! - The scalar reference (`quant::dot`), for every other format and CPU:
+//!   parallel over weight rows, each dotted with every activation row. Its
+//!   product is `[n, m]`.
+//!
+//! The SIMD kernels are tested against the scalar `vec_dot_*` in `tests.rs`.
+
+use std::cell::RefCell;
 
 use bytemuck::Pod;
 use rayon::prelude::*;
@@ -26,20 +37,42 @@ use crate::ops::matmul::MatmulProblem;
 use crate::quant::{self, dot};
 use crate::tensor::{read_f32, DType};
 
+mod panel;
+#[cfg(test)]
+mod simd_tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 const OP: &str = "matmul";
 
-/// The F32 product of one batch matrix as `[n, m]` (weight row j gives the
-/// m outputs of column j).
+/// How a product buffer is laid out: element `(i, j)` is at
+/// `i * row_stride + j * col_stride`.
+pub(crate) struct ProductLayout {
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+/// The F32 product of one batch matrix into `out` (resized; reused across
+/// calls by the caller), laid out as the returned strides say.
 pub(crate) fn quantized(
     p: &MatmulProblem,
     a: &[u8],
     a_off: usize,
     b: &[u8],
     b_off: usize,
-) -> Result<Vec<f32>> {
+    out: &mut Vec<f32>,
+) -> Result<ProductLayout> {
     let x = Activations { p, a, a_off };
     let w = Weights { p, b, b_off };
-    match p.b.dtype {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(level) = simd_level() {
+        if x86::supports(p.b.dtype) && p.k > 0 {
+            if let Some(layout) = simd(&x, &w, level, out)? {
+                return Ok(layout);
+            }
+        }
+    }
+    let data = match p.b.dtype {
         DType::F32 | DType::F16 | DType::BF16 => float_weights(&x, &w),
         DType::Q4_0 => blocks(&x, &w, DType::Q8_0, dot::vec_dot_q4_0_q8_0),
         DType::Q5_0 => blocks(&x, &w, DType::Q8_0, dot::vec_dot_q5_0_q8_0),
@@ -53,7 +86,128 @@ pub(crate) fn quantized(
         DType::Q5K => blocks(&x, &w, DType::Q8K, dot::vec_dot_q5_k_q8_k),
         DType::Q6K => blocks(&x, &w, DType::Q8K, dot::vec_dot_q6_k_q8_k),
         DType::Q8K => blocks(&x, &w, DType::Q8K, dot::vec_dot_q8_k_q8_k),
+    }?;
+    *out = data;
+    Ok(ProductLayout {
+        row_stride: 1,
+        col_stride: p.m,
+    })
+}
+
+/// The SIMD level this CPU runs, detected once; `None` leaves every format
+/// on the scalar path.
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> Option<x86::Level> {
+    static LEVEL: std::sync::OnceLock<Option<x86::Level>> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let level = x86::Level::available().first().copied();
+        log::debug!(
+            "[matmul] quantized kernels: {}",
+            level.map_or("scalar", |l| l.name())
+        );
+        level
+    })
+}
+
+/// Scratch reused by every quantized matmul on a thread: the activation
+/// panel and its row pointers.
+#[derive(Default)]
+struct Scratch {
+    panel: panel::Panel,
+    rows: Vec<panel::ActRow>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// A raw output pointer shared by tasks that write disjoint columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint elements (their own weight rows' columns).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// The SIMD path; `None` when the weight layout does not suit it (rows not
+/// evenly spaced or not aligned for the block type), leaving the scalar path.
+#[cfg(target_arch = "x86_64")]
+fn simd(
+    x: &Activations,
+    w: &Weights,
+    level: x86::Level,
+    out: &mut Vec<f32>,
+) -> Result<Option<ProductLayout>> {
+    let (m, n, k) = (x.p.m, x.p.n, x.p.k);
+    let dtype = w.p.b.dtype;
+    let act = quant::vec_dot_type(dtype);
+    if k % act.block_elems() != 0 || k % dtype.block_elems() != 0 {
+        return Ok(None);
     }
+    // Rows are `col_stride` elements apart: check the first and last (bounds
+    // and block boundaries) and derive the byte stride.
+    let first = w.row(0)?;
+    w.row(n - 1)?;
+    let be = dtype.block_elems();
+    if w.p.b.col_stride % be != 0 {
+        return Ok(None);
+    }
+    let stride = w.p.b.col_stride / be * dtype.block_bytes();
+    // An address, not a pointer, so that the tasks' closure is Sync.
+    let base = first.as_ptr() as usize;
+    // Block types hold f16 (or f32, Q8_K only) fields: 2-aligned, 4 for Q8_K.
+    let align = if dtype == DType::Q8K { 4 } else { 2 };
+    if base % align != 0 || stride % align != 0 && n > 1 {
+        return Ok(None);
+    }
+    let fmt = panel::ActFormat::for_weight(dtype);
+    SCRATCH.with(|s| -> Result<()> {
+        let s = &mut *s.borrow_mut();
+        s.panel.fill(fmt, m, k, |i, buf| x.row(i, buf))?;
+        s.rows.clear();
+        s.rows.extend((0..m).map(|i| s.panel.row(i)));
+        out.clear();
+        out.resize(m * n, 0.0);
+        let rows = &s.rows;
+        let o = OutPtr(out.as_mut_ptr());
+        // Chunks of weight rows: a few per thread for balance, at least 8
+        // rows so that per-task overhead stays small in decode.
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = n.div_ceil(threads * 4).clamp(8, 256);
+        let tasks = n.div_ceil(chunk);
+        let run = |t: usize| {
+            let j0 = t * chunk;
+            let nr = chunk.min(n - j0);
+            let o = o;
+            // SAFETY: the level was detected on this CPU; rows j0..j0+nr lie
+            // in the weight storage (first and last row checked above, evenly
+            // spaced) and aligned for the block type; the panel rows hold m rows of k
+            // quantized elements in `dtype`'s activation format; `out` has
+            // m * n elements and this task writes only columns j0..j0+nr.
+            unsafe {
+                x86::gemm_rows(
+                    level,
+                    dtype,
+                    (base + j0 * stride) as *const u8,
+                    stride,
+                    nr,
+                    k,
+                    rows,
+                    o.0.add(j0),
+                    n,
+                )
+            }
+        };
+        if tasks == 1 {
+            run(0);
+        } else {
+            (0..tasks).into_par_iter().for_each(run);
+        }
+        Ok(())
+    })?;
+    Ok(Some(ProductLayout {
+        row_stride: n,
+        col_stride: 1,
+    }))
 }
 
 /// `op(A)` of one batch: `[m, k]` floats with arbitrary strides.
@@ -66,8 +220,17 @@ struct Activations<'a> {
 impl Activations<'_> {
     fn row(&self, i: usize, out: &mut [f32]) {
         let v = &self.p.a;
+        if v.dtype == DType::F32 && v.col_stride == 1 {
+            let start = self.a_off + i * v.row_stride;
+            out.copy_from_slice(&crate::tensor::cast::<f32>(self.a)[start..start + out.len()]);
+            return;
+        }
         for (l, o) in out.iter_mut().enumerate() {
-            *o = read_f32(self.a, v.dtype, self.a_off + i * v.row_stride + l * v.col_stride);
+            *o = read_f32(
+                self.a,
+                v.dtype,
+                self.a_off + i * v.row_stride + l * v.col_stride,
+            );
         }
     }
 }
@@ -89,7 +252,9 @@ impl Weights<'_> {
         if elem % be != 0 || self.p.b.row_stride != 1 {
             return Err(Error::op(
                 OP,
-                format!("{dtype} weight row {j} does not start on a block boundary (element {elem})"),
+                format!(
+                    "{dtype} weight row {j} does not start on a block boundary (element {elem})"
+                ),
             ));
         }
         let start = elem / be * dtype.block_bytes();
@@ -100,7 +265,10 @@ impl Weights<'_> {
             .ok_or_else(|| {
                 Error::op(
                     OP,
-                    format!("{dtype} weight row {j} lies outside its {} bytes of storage", self.b.len()),
+                    format!(
+                        "{dtype} weight row {j} lies outside its {} bytes of storage",
+                        self.b.len()
+                    ),
                 )
             })
     }
@@ -129,7 +297,10 @@ fn blocks<W: Pod + Sync, A: Pod + Send + Sync>(
     if k % act.block_elems() != 0 || k % w.p.b.dtype.block_elems() != 0 {
         return Err(Error::op(
             OP,
-            format!("k = {k} is not a whole number of {} / {act} blocks", w.p.b.dtype),
+            format!(
+                "k = {k} is not a whole number of {} / {act} blocks",
+                w.p.b.dtype
+            ),
         ));
     }
     if k == 0 {
@@ -162,10 +333,20 @@ fn float_weights(x: &Activations, w: &Weights) -> Result<Vec<f32>> {
     let mut out = vec![0.0f32; n * m];
     out.par_chunks_mut(m).enumerate().for_each(|(j, out_col)| {
         let wrow: Vec<f32> = (0..k)
-            .map(|l| read_f32(w.b, bv.dtype, w.b_off + l * bv.row_stride + j * bv.col_stride))
+            .map(|l| {
+                read_f32(
+                    w.b,
+                    bv.dtype,
+                    w.b_off + l * bv.row_stride + j * bv.col_stride,
+                )
+            })
             .collect();
         for (i, o) in out_col.iter_mut().enumerate() {
-            *o = xs[i * k..(i + 1) * k].iter().zip(&wrow).map(|(a, b)| a * b).sum();
+            *o = xs[i * k..(i + 1) * k]
+                .iter()
+                .zip(&wrow)
+                .map(|(a, b)| a * b)
+                .sum();
         }
     });
     Ok(out)
@@ -227,7 +408,16 @@ mod tests {
                 wt[l * n + j] = wf[j * k + l];
             }
         }
-        let want = reference(&xs, &wt, None, None, (1, m, n, k), 1.0, 0.0, Default::default());
+        let want = reference(
+            &xs,
+            &wt,
+            None,
+            None,
+            (1, m, n, k),
+            1.0,
+            0.0,
+            Default::default(),
+        );
         let err = nmse(&got, &want);
         println!("{dtype} m={m} n={n} k={k} transposed_x={transposed_x}: nmse {err:.2e}");
         assert!(
@@ -254,14 +444,64 @@ mod tests {
         }
     }
 
+    /// The dispatcher sends float weights to the float kernels; called
+    /// directly, this kernel still computes them (f32 products).
+    #[test]
+    fn float_weights_called_directly_match_the_reference() {
+        use crate::ops::matmul::validate;
+        let (m, n, k) = (3, 4, 5);
+        let xs: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.25 - 1.0).collect();
+        let ws: Vec<f32> = (0..n * k).map(|i| 1.0 - i as f32 * 0.125).collect();
+        let x = Tensor::from_f32(&xs, &[m, k]).unwrap();
+        let w = Tensor::from_f32(&ws, &[n, k])
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let b = w.t().unwrap();
+        let d = Tensor::zeros(&[m, n], DType::F32, &Default::default()).unwrap();
+        let p = validate(&x, &b, &d, &Matmul::default()).unwrap();
+        let (xa, wb) = (
+            x.cpu_storage("t").unwrap().read(),
+            b.cpu_storage("t").unwrap().read(),
+        );
+        let mut got = Vec::new();
+        let l = super::quantized(&p, xa.bytes(), 0, wb.bytes(), 0, &mut got).unwrap();
+        assert_eq!(
+            (l.row_stride, l.col_stride),
+            (1, m),
+            "float weights take the scalar path"
+        );
+        let wt = b.to_vec_f32().unwrap();
+        let want = reference(
+            &xs,
+            &wt,
+            None,
+            None,
+            (1, m, n, k),
+            1.0,
+            0.0,
+            Default::default(),
+        );
+        for i in 0..m {
+            for j in 0..n {
+                assert_eq!(got[j * m + i], want[i * n + j], "[{i}, {j}]");
+            }
+        }
+    }
+
     #[test]
     fn quantized_matmul_runs_batched_and_with_f16_activations() {
         let (b, m, n, k) = (3, 2, 5, 256);
         let dtype = DType::Q4K;
         let w_bytes = random_row(dtype, n * k, 77);
         let w = Tensor::from_raw(HostBytes::from_bytes(&w_bytes), &[n, k], dtype).unwrap();
-        let xs: Vec<f32> = (0..b * m * k).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
-        let x = Tensor::from_f32(&xs, &[b, m, k]).unwrap().to_dtype(DType::F16).unwrap();
+        let xs: Vec<f32> = (0..b * m * k)
+            .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
+            .collect();
+        let x = Tensor::from_f32(&xs, &[b, m, k])
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap();
         // One weight shared by every batch (B has no batch dims: broadcast).
         let wb = w.t().unwrap();
         let got = matmul_new(&x, &wb, DType::F32, &Matmul::default())
@@ -279,7 +519,16 @@ mod tests {
             }
         }
         let xh = x.to_vec_f32().unwrap();
-        let want = reference(&xh, &wt, None, None, (b, m, n, k), 1.0, 0.0, Default::default());
+        let want = reference(
+            &xh,
+            &wt,
+            None,
+            None,
+            (b, m, n, k),
+            1.0,
+            0.0,
+            Default::default(),
+        );
         let err = nmse(&got, &want);
         assert!(err <= 5e-5, "batched q4_K: nmse {err:.3e}");
     }

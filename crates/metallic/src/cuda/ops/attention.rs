@@ -12,16 +12,28 @@ const WARPS: usize = 4;
 /// Lanes hold 8 elements each (`ATT_MAX_PER_LANE` in the kernel).
 const MAX_HEAD_DIM: usize = 256;
 
-pub(crate) static MODULE: Module =
-    Module::new(|| KernelSource::new("attention", &[COMMON], include_str!("../kernels/attention.cu")));
+pub(crate) static MODULE: Module = Module::new(|| {
+    KernelSource::new(
+        "attention",
+        &[COMMON],
+        include_str!("../kernels/attention.cu"),
+    )
+});
 
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor) -> Result<()> {
     let (seq, n_heads, head_dim) = (q.dim(0), q.dim(1), q.dim(2));
     if head_dim > MAX_HEAD_DIM {
-        crate::bail!(OP, "head_dim {head_dim} > {MAX_HEAD_DIM} is not supported by the CUDA kernel");
+        crate::bail!(
+            OP,
+            "head_dim {head_dim} > {MAX_HEAD_DIM} is not supported by the CUDA kernel"
+        );
     }
     let (dev, optr) = dev_ptr(OP, out)?;
-    let (qptr, kptr, vptr) = (ptr_on(OP, &dev, q)?, ptr_on(OP, &dev, k)?, ptr_on(OP, &dev, v)?);
+    let (qptr, kptr, vptr) = (
+        ptr_on(OP, &dev, q)?,
+        ptr_on(OP, &dev, k)?,
+        ptr_on(OP, &dev, v)?,
+    );
     let (sq, sk, sv, so) = (
         Strided::of(OP, q)?,
         Strided::of(OP, k)?,

@@ -9,7 +9,8 @@ use crate::tensor::{Storage, Tensor};
 
 const OP: &str = "copy";
 
-pub(crate) static MODULE: Module = Module::new(|| KernelSource::new("copy", &[COMMON], include_str!("../kernels/copy.cu")));
+pub(crate) static MODULE: Module =
+    Module::new(|| KernelSource::new("copy", &[COMMON], include_str!("../kernels/copy.cu")));
 
 /// `dst[i] = src[i]` over two float views of one shape (validated by the op).
 pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
@@ -22,7 +23,13 @@ pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
     let (ss, ds) = (Strided::of(OP, src)?, Strided::of(OP, dst)?);
     let n = n as i64;
     let mut p = [arg(&sptr), arg(&ss), arg(&dptr), arg(&ds), arg(&n)];
-    MODULE.launch(&dev, "copy_strided", grid_for(n as usize, 256), (256, 1, 1), &mut p)
+    MODULE.launch(
+        &dev,
+        "copy_strided",
+        grid_for(n as usize, 256),
+        (256, 1, 1),
+        &mut p,
+    )
 }
 
 /// A contiguous device copy of a contiguous (quantized) tensor's bytes.
@@ -30,7 +37,9 @@ pub fn clone_contiguous_bytes(src: &Tensor) -> Result<Tensor> {
     let s = src.cuda_storage(OP)?;
     let dt = src.dtype();
     let start = src.layout().offset() / dt.block_elems() * dt.block_bytes();
-    let len = dt.bytes_for(src.elem_count()).expect("validated at creation");
+    let len = dt
+        .bytes_for(src.elem_count())
+        .expect("validated at creation");
     let copy: Arc<CudaStorage> = s.copy_range(start, len)?;
     Ok(Tensor::from_parts(
         Storage::Cuda(copy),

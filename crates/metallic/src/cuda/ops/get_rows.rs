@@ -10,7 +10,11 @@ use crate::tensor::{DType, Tensor};
 const OP: &str = "get_rows";
 
 pub(crate) static MODULE: Module = Module::new(|| {
-    KernelSource::new("get_rows", &[COMMON, QUANT], include_str!("../kernels/get_rows.cu"))
+    KernelSource::new(
+        "get_rows",
+        &[COMMON, QUANT],
+        include_str!("../kernels/get_rows.cu"),
+    )
 });
 
 /// The kernel-name suffix of a block type (`q4_k`).
@@ -29,15 +33,37 @@ pub fn get_rows(table: &Tensor, ids: &[u32], out: &Tensor) -> Result<()> {
     let dt = table.dtype();
     if dt.is_float() {
         let st = Strided::of(OP, table)?;
-        let mut p = [arg(&tptr), arg(&st), arg(&ids_ptr), arg(&optr), arg(&so), arg(&n_ids), arg(&dim)];
+        let mut p = [
+            arg(&tptr),
+            arg(&st),
+            arg(&ids_ptr),
+            arg(&optr),
+            arg(&so),
+            arg(&n_ids),
+            arg(&dim),
+        ];
         return MODULE.launch(&dev, "get_rows_float", grid, (256, 1, 1), &mut p);
     }
     // Validated: rows start on blocks and run along storage.
     let (be, bb) = (dt.block_elems(), dt.block_bytes());
     let base = tptr + (table.layout().offset() / be * bb) as u64;
     let row_bytes = (table.strides()[0] / be * bb) as i64;
-    let mut p = [arg(&base), arg(&row_bytes), arg(&ids_ptr), arg(&optr), arg(&so), arg(&n_ids), arg(&dim)];
-    MODULE.launch(&dev, &format!("get_rows_{}", qname(dt)), grid, (256, 1, 1), &mut p)
+    let mut p = [
+        arg(&base),
+        arg(&row_bytes),
+        arg(&ids_ptr),
+        arg(&optr),
+        arg(&so),
+        arg(&n_ids),
+        arg(&dim),
+    ];
+    MODULE.launch(
+        &dev,
+        &format!("get_rows_{}", qname(dt)),
+        grid,
+        (256, 1, 1),
+        &mut p,
+    )
 }
 
 /// Expands `rows` rows of `k` elements of block type `dt` (at `w`, rows
@@ -53,6 +79,20 @@ pub(crate) fn dequantize_rows(
     let so = Strided::with(OP, &[rows, k], &[k, 1], 0, DType::F32)?;
     let null = 0u64;
     let (row_bytes, n, k64) = (row_bytes as i64, rows as i64, k as i64);
-    let mut p = [arg(&w), arg(&row_bytes), arg(&null), arg(&out), arg(&so), arg(&n), arg(&k64)];
-    MODULE.launch(dev, &format!("get_rows_{}", qname(dt)), grid_for(rows * k, 256), (256, 1, 1), &mut p)
+    let mut p = [
+        arg(&w),
+        arg(&row_bytes),
+        arg(&null),
+        arg(&out),
+        arg(&so),
+        arg(&n),
+        arg(&k64),
+    ];
+    MODULE.launch(
+        dev,
+        &format!("get_rows_{}", qname(dt)),
+        grid_for(rows * k, 256),
+        (256, 1, 1),
+        &mut p,
+    )
 }

@@ -27,10 +27,15 @@ use crate::tensor::DType;
 
 const OP: &str = "matmul";
 
-pub(crate) static MODULE: Module = Module::new(|| KernelSource::new("matmul", &[COMMON], include_str!("../kernels/matmul.cu")));
+pub(crate) static MODULE: Module =
+    Module::new(|| KernelSource::new("matmul", &[COMMON], include_str!("../kernels/matmul.cu")));
 
 pub(crate) static QUANT_MODULE: Module = Module::new(|| {
-    KernelSource::new("matmul_quant", &[COMMON, QUANT], include_str!("../kernels/matmul_quant.cu"))
+    KernelSource::new(
+        "matmul_quant",
+        &[COMMON, QUANT],
+        include_str!("../kernels/matmul_quant.cu"),
+    )
 });
 
 /// `struct Operand` of kernels/matmul.cu: element offset, row, column and
@@ -135,7 +140,11 @@ fn ptrs(ops: &Operands) -> Result<Ptrs> {
 
 fn epilogue(p: &MatmulProblem, ops: &Operands, ch: &Chunk) -> Result<Epilogue> {
     let (bias_off, bias_stride, bias_dtype) = match ops.bias {
-        Some(b) => (b.layout().offset() as i64, b.strides()[0] as i64, dtype_code(OP, b.dtype())?),
+        Some(b) => (
+            b.layout().offset() as i64,
+            b.strides()[0] as i64,
+            dtype_code(OP, b.dtype())?,
+        ),
         None => (0, 0, 0),
     };
     Ok(Epilogue {
@@ -159,7 +168,12 @@ fn epilogue(p: &MatmulProblem, ops: &Operands, ch: &Chunk) -> Result<Epilogue> {
 }
 
 fn i32_dim(what: &str, v: usize) -> Result<i32> {
-    i32::try_from(v).map_err(|_| Error::op(OP, format!("{what} = {v} exceeds the CUDA kernels' 32-bit sizes")))
+    i32::try_from(v).map_err(|_| {
+        Error::op(
+            OP,
+            format!("{what} = {v} exceeds the CUDA kernels' 32-bit sizes"),
+        )
+    })
 }
 
 pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()> {
@@ -190,11 +204,23 @@ fn short(d: DType) -> &'static str {
 /// Our SIMT GEMM, epilogue fused.
 fn native(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     if p.b.dtype.is_quantized() {
-        crate::bail!(OP, "the native float GEMM does not take {} weights", p.b.dtype);
+        crate::bail!(
+            OP,
+            "the native float GEMM does not take {} weights",
+            p.b.dtype
+        );
     }
-    let name = format!("gemm_simt_64x64x16_{}_{}", short(p.a.dtype), short(p.b.dtype));
+    let name = format!(
+        "gemm_simt_64x64x16_{}_{}",
+        short(p.a.dtype),
+        short(p.b.dtype)
+    );
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
-    let grid = (p.n.div_ceil(64) as u32, p.m.div_ceil(64) as u32, ch.count as u32);
+    let grid = (
+        p.n.div_ceil(64) as u32,
+        p.m.div_ceil(64) as u32,
+        ch.count as u32,
+    );
     let mut a = [
         arg(&x.a),
         arg(&ch.a),
@@ -212,12 +238,33 @@ fn native(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
 }
 
 /// Applies the epilogue to the f32 product `t` (contiguous `[count, M, N]`).
-fn run_epilogue(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue, t: &DeviceBuffer) -> Result<()> {
+fn run_epilogue(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    ch: &Chunk,
+    e: &Epilogue,
+    t: &DeviceBuffer,
+) -> Result<()> {
     let total = (ch.count * p.m * p.n) as i64;
     let tp = t.ptr();
     let (m, n) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?);
-    let mut a = [arg(&tp), arg(e), arg(&x.c), arg(&x.d), arg(&x.bias), arg(&m), arg(&n), arg(&total)];
-    MODULE.launch(&x.dev, "matmul_epilogue", grid_for(total as usize, 256), (256, 1, 1), &mut a)
+    let mut a = [
+        arg(&tp),
+        arg(e),
+        arg(&x.c),
+        arg(&x.d),
+        arg(&x.bias),
+        arg(&m),
+        arg(&n),
+        arg(&total),
+    ];
+    MODULE.launch(
+        &x.dev,
+        "matmul_epilogue",
+        grid_for(total as usize, 256),
+        (256, 1, 1),
+        &mut a,
+    )
 }
 
 /// Copies `n` matrices (`rows x cols`, geometry `g`, one when `g.bs == 0`)
@@ -234,13 +281,33 @@ fn contiguous(
     let n = if g.bs == 0 { 1 } else { count };
     let elems = n * rows * cols;
     let buf = dev.alloc(elems * to.block_bytes())?;
-    let ss = Strided::with(OP, &[n, rows, cols], &[g.bs as usize, g.rs as usize, g.cs as usize], g.off as usize, from)?;
+    let ss = Strided::with(
+        OP,
+        &[n, rows, cols],
+        &[g.bs as usize, g.rs as usize, g.cs as usize],
+        g.off as usize,
+        from,
+    )?;
     let ds = Strided::with(OP, &[n, rows, cols], &[rows * cols, cols, 1], 0, to)?;
     let (dp, n64) = (buf.ptr(), elems as i64);
     let mut a = [arg(&src), arg(&ss), arg(&dp), arg(&ds), arg(&n64)];
-    super::copy::MODULE.launch(dev, "copy_strided", grid_for(elems, 256), (256, 1, 1), &mut a)?;
+    super::copy::MODULE.launch(
+        dev,
+        "copy_strided",
+        grid_for(elems, 256),
+        (256, 1, 1),
+        &mut a,
+    )?;
     let bs = if g.bs == 0 { 0 } else { (rows * cols) as i64 };
-    Ok((buf, Geom { off: 0, rs: cols as i64, cs: 1, bs }))
+    Ok((
+        buf,
+        Geom {
+            off: 0,
+            rs: cols as i64,
+            cs: 1,
+            bs,
+        },
+    ))
 }
 
 /// How cuBLAS takes `X^T` for a logical `rows x cols` operand `X`: as a
@@ -248,7 +315,11 @@ fn contiguous(
 /// stride, or as the transpose of one (`OP_T`, ld = column stride) when its
 /// rows are. `None` when neither holds (a copy is needed).
 fn blas_layout(g: &Geom, rows: usize, cols: usize) -> Option<(cublas::cublasOperation_t, i32)> {
-    let fits = |ld: i64, min: usize| (ld >= min.max(1) as i64).then(|| i32::try_from(ld).ok()).flatten();
+    let fits = |ld: i64, min: usize| {
+        (ld >= min.max(1) as i64)
+            .then(|| i32::try_from(ld).ok())
+            .flatten()
+    };
     if cols == 1 {
         let ld = if rows == 1 { 1 } else { g.rs };
         return fits(ld, 1).map(|ld| (cublas::cublasOperation_t::CUBLAS_OP_N, ld));
@@ -344,7 +415,11 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     } else {
         None
     };
-    let want = if p.a.dtype == b_src.1 { p.a.dtype } else { DType::F32 };
+    let want = if p.a.dtype == b_src.1 {
+        p.a.dtype
+    } else {
+        DType::F32
+    };
     let bo = blas_operand(dev, b_src, &b_geom, ch.count, (k, n), want)?;
     let ao = blas_operand(dev, (x.a, p.a.dtype), &ch.a, ch.count, (m, k), want)?;
     let t = dev.alloc(ch.count * m * n * 4)?;
@@ -386,7 +461,10 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         .map_err(|err| Error::Cuda {
             op: OP,
             call: "cublasGemmStridedBatchedEx",
-            msg: format!("{m}x{n}x{k} batch {} {}*{}: {err:?}", ch.count, ao.dtype, bo.dtype),
+            msg: format!(
+                "{m}x{n}x{k} batch {} {}*{}: {err:?}",
+                ch.count, ao.dtype, bo.dtype
+            ),
         })
     })?;
     run_epilogue(p, x, ch, e, &t)
@@ -397,7 +475,10 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     let dev = &x.dev;
     let dt = p.b.dtype;
     if !dt.is_quantized() {
-        crate::bail!(OP, "the block-weight kernel needs a GGUF block type, got {dt}");
+        crate::bail!(
+            OP,
+            "the block-weight kernel needs a GGUF block type, got {dt}"
+        );
     }
     let (m, n, k) = (p.m, p.n, p.k);
     let (a, ag) = contiguous(dev, x.a, p.a.dtype, &ch.a, ch.count, (m, k), DType::F32)?;
@@ -415,7 +496,15 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         let elem = ch.b.off as usize + z * ch.b.bs as usize;
         let wp = x.b + (elem / be * bb) as u64;
         let tp = t.ptr() + (z * m * n * 4) as u64;
-        let mut args = [arg(&ap), arg(&wp), arg(&row_bytes), arg(&tp), arg(&mi), arg(&ni), arg(&ki)];
+        let mut args = [
+            arg(&ap),
+            arg(&wp),
+            arg(&row_bytes),
+            arg(&tp),
+            arg(&mi),
+            arg(&ni),
+            arg(&ki),
+        ];
         QUANT_MODULE.launch(dev, &name, grid, (128, 1, 1), &mut args)?;
     }
     run_epilogue(p, x, ch, e, &t)

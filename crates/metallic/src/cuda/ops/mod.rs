@@ -118,7 +118,10 @@ impl Strided {
         dtype: DType,
     ) -> Result<Strided> {
         if shape.len() > MAX_DIMS {
-            crate::bail!(op, "CUDA kernels take views of rank <= {MAX_DIMS}, got {shape:?}");
+            crate::bail!(
+                op,
+                "CUDA kernels take views of rank <= {MAX_DIMS}, got {shape:?}"
+            );
         }
         let mut s = Strided {
             shape: [1; MAX_DIMS],
@@ -147,7 +150,11 @@ pub(crate) fn ptr_on(op: &'static str, dev: &CudaDevice, t: &Tensor) -> Result<u
     if s.device() != dev {
         return Err(Error::Device {
             op,
-            msg: format!("operand on cuda:{}, output on cuda:{}", s.device().ordinal(), dev.ordinal()),
+            msg: format!(
+                "operand on cuda:{}, output on cuda:{}",
+                s.device().ordinal(),
+                dev.ordinal()
+            ),
         });
     }
     Ok(s.ptr())

@@ -8,7 +8,8 @@ use crate::tensor::Tensor;
 
 const OP: &str = "rope";
 
-pub(crate) static MODULE: Module = Module::new(|| KernelSource::new("rope", &[COMMON], include_str!("../kernels/rope.cu")));
+pub(crate) static MODULE: Module =
+    Module::new(|| KernelSource::new("rope", &[COMMON], include_str!("../kernels/rope.cu")));
 
 pub fn rope(x: &Tensor, p: &Rope, out: &Tensor) -> Result<()> {
     let (dev, optr) = dev_ptr(OP, out)?;

@@ -20,7 +20,11 @@ pub fn softmax(x: &Tensor, p: &Softmax, out: &Tensor) -> Result<()> {
     if rows > i32::MAX as usize || cols > i32::MAX as usize {
         crate::bail!(OP, "{rows} rows of {cols} exceed the CUDA kernel's grid");
     }
-    let rows_per_matrix = if x.rank() >= 2 { x.dim(x.rank() - 2) } else { 1 } as i64;
+    let rows_per_matrix = if x.rank() >= 2 {
+        x.dim(x.rank() - 2)
+    } else {
+        1
+    } as i64;
     let cols = cols as i32;
     let causal = i32::from(p.causal.is_some());
     let offset = p.causal.unwrap_or(0) as i64;

@@ -1,0 +1,496 @@
+//! x86-64 block-dot kernels: one weight row against `MR` activation rows of a
+//! [`Panel`](super::panel::Panel), for Q4_0, Q4_1, Q5_0, Q8_0 (against
+//! Q8_0/Q8_1 activations) and Q4_K, Q6_K (against Q8_K).
+//!
+//! Each weight block is decoded once into bytes in a 256-bit register and
+//! dotted with the `MR` activation rows (prefill reuses it `MR` times; decode
+//! has `MR = 1`). Weights are decoded as unsigned bytes and multiplied with the
+//! signed activations by `u8 x i8 -> i32` dot products; a format's offset
+//! (Q4_0's 8, Q5_0's 16, Q6_K's 32) is taken out exactly in integers through
+//! the activation block sums, Q8_0's signed weights use the sign trick
+//! (`|w| * sign(a, w)`). So each block's (or sub-block's) integer sum is
+//! exactly the reference's; the f32 combination differs in order only (8
+//! lanes of f32 FMAs, one horizontal sum per row at the end).
+//!
+//! Two instruction sets, one body: [`Avx2`] emulates the byte dot with
+//! `vpmaddubsw` + `vpmaddwd` (no overflow: weights are below 64, or at most
+//! 128 in magnitude against activations of at most 127, so pair sums stay
+//! below 2^15), [`Vnni`] uses AVX-512 VNNI's `vpdpbusd` on 256-bit registers
+//! (AVX512VL) and `vpmovm2b` for Q5_0's high bits. Both give bit-identical
+//! results. AMX and AVX512-FP16 are never used (advertised by some VMs that
+//! fault on them).
+
+use std::arch::x86_64::*;
+
+use super::panel::ActRow;
+use crate::quant::blocks::*;
+use crate::tensor::DType;
+
+/// The instruction-set specific pieces.
+pub(crate) trait Isa {
+    /// `acc + sum of u[4i..4i+4] * s[4i..4i+4]` per i32 lane (u unsigned, s signed).
+    unsafe fn dot_u8i8(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
+    /// Byte j is 0xFF where bit j of `bits` is set, 0 elsewhere.
+    unsafe fn bits_to_bytes(bits: u32) -> __m256i;
+}
+
+pub(crate) struct Avx2;
+pub(crate) struct Vnni;
+
+impl Isa for Avx2 {
+    #[inline(always)]
+    unsafe fn dot_u8i8(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        let pairs = _mm256_maddubs_epi16(u, s);
+        _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+    }
+
+    #[inline(always)]
+    unsafe fn bits_to_bytes(bits: u32) -> __m256i {
+        // Byte j gets byte j / 8 of `bits`; OR-ing every bit but j % 8 makes
+        // it all ones exactly when bit j % 8 was set.
+        let v = _mm256_set1_epi32(bits as i32);
+        let spread = _mm256_setr_epi8(
+            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+            3, 3, 3,
+        );
+        let others = _mm256_set1_epi64x(0x7FBF_DFEF_F7FB_FDFE);
+        let x = _mm256_or_si256(_mm256_shuffle_epi8(v, spread), others);
+        _mm256_cmpeq_epi8(x, _mm256_set1_epi64x(-1))
+    }
+}
+
+impl Isa for Vnni {
+    #[inline(always)]
+    unsafe fn dot_u8i8(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, u, s)
+    }
+
+    #[inline(always)]
+    unsafe fn bits_to_bytes(bits: u32) -> __m256i {
+        _mm256_movm_epi8(bits)
+    }
+}
+
+/// Which kernel family a CPU runs, detected once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Avx2,
+    Avx512Vnni,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Avx2 => "avx2",
+            Level::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    /// Every level this CPU can run, best first.
+    pub fn available() -> Vec<Level> {
+        let mut v = Vec::new();
+        let avx2 = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c");
+        if avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni")
+        {
+            v.push(Level::Avx512Vnni);
+        }
+        if avx2 {
+            v.push(Level::Avx2);
+        }
+        v
+    }
+}
+
+/// Whether a weight format has a kernel here.
+pub(crate) fn supports(dtype: DType) -> bool {
+    matches!(
+        dtype,
+        DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q8_0 | DType::Q4K | DType::Q6K
+    )
+}
+
+/// Rows per activation tile: each decoded weight block is dotted with up to
+/// this many activation rows.
+pub(crate) const MR: usize = 4;
+
+/// `out[i * ldo + j] = dot(weight row j, acts[i])` for `j < rows`, every `i`.
+///
+/// # Safety
+/// `level` must be one of [`Level::available`]; `w` holds `rows` rows of
+/// `row_bytes` bytes of `dtype` blocks (aligned for the block type), `k` =
+/// the elements of a row; every `ActRow` points at a panel row of `k`
+/// elements in `dtype`'s activation format; `out` is valid for writing at
+/// every `i * ldo + j`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_rows(
+    level: Level,
+    dtype: DType,
+    w: *const u8,
+    row_bytes: usize,
+    rows: usize,
+    k: usize,
+    acts: &[ActRow],
+    out: *mut f32,
+    ldo: usize,
+) {
+    match level {
+        Level::Avx2 => gemm_rows_avx2(dtype, w, row_bytes, rows, k, acts, out, ldo),
+        Level::Avx512Vnni => gemm_rows_vnni(dtype, w, row_bytes, rows, k, acts, out, ldo),
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_rows_avx2(
+    dtype: DType,
+    w: *const u8,
+    row_bytes: usize,
+    rows: usize,
+    k: usize,
+    acts: &[ActRow],
+    out: *mut f32,
+    ldo: usize,
+) {
+    gemm_rows_generic::<Avx2>(dtype, w, row_bytes, rows, k, acts, out, ldo)
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_rows_vnni(
+    dtype: DType,
+    w: *const u8,
+    row_bytes: usize,
+    rows: usize,
+    k: usize,
+    acts: &[ActRow],
+    out: *mut f32,
+    ldo: usize,
+) {
+    gemm_rows_generic::<Vnni>(dtype, w, row_bytes, rows, k, acts, out, ldo)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_rows_generic<I: Isa>(
+    dtype: DType,
+    w: *const u8,
+    row_bytes: usize,
+    rows: usize,
+    k: usize,
+    acts: &[ActRow],
+    out: *mut f32,
+    ldo: usize,
+) {
+    let mut i0 = 0;
+    while i0 < acts.len() {
+        let tile = &acts[i0..];
+        let o = out.add(i0 * ldo);
+        match tile.len() {
+            1 => rows_tile::<I, 1>(dtype, w, row_bytes, rows, k, tile, o, ldo),
+            2 => rows_tile::<I, 2>(dtype, w, row_bytes, rows, k, tile, o, ldo),
+            3 => rows_tile::<I, 3>(dtype, w, row_bytes, rows, k, tile, o, ldo),
+            _ => rows_tile::<I, MR>(dtype, w, row_bytes, rows, k, tile, o, ldo),
+        }
+        i0 += MR.min(tile.len());
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_tile<I: Isa, const R: usize>(
+    dtype: DType,
+    w: *const u8,
+    row_bytes: usize,
+    rows: usize,
+    k: usize,
+    acts: &[ActRow],
+    out: *mut f32,
+    ldo: usize,
+) {
+    let a: [ActRow; R] = std::array::from_fn(|r| acts[r]);
+    macro_rules! each_row {
+        ($blk:ty, $kern:ident, $elems:expr) => {
+            for j in 0..rows {
+                let row = w.add(j * row_bytes) as *const $blk;
+                let v = $kern::<I, R>(row, k / $elems, &a);
+                for (r, x) in v.iter().enumerate() {
+                    *out.add(r * ldo + j) = *x;
+                }
+            }
+        };
+    }
+    match dtype {
+        DType::Q4_0 => each_row!(BlockQ4_0, q4_0, QK),
+        DType::Q4_1 => each_row!(BlockQ4_1, q4_1, QK),
+        DType::Q5_0 => each_row!(BlockQ5_0, q5_0, QK),
+        DType::Q8_0 => each_row!(BlockQ8_0, q8_0, QK),
+        DType::Q4K => each_row!(BlockQ4K, q4_k, QK_K),
+        DType::Q6K => each_row!(BlockQ6K, q6_k, QK_K),
+        _ => unreachable!("gemm_rows called for {dtype}, which `supports` rejects"),
+    }
+}
+
+#[inline(always)]
+unsafe fn f16_bits_to_f32(h: half::f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+}
+
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    hsum128(s)
+}
+
+#[inline(always)]
+unsafe fn hsum128(s: __m128) -> f32 {
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// 16 packed bytes as 32 nibbles in bytes: low nibbles (elements 0..16),
+/// then high nibbles (16..32), as the 32-element formats store them.
+#[inline(always)]
+unsafe fn nibbles32(qs: *const u8) -> __m256i {
+    let q = _mm_loadu_si128(qs as *const __m128i);
+    let m4 = _mm_set1_epi8(0x0F);
+    let lo = _mm_and_si128(q, m4);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), m4);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// The shared loop of the 32-element formats: `decode(block) -> (bytes,
+/// scale, offset)` gives the unsigned quants, the weight scale, and the
+/// offset subtracted from each quant (0 for none). `extra(block, r, b)` adds
+/// a per-block f32 term (Q4_1's `m * s`).
+#[inline(always)]
+unsafe fn legacy<I: Isa, B, const R: usize>(
+    w: *const B,
+    nb: usize,
+    a: &[ActRow; R],
+    offset: i32,
+    signed: bool,
+    decode: impl Fn(&B) -> (__m256i, f32),
+    extra: impl Fn(&B, &ActRow, usize) -> f32,
+) -> [f32; R] {
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut tail = [0.0f32; R];
+    for b in 0..nb {
+        let blk = &*w.add(b);
+        let (x, dw) = decode(blk);
+        let dw = _mm256_set1_ps(dw);
+        let xa = if signed { _mm256_sign_epi8(x, x) } else { x };
+        for r in 0..R {
+            let y = _mm256_loadu_si256(a[r].qs.add(b * QK) as *const __m256i);
+            let s = if signed {
+                I::dot_u8i8(_mm256_setzero_si256(), xa, _mm256_sign_epi8(y, x))
+            } else if offset != 0 {
+                let init = _mm256_setr_epi32(-offset * *a[r].sum.add(b), 0, 0, 0, 0, 0, 0, 0);
+                I::dot_u8i8(init, x, y)
+            } else {
+                I::dot_u8i8(_mm256_setzero_si256(), x, y)
+            };
+            let scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&*a[r].d.add(b)));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[r]);
+            tail[r] += extra(blk, &a[r], b);
+        }
+    }
+    std::array::from_fn(|r| hsum(acc[r]) + tail[r])
+}
+
+#[inline(always)]
+unsafe fn q4_0<I: Isa, const R: usize>(
+    w: *const BlockQ4_0,
+    nb: usize,
+    a: &[ActRow; R],
+) -> [f32; R] {
+    legacy::<I, _, R>(
+        w,
+        nb,
+        a,
+        8,
+        false,
+        |b| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
+        |_, _, _| 0.0,
+    )
+}
+
+#[inline(always)]
+unsafe fn q4_1<I: Isa, const R: usize>(
+    w: *const BlockQ4_1,
+    nb: usize,
+    a: &[ActRow; R],
+) -> [f32; R] {
+    legacy::<I, _, R>(
+        w,
+        nb,
+        a,
+        0,
+        false,
+        |b| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
+        |b, a, i| f16_bits_to_f32(b.m) * *a.s.add(i),
+    )
+}
+
+#[inline(always)]
+unsafe fn q5_0<I: Isa, const R: usize>(
+    w: *const BlockQ5_0,
+    nb: usize,
+    a: &[ActRow; R],
+) -> [f32; R] {
+    legacy::<I, _, R>(
+        w,
+        nb,
+        a,
+        16,
+        false,
+        |b| {
+            let high = I::bits_to_bytes(u32::from_le_bytes(b.qh));
+            let x = _mm256_or_si256(
+                nibbles32(b.qs.as_ptr()),
+                _mm256_and_si256(high, _mm256_set1_epi8(0x10)),
+            );
+            (x, f16_bits_to_f32(b.d))
+        },
+        |_, _, _| 0.0,
+    )
+}
+
+#[inline(always)]
+unsafe fn q8_0<I: Isa, const R: usize>(
+    w: *const BlockQ8_0,
+    nb: usize,
+    a: &[ActRow; R],
+) -> [f32; R] {
+    legacy::<I, _, R>(
+        w,
+        nb,
+        a,
+        0,
+        true,
+        |b| {
+            let x = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
+            (x, f16_bits_to_f32(b.d))
+        },
+        |_, _, _| 0.0,
+    )
+}
+
+/// Q4_K's 8 (scale, min) pairs of 6 bits (see `blocks::scale_min_k4`).
+#[inline(always)]
+fn q4_k_scales(s: &[u8; K_SCALE_SIZE]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..4 {
+        sc[j] = s[j] & 63;
+        mn[j] = s[j + 4] & 63;
+        sc[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 6) << 4);
+        mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+    }
+    (sc, mn)
+}
+
+/// Q4_K x Q8_K: per super-block, `d * sum_s sc_s * dot_s - dmin * sum_s
+/// m_s * bsum32_s`, times the activation scale.
+#[inline(always)]
+unsafe fn q4_k<I: Isa, const R: usize>(w: *const BlockQ4K, nb: usize, a: &[ActRow; R]) -> [f32; R] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut macc = [_mm_setzero_ps(); R];
+    for b in 0..nb {
+        let blk = &*w.add(b);
+        let (sc, mn) = q4_k_scales(&blk.scales);
+        let d = f16_bits_to_f32(blk.d);
+        let dmin = f16_bits_to_f32(blk.dmin);
+        let dsc: [__m256; 8] = std::array::from_fn(|s| _mm256_set1_ps(d * sc[s] as f32));
+        let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
+        let mut q = [_mm256_setzero_si256(); 8];
+        for c in 0..4 {
+            let v = _mm256_loadu_si256(blk.qs.as_ptr().add(32 * c) as *const __m256i);
+            q[2 * c] = _mm256_and_si256(v, m4);
+            q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
+        }
+        for r in 0..R {
+            let ap = a[r].qs.add(b * QK_K);
+            let mut t = _mm256_setzero_ps();
+            for s in 0..8 {
+                let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
+                let p = I::dot_u8i8(_mm256_setzero_si256(), q[s], y);
+                t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
+            }
+            let da = *a[r].d.add(b);
+            acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
+            let b32 = _mm_loadu_si128(a[r].bsum32.add(b * 8) as *const __m128i);
+            let msum = _mm_cvtepi32_ps(_mm_madd_epi16(mins, b32));
+            macc[r] = _mm_fmadd_ps(msum, _mm_set1_ps(dmin * da), macc[r]);
+        }
+    }
+    std::array::from_fn(|r| hsum(acc[r]) - hsum128(macc[r]))
+}
+
+/// Q6_K x Q8_K: quants decoded to 0..64, the offset 32 taken out through the
+/// 16-element activation sums: `d * sum_s sc_s * (dot_s - 32 * bsum16_s)`.
+#[inline(always)]
+unsafe fn q6_k<I: Isa, const R: usize>(w: *const BlockQ6K, nb: usize, a: &[ActRow; R]) -> [f32; R] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m30 = _mm256_set1_epi8(0x30);
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut macc = [_mm256_setzero_ps(); R];
+    for b in 0..nb {
+        let blk = &*w.add(b);
+        let d = f16_bits_to_f32(blk.d);
+        let sc8 = _mm_loadu_si128(blk.scales.as_ptr() as *const __m128i);
+        let sc16 = _mm256_cvtepi8_epi16(sc8);
+        let dv = _mm256_set1_ps(d);
+        let scf = [
+            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8)), dv),
+            _mm256_mul_ps(
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc8))),
+                dv,
+            ),
+        ];
+        // Register t holds elements 32t..32t+32: sub-blocks 2t (lanes 0..4)
+        // and 2t+1 (lanes 4..8).
+        let dsc: [__m256; 8] = std::array::from_fn(|t| {
+            let lo = (2 * t % 8) as i32;
+            let idx = _mm256_setr_epi32(lo, lo, lo, lo, lo + 1, lo + 1, lo + 1, lo + 1);
+            _mm256_permutevar8x32_ps(scf[t / 4], idx)
+        });
+        let mut q = [_mm256_setzero_si256(); 8];
+        for h in 0..2 {
+            let ql0 = _mm256_loadu_si256(blk.ql.as_ptr().add(64 * h) as *const __m256i);
+            let ql1 = _mm256_loadu_si256(blk.ql.as_ptr().add(64 * h + 32) as *const __m256i);
+            let qh = _mm256_loadu_si256(blk.qh.as_ptr().add(32 * h) as *const __m256i);
+            let hi = |x: __m256i| _mm256_and_si256(x, m30);
+            q[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), hi(_mm256_slli_epi16::<4>(qh)));
+            q[4 * h + 1] =
+                _mm256_or_si256(_mm256_and_si256(ql1, m4), hi(_mm256_slli_epi16::<2>(qh)));
+            q[4 * h + 2] =
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), hi(qh));
+            q[4 * h + 3] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                hi(_mm256_srli_epi16::<2>(qh)),
+            );
+        }
+        for r in 0..R {
+            let ap = a[r].qs.add(b * QK_K);
+            let mut t = _mm256_setzero_ps();
+            for (s, qs) in q.iter().enumerate() {
+                let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
+                let p = I::dot_u8i8(_mm256_setzero_si256(), *qs, y);
+                t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
+            }
+            let da = *a[r].d.add(b);
+            acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
+            let b16 = _mm256_loadu_si256(a[r].bsum16.add(b * 16) as *const __m256i);
+            let off = _mm256_cvtepi32_ps(_mm256_madd_epi16(sc16, b16));
+            macc[r] = _mm256_fmadd_ps(off, _mm256_set1_ps(32.0 * d * da), macc[r]);
+        }
+    }
+    std::array::from_fn(|r| hsum(acc[r]) - hsum(macc[r]))
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine, from the repository root, over what
+# scripts/gpu_carry.sh put in .carry/: every op case on the CUDA targets
+# against the CPU reference, the model on CUDA against the CPU, the CLI end
+# to end, and compute-sanitizer memcheck over the op cases. Writes the log
+# to $OUT/gpu-tests.log (the device tool brings $OUT back) and ends with a
+# summary; exits non-zero when any check fails. See docs/gpu-testing.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/metallic-gpu}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu-tests.log") 2>&1
+
+B=.carry/bin
+export RUST_BACKTRACE=1
+export METALLIC_KERNEL_CACHE=/tmp/metallic-kernels
+# cudarc loads libnvrtc / libcublas at run time: the toolkit's lib64 and the
+# image's pip wheels (nvidia/cu13/lib), whichever exist.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+    $(python3 -c 'import nvidia, os; [print(os.path.join(p, "cu13", "lib")) for p in nvidia.__path__]' 2>/dev/null); do
+    [ -d "$d" ] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+export LD_LIBRARY_PATH
+declare -a SUMMARY
+# The device tool stops a command after 10 minutes: every check gets its own
+# limit, and the sanitizer run whatever is left of 9.
+DEADLINE=${DEADLINE:-540}
+check() { # limit_s, name, command...
+    local limit=$1 name=$2; shift 2
+    echo; echo "===== $name: $*"
+    local t0=$SECONDS
+    timeout "$limit" "$@"; local rc=$?
+    SUMMARY+=("$( [ $rc -eq 0 ] && echo PASS || echo "FAIL(rc=$rc)" ) $name ($((SECONDS - t0)) s)")
+    return $rc
+}
+
+echo "===== machine ($(date -u +%Y-%m-%dT%H:%MZ))"
+nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
+nvcc --version 2>/dev/null | tail -2
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+ls $B
+
+MODE=${1:-full}
+check 120 "kernels compile (sm_80, sm_90a)" $B/cuda_kernels --nocapture
+if [ "$MODE" = smoke ]; then
+    check 120 "op cases on cuda (smoke: rms_norm, softmax)" env METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=rms_norm,softmax \
+        METALLIC_OPTEST_VERBOSE=1 $B/ops --nocapture
+else
+    check 240 "op cases on cuda-native and cuda-vendor" env METALLIC_OPTEST_TARGET=cuda $B/ops --nocapture
+    check 60 "device layer (views across devices, out of memory)" $B/cuda_device --nocapture --test-threads 1
+    check 150 "model on cuda agrees with cpu" $B/cuda_model --nocapture --test-threads 1
+    M=.carry/models/tiny-smollm2.gguf
+    if [ -f $M ]; then
+        check 60 "cli run --device cpu" $B/metallic run $M -p "The GPU says" -n 32 --temp 0 --matmul vendor --device cpu
+        check 60 "cli run --device cuda" $B/metallic run $M -p "The GPU says" -n 32 --temp 0 --device cuda
+        check 60 "cli bench --device cuda" $B/metallic bench $M -p 64 -n 32 -r 3 --device cuda
+        check 60 "cli perplexity --device cuda" $B/metallic perplexity $M -f .carry/models/text.txt -c 128 --device cuda
+        check 60 "cli perplexity --device cpu" $B/metallic perplexity $M -f .carry/models/text.txt -c 128 --device cpu --matmul vendor
+    fi
+    if command -v compute-sanitizer >/dev/null; then
+        # Buffer caching off: exact-size allocations, so memcheck sees every
+        # tensor's real bounds (a rounded-up pool buffer would hide overruns).
+        export METALLIC_CUDA_POOL=off METALLIC_OPTEST_TARGET=cuda
+        left() { echo $((DEADLINE - SECONDS > 30 ? DEADLINE - SECONDS : 30)); }
+        check "$(left)" "compute-sanitizer memcheck (op cases on cuda)" \
+            compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture
+        check "$(left)" "compute-sanitizer memcheck (model on cuda)" \
+            compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+            $B/cuda_model --nocapture --test-threads 1 tiny_models
+        # The kernels that share data through shared memory (block reductions,
+        # GEMM tiles) under racecheck.
+        export METALLIC_OPTEST_OP=rms_norm,softmax,matmul
+        check "$(left)" "compute-sanitizer racecheck (rms_norm, softmax, matmul on cuda)" \
+            compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture
+        unset METALLIC_CUDA_POOL METALLIC_OPTEST_TARGET METALLIC_OPTEST_OP
+    else
+        SUMMARY+=("FAIL compute-sanitizer not found")
+    fi
+fi
+
+echo; echo "===== summary"
+printf '%s\n' "${SUMMARY[@]}"
+! printf '%s\n' "${SUMMARY[@]}" | grep -q '^FAIL'
