@@ -337,6 +337,28 @@ impl CudaDevice {
         Ok(())
     }
 
+    /// Lets `f` take `bytes` of dynamic shared memory.
+    pub(crate) fn set_max_dynamic_shared(
+        &self,
+        name: &str,
+        f: sys::CUfunction,
+        bytes: u32,
+    ) -> Result<()> {
+        // SAFETY: `f` is a live function of a loaded module.
+        unsafe {
+            drv::function::set_function_attribute(
+                f,
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                bytes as i32,
+            )
+        }
+        .map_err(|e| Error::Cuda {
+            op: "kernel",
+            call: "cuFuncSetAttribute",
+            msg: format!("{name}: {bytes} bytes of dynamic shared memory: {e:?}"),
+        })
+    }
+
     /// Runs `f` with the device's cuBLAS handle (created on first use, bound
     /// to our stream, with a workspace from our pool).
     pub(crate) fn with_blas<R>(

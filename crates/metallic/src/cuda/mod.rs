@@ -15,6 +15,7 @@
 //! libraries (`libcuda`, `libnvrtc`, `libcublas`) are found through the usual
 //! dynamic-loader path (`LD_LIBRARY_PATH`).
 
+pub mod bench;
 mod compile;
 mod context;
 mod memory;

@@ -477,11 +477,56 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         (c.bias, c.act, c.beta, c.c) = (true, act, 1.0, CMode::AliasD);
         v.push(c);
     }
+    // The tensor-core GEMM's layout (f16/bf16, y = x W^T, K % 8 == 0): each
+    // of its tiles (M <= 16; fewer than a wave of 128x128 blocks; more), M,
+    // N and K tails (K 24 and 40 against BK 32, K 8 against BK 64), a weight
+    // that starts some rows into its buffer, split K, and the whole epilogue.
+    for dt in [DType::BF16, DType::F16] {
+        for (m, n, k, d_dt) in [
+            (1, 64, 64, dt),
+            (16, 200, 136, DType::F32),
+            (17, 100, 40, dt),
+            (130, 129, 72, DType::F32),
+            (300, 520, 264, dt),
+            (1100, 2000, 24, dt),
+        ] {
+            let mut c = MatmulCase::new(m, n, k).dtypes(dt, dt, d_dt);
+            c.b.trans = true;
+            v.push(c);
+        }
+        let mut c = MatmulCase::new(33, 70, 96).dtypes(dt, dt, dt);
+        c.b = Operand { row_off: 3, ..Operand::T };
+        (c.alpha, c.beta, c.c) = (0.5, 0.25, CMode::Separate);
+        v.push(c);
+        for act in [Activation::Silu, Activation::Gelu] {
+            let mut c = MatmulCase::new(70, 65, 48).dtypes(dt, dt, dt);
+            c.b.trans = true;
+            (c.bias, c.act, c.beta, c.c) = (true, act, 1.0, CMode::AliasD);
+            v.push(c);
+        }
+        let mut c = MatmulCase::new(5, 33, 64).dtypes(dt, dt, DType::F32);
+        c.b = Operand { batch: Batch::Broadcast, ..Operand::T };
+        (c.batch, c.alpha, c.c, c.beta) = (3, -2.0, CMode::AliasD, 0.5);
+        v.push(c);
+        // M <= 16 with a long K: split K, then the summing epilogue.
+        let mut c = MatmulCase::new(7, 96, 1024).dtypes(dt, dt, DType::F32);
+        c.b.trans = true;
+        v.push(c);
+        let mut c = MatmulCase::new(3, 130, 520).dtypes(dt, dt, dt);
+        c.b.trans = true;
+        (c.bias, c.act, c.alpha, c.beta, c.c) = (true, Activation::Silu, 0.5, 1.0, CMode::AliasD);
+        v.push(c);
+        let mut c = MatmulCase::new(4, 64, 512).dtypes(dt, dt, dt);
+        c.b = Operand { batch: Batch::Broadcast, ..Operand::T };
+        (c.batch, c.beta, c.c) = (2, -1.0, CMode::Separate);
+        v.push(c);
+    }
     // GGUF block weights: y = x W^T, M = 1 (decode) and M > 1 (prefill), odd
-    // block counts along K, batched with a shared weight.
+    // block counts along K, batched with a shared weight. M = 19 spans two
+    // full activation tiles of the SIMD kernels (4 or 8 rows) and a tail.
     for q in DType::ALL.into_iter().filter(|d| d.is_quantized()) {
         let blk = q.block_elems();
-        for (m, k) in [(1, 3 * blk), (7, 2 * blk)] {
+        for (m, k) in [(1, 3 * blk), (7, 2 * blk), (19, blk)] {
             let mut c = MatmulCase::new(m, 33, k).dtypes(DType::F32, q, DType::F32);
             c.b.trans = true;
             v.push(c);

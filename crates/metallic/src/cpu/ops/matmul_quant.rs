@@ -18,7 +18,7 @@
 //!   Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K: activations go into a reused
 //!   [`panel::Panel`] (the same quantized values, laid out for vector loads);
 //!   rayon tasks take chunks of weight rows, and within a chunk each decoded
-//!   weight block is dotted with a tile of up to `x86::MR` activation rows
+//!   weight block is dotted with a tile of up to `Isa::MR` activation rows
 //!   (prefill decodes each block once per tile, not once per row). Its
 //!   product is `[m, n]`.
 //! - The scalar reference (`quant::dot`), for every other format and CPU:
@@ -27,6 +27,7 @@
 //!
 //! The SIMD kernels are tested against the scalar `vec_dot_*` in `tests.rs`.
 
+#[cfg(target_arch = "x86_64")]
 use std::cell::RefCell;
 
 use bytemuck::Pod;
@@ -37,6 +38,8 @@ use crate::ops::matmul::MatmulProblem;
 use crate::quant::{self, dot};
 use crate::tensor::{read_f32, DType};
 
+// The panel feeds the SIMD kernels, x86-64 only for now (no NEON yet).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod panel;
 #[cfg(test)]
 mod simd_tests;
@@ -111,21 +114,26 @@ fn simd_level() -> Option<x86::Level> {
 
 /// Scratch reused by every quantized matmul on a thread: the activation
 /// panel and its row pointers.
+#[cfg(target_arch = "x86_64")]
 #[derive(Default)]
 struct Scratch {
     panel: panel::Panel,
     rows: Vec<panel::ActRow>,
 }
 
+#[cfg(target_arch = "x86_64")]
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
 /// A raw output pointer shared by tasks that write disjoint columns.
+#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 // SAFETY: tasks write disjoint elements (their own weight rows' columns).
+#[cfg(target_arch = "x86_64")]
 unsafe impl Send for OutPtr {}
+#[cfg(target_arch = "x86_64")]
 unsafe impl Sync for OutPtr {}
 
 /// The SIMD path; `None` when the weight layout does not suit it (rows not
@@ -162,7 +170,8 @@ fn simd(
     let fmt = panel::ActFormat::for_weight(dtype);
     SCRATCH.with(|s| -> Result<()> {
         let s = &mut *s.borrow_mut();
-        s.panel.fill(fmt, m, k, |i, buf| x.row(i, buf))?;
+        s.panel
+            .fill(fmt, x86::offset(dtype), m, k, |i, buf| x.row(i, buf))?;
         s.rows.clear();
         s.rows.extend((0..m).map(|i| s.panel.row(i)));
         out.clear();

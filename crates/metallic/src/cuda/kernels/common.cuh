@@ -86,6 +86,13 @@ __device__ __forceinline__ void store_f32(void* base, int dtype, i64 i, float v)
     }
 }
 
+// `x` rounded to `dtype` and back (identity for f32).
+__device__ __forceinline__ float round_to(int dtype, float x) {
+    if (dtype == DT_F16) return f16_to_f32(f32_to_f16(x));
+    if (dtype == DT_BF16) return bf16_to_f32(f32_to_bf16(x));
+    return x;
+}
+
 // Storage index of logical element `flat` (row-major order over the shape).
 __device__ __forceinline__ i64 strided_index(const Strided& s, i64 flat) {
     i64 idx = s.offset;

@@ -1,5 +1,6 @@
-//! Attention on CUDA: one warp per (query row, head), online softmax over
-//! the visible keys (see kernels/attention.cu).
+//! Attention on CUDA: one warp per (query row, head), two passes over the
+//! visible keys (online maximum and sum, then `P v` with the probabilities
+//! rounded to the cache's dtype; see kernels/attention.cu).
 
 use super::{arg, dev_ptr, ptr_on, Module, Strided, COMMON};
 use crate::cuda::KernelSource;

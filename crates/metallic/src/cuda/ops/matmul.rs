@@ -6,8 +6,11 @@
 //!   take (mixed dtypes, a layout with neither unit stride) is first copied
 //!   to a contiguous buffer. Block weights are dequantized to f32 first, as
 //!   llama.cpp's BLAS path does.
+//! - `CudaMma`: our tensor-core GEMM for f16/bf16 K-contiguous operands
+//!   (`gemm_<dtype>_mma_<BM>x<BN>x<BK>`, kernels/gemm_mma.cu, host side in
+//!   `matmul/mma.rs`), epilogue fused.
 //! - `CudaNative`: our tiled SIMT GEMM with the epilogue fused
-//!   (`gemm_simt_64x64x16_<a>_<b>`, kernels/matmul.cu).
+//!   (`gemm_simt_64x64x16_<a>_<b>`, kernels/matmul.cu), for every layout.
 //! - `CudaQuant`: our block-weight kernel (`matmul_<type>_warp_row`,
 //!   kernels/matmul_quant.cu) into an f32 scratch product, then the epilogue.
 //!
@@ -25,10 +28,20 @@ use crate::error::{Error, Result};
 use crate::ops::matmul::{Activation, MatView, MatmulKernel, MatmulProblem, Operands};
 use crate::tensor::DType;
 
+pub mod mma;
+
 const OP: &str = "matmul";
 
-pub(crate) static MODULE: Module =
-    Module::new(|| KernelSource::new("matmul", &[COMMON], include_str!("../kernels/matmul.cu")));
+/// The epilogue every matmul kernel shares (struct Epilogue, epilogue_store).
+pub(crate) const EPILOGUE: &str = include_str!("../kernels/matmul_epilogue.cuh");
+
+pub(crate) static MODULE: Module = Module::new(|| {
+    KernelSource::new(
+        "matmul",
+        &[COMMON, EPILOGUE],
+        include_str!("../kernels/matmul.cu"),
+    )
+});
 
 pub(crate) static QUANT_MODULE: Module = Module::new(|| {
     KernelSource::new(
@@ -38,7 +51,7 @@ pub(crate) static QUANT_MODULE: Module = Module::new(|| {
     )
 });
 
-/// `struct Operand` of kernels/matmul.cu: element offset, row, column and
+/// `struct Operand` of kernels/matmul_epilogue.cuh: element offset, row, column and
 /// batch strides.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,7 +62,7 @@ struct Geom {
     bs: i64,
 }
 
-/// `struct Epilogue` of kernels/matmul.cu.
+/// `struct Epilogue` of kernels/matmul_epilogue.cuh.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 struct Epilogue {
@@ -185,9 +198,44 @@ pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()
         let e = epilogue(p, ops, &ch)?;
         match kernel {
             MatmulKernel::CudaNative => native(p, &ptrs, &ch, &e)?,
+            MatmulKernel::CudaMma => {
+                if !mma::run(p, &ptrs, &ch, &e, None)? {
+                    native(p, &ptrs, &ch, &e)?
+                }
+            }
             MatmulKernel::CudaVendor => vendor(p, &ptrs, &ch, &e)?,
             MatmulKernel::CudaQuant => quant(p, &ptrs, &ch, &e)?,
             other => crate::bail!(OP, "kernel {other:?} does not run on CUDA"),
+        }
+    }
+    Ok(())
+}
+
+/// `matmul` forced onto the tensor-core GEMM with a given tile (benchmarks
+/// time the variants by name); errors where its layout does not fit.
+pub fn matmul_mma_tile(
+    a: &crate::tensor::Tensor,
+    b: &crate::tensor::Tensor,
+    d: &crate::tensor::Tensor,
+    params: &crate::ops::matmul::Matmul,
+    tile: mma::MmaTile,
+) -> Result<()> {
+    let p = crate::ops::matmul::validate(a, b, d, params)?;
+    if !crate::ops::matmul::mma_fits(&p) {
+        crate::bail!(OP, "the tensor-core GEMM does not take this layout");
+    }
+    let ops = Operands {
+        a,
+        b,
+        c: params.c.filter(|_| p.c.is_some()),
+        bias: params.bias,
+        d,
+    };
+    let ptrs = ptrs(&ops)?;
+    for ch in chunks(&p) {
+        let e = epilogue(&p, &ops, &ch)?;
+        if !mma::run(&p, &ptrs, &ch, &e, Some(tile))? {
+            crate::bail!(OP, "operands not 16-byte aligned for the tensor-core GEMM");
         }
     }
     Ok(())

@@ -53,6 +53,23 @@ impl Module {
         let f = dev.function(self.source(), func)?;
         dev.launch(func, f, grid, block, 0, params)
     }
+
+    /// As [`Module::launch`], with `shared` bytes of dynamic shared memory
+    /// (above 48 KiB the function's limit is raised first, as the driver
+    /// requires: CUDA C++ Programming Guide, "Shared Memory").
+    pub(crate) fn launch_shared(
+        &self,
+        dev: &CudaDevice,
+        func: &str,
+        (grid, block, shared): ((u32, u32, u32), (u32, u32, u32), u32),
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        let f = dev.function(self.source(), func)?;
+        if shared > 48 * 1024 {
+            dev.set_max_dynamic_shared(func, f, shared)?;
+        }
+        dev.launch(func, f, grid, block, shared, params)
+    }
 }
 
 /// Every kernel module with every variant it instantiates (the CI compile
@@ -69,6 +86,9 @@ pub fn all_modules() -> Vec<KernelSource> {
         matmul::MODULE.source().clone(),
         matmul::QUANT_MODULE.source().clone(),
     ]
+    .into_iter()
+    .chain(matmul::mma::all_sources())
+    .collect()
 }
 
 /// A pointer to one kernel argument, as `cuLaunchKernel` takes them.

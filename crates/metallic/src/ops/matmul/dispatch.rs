@@ -19,9 +19,13 @@ pub enum MatmulKernel {
     /// dequantized whole first, as llama.cpp's BLAS path does).
     CpuVendor,
     /// Ours on CUDA for float operands: a simple tiled SIMT GEMM with the
-    /// epilogue fused (`gemm_simt_64x64x16_*`), until the wgmma / mma.sync
-    /// kernels land.
+    /// epilogue fused (`gemm_simt_64x64x16_*`), for every layout and dtype.
     CudaNative,
+    /// Ours on CUDA on the tensor cores: f16/bf16 operands, both K-contiguous
+    /// (y = x W^T), `mma.sync` with a `cp.async` pipeline, epilogue fused
+    /// (`gemm_<dtype>_mma_<BM>x<BN>x<BK>`). Falls back to `CudaNative` when
+    /// the operands' addresses are not 16-byte aligned.
+    CudaMma,
     /// Ours on CUDA for GGUF block weights: a warp per weight row, blocks
     /// decoded on the fly (`matmul_<type>_warp_row`).
     CudaQuant,
@@ -69,8 +73,29 @@ pub const CPU_RULES: &[Rule] = &[
     },
 ];
 
+/// Whether the tensor-core GEMM takes `p`: f16 or bf16 A and B, both with
+/// unit stride along K (A `[M, K]` row-major, B the transpose of a row-major
+/// `[N, K]` weight), and every row stride, offset and batch stride a
+/// multiple of 8 elements (16-byte `cp.async` chunks), K included.
+pub fn mma_fits(p: &MatmulProblem) -> bool {
+    let half = |d: crate::tensor::DType| {
+        matches!(d, crate::tensor::DType::F16 | crate::tensor::DType::BF16)
+    };
+    let aligned = |v: &super::MatView, ld: usize| {
+        ld % 8 == 0 && v.offset % 8 == 0 && v.batch_strides.iter().all(|s| s % 8 == 0)
+    };
+    half(p.a.dtype)
+        && p.b.dtype == p.a.dtype
+        && p.k % 8 == 0
+        && p.a.col_stride == 1
+        && p.b.row_stride == 1
+        && aligned(&p.a, p.a.row_stride)
+        && aligned(&p.b, p.b.col_stride)
+}
+
 /// On CUDA: cuBLAS for float operands (the baseline our GEMM must beat), our
-/// kernel for block weights; `Native` forces our float GEMM.
+/// kernel for block weights; `Native` forces our float GEMM: the tensor-core
+/// kernel where the layout fits it, else the SIMT one.
 pub const CUDA_RULES: &[Rule] = &[
     Rule {
         name: "forced_vendor",
@@ -81,6 +106,11 @@ pub const CUDA_RULES: &[Rule] = &[
         name: "quantized_weights",
         applies: |p, _| p.b.dtype.is_quantized(),
         kernel: MatmulKernel::CudaQuant,
+    },
+    Rule {
+        name: "forced_native_mma",
+        applies: |p, backend| backend == MatmulBackend::Native && mma_fits(p),
+        kernel: MatmulKernel::CudaMma,
     },
     Rule {
         name: "forced_native",

@@ -40,7 +40,7 @@
 
 mod dispatch;
 
-pub use dispatch::{select, MatmulKernel, Rule, CPU_RULES, CUDA_RULES};
+pub use dispatch::{mma_fits, select, MatmulKernel, Rule, CPU_RULES, CUDA_RULES};
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Storage, Tensor};

@@ -5,8 +5,9 @@
 //! versions); only the layout differs from the GGUF blocks: all quants of a
 //! row are contiguous (a kernel loads 32 of them with one unaligned load), and
 //! each block's scale and sums sit in arrays beside them, already widened:
-//! `d` as f32, the block sum of the quants as i32 (the kernels fold a weight
-//! format's offset, e.g. Q5_0's -16, into the integer dot with it), Q8_1's
+//! `d` as f32, the block sum of the quants times minus the weight format's
+//! offset as i32 (`-16 * sum` for Q5_0: the kernels start the block's integer
+//! dot from it, which takes the offset out exactly), Q8_1's
 //! `s` as f32, and Q8_K's 16-element sums plus their pairwise 32-element sums
 //! (Q4_K's mins apply per 32).
 //!
@@ -65,8 +66,8 @@ pub(crate) struct Panel {
     pub qs: Vec<i8>,
     /// `[m, k / block]` block scales.
     pub d: Vec<f32>,
-    /// Q8_0/Q8_1: `[m, k / 32]` block sums of the quants.
-    pub sum: Vec<i32>,
+    /// Q8_0/Q8_1: `[m, k / 32]` block sums of the quants times `-offset`.
+    pub corr: Vec<i32>,
     /// Q8_1: `[m, k / 32]` the blocks' `s` (f16, widened).
     pub s: Vec<f32>,
     /// Q8_K: `[m, k / 16]` sums of 16 quants (the blocks' `bsums`).
@@ -81,7 +82,7 @@ pub(crate) struct Panel {
 pub(crate) struct ActRow {
     pub qs: *const i8,
     pub d: *const f32,
-    pub sum: *const i32,
+    pub corr: *const i32,
     pub s: *const f32,
     pub bsum16: *const i16,
     pub bsum32: *const i16,
@@ -100,7 +101,7 @@ impl Default for Panel {
             k: 0,
             qs: Vec::new(),
             d: Vec::new(),
-            sum: Vec::new(),
+            corr: Vec::new(),
             s: Vec::new(),
             bsum16: Vec::new(),
             bsum32: Vec::new(),
@@ -119,8 +120,9 @@ struct RowScratch {
 
 impl Panel {
     /// Quantizes `m` rows of `k` activations; `row(i, buf)` writes row `i`
-    /// into `buf` (length `k`).
-    pub fn fill<F>(&mut self, fmt: ActFormat, m: usize, k: usize, row: F) -> Result<()>
+    /// into `buf` (length `k`). `offset` is the weight format's (see
+    /// `corr`).
+    pub fn fill<F>(&mut self, fmt: ActFormat, offset: i32, m: usize, k: usize, row: F) -> Result<()>
     where
         F: Fn(usize, &mut [f32]) + Sync,
     {
@@ -130,7 +132,7 @@ impl Panel {
         let lens = RowLens {
             k,
             nb: k / fmt.block(),
-            sum: if fmt == ActFormat::Q8K { 0 } else { n32 },
+            corr: if fmt == ActFormat::Q8K { 0 } else { n32 },
             s: if fmt == ActFormat::Q8_1 { n32 } else { 0 },
             bsum16: if fmt == ActFormat::Q8K { k / 16 } else { 0 },
             bsum32: if fmt == ActFormat::Q8K { n32 } else { 0 },
@@ -140,7 +142,7 @@ impl Panel {
         self.k = k;
         self.qs.resize(m * lens.k, 0);
         self.d.resize(m * lens.nb, 0.0);
-        self.sum.resize(m * lens.sum, 0);
+        self.corr.resize(m * lens.corr, 0);
         self.s.resize(m * lens.s, 0.0);
         self.bsum16.resize(m * lens.bsum16, 0);
         self.bsum32.resize(m * lens.bsum32, 0);
@@ -152,7 +154,7 @@ impl Panel {
             scratch.f.resize(k, 0.0);
             row(i, &mut scratch.f);
             let x = std::mem::take(&mut scratch.f);
-            let r = quantize_one(fmt, &x, scratch, outs.row(i));
+            let r = quantize_one(fmt, offset, &x, scratch, outs.row(i));
             scratch.f = x;
             r
         };
@@ -175,7 +177,7 @@ impl Panel {
         ActRow {
             qs: self.qs.as_ptr().wrapping_add(i * self.k),
             d: self.d.as_ptr().wrapping_add(i * nb),
-            sum: self.sum.as_ptr().wrapping_add(i * n32),
+            corr: self.corr.as_ptr().wrapping_add(i * n32),
             s: self.s.as_ptr().wrapping_add(i * n32),
             bsum16: self.bsum16.as_ptr().wrapping_add(i * (self.k / 16)),
             bsum32: self.bsum32.as_ptr().wrapping_add(i * n32),
@@ -191,7 +193,7 @@ thread_local! {
 struct RowLens {
     k: usize,
     nb: usize,
-    sum: usize,
+    corr: usize,
     s: usize,
     bsum16: usize,
     bsum32: usize,
@@ -202,7 +204,7 @@ struct RowOuts {
     lens: RowLens,
     qs: *mut i8,
     d: *mut f32,
-    sum: *mut i32,
+    corr: *mut i32,
     s: *mut f32,
     bsum16: *mut i16,
     bsum32: *mut i16,
@@ -216,7 +218,7 @@ unsafe impl Sync for RowOuts {}
 struct RowOut<'a> {
     qs: &'a mut [i8],
     d: &'a mut [f32],
-    sum: &'a mut [i32],
+    corr: &'a mut [i32],
     s: &'a mut [f32],
     bsum16: &'a mut [i16],
     bsum32: &'a mut [i16],
@@ -228,7 +230,7 @@ impl RowOuts {
             lens,
             qs: p.qs.as_mut_ptr(),
             d: p.d.as_mut_ptr(),
-            sum: p.sum.as_mut_ptr(),
+            corr: p.corr.as_mut_ptr(),
             s: p.s.as_mut_ptr(),
             bsum16: p.bsum16.as_mut_ptr(),
             bsum32: p.bsum32.as_mut_ptr(),
@@ -248,7 +250,7 @@ impl RowOuts {
             RowOut {
                 qs: part(self.qs, i, l.k),
                 d: part(self.d, i, l.nb),
-                sum: part(self.sum, i, l.sum),
+                corr: part(self.corr, i, l.corr),
                 s: part(self.s, i, l.s),
                 bsum16: part(self.bsum16, i, l.bsum16),
                 bsum32: part(self.bsum32, i, l.bsum32),
@@ -257,7 +259,13 @@ impl RowOuts {
     }
 }
 
-fn quantize_one(fmt: ActFormat, x: &[f32], sc: &mut RowScratch, out: RowOut<'_>) -> Result<()> {
+fn quantize_one(
+    fmt: ActFormat,
+    offset: i32,
+    x: &[f32],
+    sc: &mut RowScratch,
+    out: RowOut<'_>,
+) -> Result<()> {
     let k = x.len();
     match fmt {
         ActFormat::Q8_0 => {
@@ -266,7 +274,7 @@ fn quantize_one(fmt: ActFormat, x: &[f32], sc: &mut RowScratch, out: RowOut<'_>)
             for (b, blk) in sc.q8_0.iter().enumerate() {
                 out.qs[b * QK..(b + 1) * QK].copy_from_slice(&blk.qs);
                 out.d[b] = blk.d.to_f32();
-                out.sum[b] = blk.qs.iter().map(|&q| q as i32).sum();
+                out.corr[b] = -offset * blk.qs.iter().map(|&q| q as i32).sum::<i32>();
             }
         }
         ActFormat::Q8_1 => {
@@ -276,7 +284,7 @@ fn quantize_one(fmt: ActFormat, x: &[f32], sc: &mut RowScratch, out: RowOut<'_>)
                 out.qs[b * QK..(b + 1) * QK].copy_from_slice(&blk.qs);
                 out.d[b] = blk.d.to_f32();
                 out.s[b] = blk.s.to_f32();
-                out.sum[b] = blk.qs.iter().map(|&q| q as i32).sum();
+                out.corr[b] = -offset * blk.qs.iter().map(|&q| q as i32).sum::<i32>();
             }
         }
         ActFormat::Q8K => {

@@ -61,6 +61,7 @@ fn simd_kernels_match_scalar_vec_dot() {
             (4, 3, 2),
             (5, 4, 3),
             (7, 2, 5),
+            (19, 2, 2),
             (10, 3, 1),
         ]
         .iter()
@@ -76,9 +77,13 @@ fn simd_kernels_match_scalar_vec_dot() {
 
             let mut panel = Panel::default();
             panel
-                .fill(act_format(dtype), m, k, |i, buf| {
-                    buf.copy_from_slice(&xs[i * k..(i + 1) * k])
-                })
+                .fill(
+                    act_format(dtype),
+                    super::x86::offset(dtype),
+                    m,
+                    k,
+                    |i, buf| buf.copy_from_slice(&xs[i * k..(i + 1) * k]),
+                )
                 .unwrap();
             let rows: Vec<_> = (0..m).map(|i| panel.row(i)).collect();
 
@@ -156,7 +161,7 @@ fn panel_matches_reference_quantizer() {
         let xs = activations(m, k, 3);
         let mut panel = Panel::default();
         panel
-            .fill(fmt, m, k, |i, buf| {
+            .fill(fmt, 0, m, k, |i, buf| {
                 buf.copy_from_slice(&xs[i * k..(i + 1) * k])
             })
             .unwrap();

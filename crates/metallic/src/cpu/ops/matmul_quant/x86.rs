@@ -28,6 +28,9 @@ use crate::tensor::DType;
 
 /// The instruction-set specific pieces.
 pub(crate) trait Isa {
+    /// Rows per activation tile: each decoded weight block is dotted with up
+    /// to this many activation rows (bounded by the vector registers).
+    const MR: usize;
     /// `acc + sum of u[4i..4i+4] * s[4i..4i+4]` per i32 lane (u unsigned, s signed).
     unsafe fn dot_u8i8(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
     /// Byte j is 0xFF where bit j of `bits` is set, 0 elsewhere.
@@ -38,6 +41,7 @@ pub(crate) struct Avx2;
 pub(crate) struct Vnni;
 
 impl Isa for Avx2 {
+    const MR: usize = 4;
     #[inline(always)]
     unsafe fn dot_u8i8(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
         let pairs = _mm256_maddubs_epi16(u, s);
@@ -60,6 +64,7 @@ impl Isa for Avx2 {
 }
 
 impl Isa for Vnni {
+    const MR: usize = 8;
     #[inline(always)]
     unsafe fn dot_u8i8(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(acc, u, s)
@@ -107,6 +112,16 @@ impl Level {
     }
 }
 
+/// The offset each quant of `dtype` carries in the kernels' unsigned
+/// decoding (what the activation panel's `corr` must take out).
+pub(crate) fn offset(dtype: DType) -> i32 {
+    match dtype {
+        DType::Q4_0 => 8,
+        DType::Q5_0 => 16,
+        _ => 0,
+    }
+}
+
 /// Whether a weight format has a kernel here.
 pub(crate) fn supports(dtype: DType) -> bool {
     matches!(
@@ -114,10 +129,6 @@ pub(crate) fn supports(dtype: DType) -> bool {
         DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q8_0 | DType::Q4K | DType::Q6K
     )
 }
-
-/// Rows per activation tile: each decoded weight block is dotted with up to
-/// this many activation rows.
-pub(crate) const MR: usize = 4;
 
 /// `out[i * ldo + j] = dot(weight row j, acts[i])` for `j < rows`, every `i`.
 ///
@@ -190,14 +201,18 @@ unsafe fn gemm_rows_generic<I: Isa>(
     let mut i0 = 0;
     while i0 < acts.len() {
         let tile = &acts[i0..];
+        let len = tile.len().min(I::MR);
         let o = out.add(i0 * ldo);
-        match tile.len() {
-            1 => rows_tile::<I, 1>(dtype, w, row_bytes, rows, k, tile, o, ldo),
-            2 => rows_tile::<I, 2>(dtype, w, row_bytes, rows, k, tile, o, ldo),
-            3 => rows_tile::<I, 3>(dtype, w, row_bytes, rows, k, tile, o, ldo),
-            _ => rows_tile::<I, MR>(dtype, w, row_bytes, rows, k, tile, o, ldo),
+        macro_rules! tile {
+            ($($n:literal)*) => {
+                match len {
+                    $($n => rows_tile::<I, $n>(dtype, w, row_bytes, rows, k, tile, o, ldo),)*
+                    _ => unreachable!("tiles have 1..=8 rows"),
+                }
+            };
         }
-        i0 += MR.min(tile.len());
+        tile!(1 2 3 4 5 6 7 8);
+        i0 += len;
     }
 }
 
@@ -265,15 +280,16 @@ unsafe fn nibbles32(qs: *const u8) -> __m256i {
 }
 
 /// The shared loop of the 32-element formats: `decode(block) -> (bytes,
-/// scale, offset)` gives the unsigned quants, the weight scale, and the
-/// offset subtracted from each quant (0 for none). `extra(block, r, b)` adds
+/// scale)` gives the unsigned quants and the weight scale; with `offset`
+/// the panel's `corr` (`-offset * block sum`) starts each block's integer
+/// dot. `extra(block, r, b)` adds
 /// a per-block f32 term (Q4_1's `m * s`).
 #[inline(always)]
 unsafe fn legacy<I: Isa, B, const R: usize>(
     w: *const B,
     nb: usize,
     a: &[ActRow; R],
-    offset: i32,
+    offset: bool,
     signed: bool,
     decode: impl Fn(&B) -> (__m256i, f32),
     extra: impl Fn(&B, &ActRow, usize) -> f32,
@@ -289,8 +305,8 @@ unsafe fn legacy<I: Isa, B, const R: usize>(
             let y = _mm256_loadu_si256(a[r].qs.add(b * QK) as *const __m256i);
             let s = if signed {
                 I::dot_u8i8(_mm256_setzero_si256(), xa, _mm256_sign_epi8(y, x))
-            } else if offset != 0 {
-                let init = _mm256_setr_epi32(-offset * *a[r].sum.add(b), 0, 0, 0, 0, 0, 0, 0);
+            } else if offset {
+                let init = _mm256_setr_epi32(*a[r].corr.add(b), 0, 0, 0, 0, 0, 0, 0);
                 I::dot_u8i8(init, x, y)
             } else {
                 I::dot_u8i8(_mm256_setzero_si256(), x, y)
@@ -313,7 +329,7 @@ unsafe fn q4_0<I: Isa, const R: usize>(
         w,
         nb,
         a,
-        8,
+        true,
         false,
         |b| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
         |_, _, _| 0.0,
@@ -330,7 +346,7 @@ unsafe fn q4_1<I: Isa, const R: usize>(
         w,
         nb,
         a,
-        0,
+        false,
         false,
         |b| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
         |b, a, i| f16_bits_to_f32(b.m) * *a.s.add(i),
@@ -347,7 +363,7 @@ unsafe fn q5_0<I: Isa, const R: usize>(
         w,
         nb,
         a,
-        16,
+        true,
         false,
         |b| {
             let high = I::bits_to_bytes(u32::from_le_bytes(b.qh));
@@ -371,7 +387,7 @@ unsafe fn q8_0<I: Isa, const R: usize>(
         w,
         nb,
         a,
-        0,
+        false,
         true,
         |b| {
             let x = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);

@@ -1,0 +1,126 @@
+//! What kernel benchmarks need from the device beyond the ops: event timing
+//! on the device's stream, a raw device-to-device copy (the bandwidth
+//! ceiling), and cuBLAS called directly (the baseline, without our
+//! wrapper's f32 scratch and epilogue pass). Used by examples/gemm_bench.rs.
+
+use std::ffi::c_void;
+
+use cudarc::cublas::sys as cublas;
+use cudarc::driver::{result as drv, sys};
+
+use super::context::{drv_err, CudaDevice};
+use crate::error::{Error, Result};
+use crate::tensor::DType;
+
+/// A pair of CUDA events on the device's stream around some queued work.
+pub struct EventPair {
+    start: sys::CUevent,
+    end: sys::CUevent,
+}
+
+impl EventPair {
+    pub fn new(dev: &CudaDevice) -> Result<EventPair> {
+        dev.bind()?;
+        let ev = || {
+            drv::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
+                .map_err(drv_err("bench", "cuEventCreate"))
+        };
+        Ok(EventPair {
+            start: ev()?,
+            end: ev()?,
+        })
+    }
+
+    pub fn record_start(&self, dev: &CudaDevice) -> Result<()> {
+        // SAFETY: a live event and our live stream.
+        unsafe { drv::event::record(self.start, dev.stream()) }
+            .map_err(drv_err("bench", "cuEventRecord"))
+    }
+
+    pub fn record_end(&self, dev: &CudaDevice) -> Result<()> {
+        // SAFETY: a live event and our live stream.
+        unsafe { drv::event::record(self.end, dev.stream()) }
+            .map_err(drv_err("bench", "cuEventRecord"))
+    }
+
+    /// Milliseconds between the two events (after both completed: call
+    /// `dev.synchronize()` first).
+    pub fn elapsed_ms(&self) -> Result<f32> {
+        // SAFETY: both events were created by `event::create` and recorded
+        // on one stream.
+        unsafe { drv::event::elapsed(self.start, self.end) }
+            .map_err(drv_err("bench", "cuEventElapsedTime"))
+    }
+}
+
+impl Drop for EventPair {
+    fn drop(&mut self) {
+        // SAFETY: events we created, destroyed once.
+        unsafe {
+            let _ = drv::event::destroy(self.start);
+            let _ = drv::event::destroy(self.end);
+        }
+    }
+}
+
+/// Queues a copy of `bytes` from `src` to `dst` (device addresses).
+pub fn copy_d2d(dev: &CudaDevice, dst: u64, src: u64, bytes: usize) -> Result<()> {
+    dev.bind()?;
+    // SAFETY: the caller passes live device buffers of at least `bytes`.
+    unsafe { drv::memcpy_dtod_async(dst, src, bytes, dev.stream()) }
+        .map_err(drv_err("bench", "cuMemcpyDtoDAsync"))
+}
+
+/// `y = x W^T` through cuBLAS (`cublasGemmEx`, f32 compute, no TF32): `x`
+/// `[m, k]`, `w` `[n, k]` and `y` `[m, n]`, all row-major `dtype` (f16 or
+/// bf16) at device addresses. Row-major `y` is column-major `y^T = W x^T`:
+/// W's rows read as columns, transposed.
+pub fn cublas_xwt(
+    dev: &CudaDevice,
+    (x, w, y): (u64, u64, u64),
+    (m, n, k): (usize, usize, usize),
+    dtype: DType,
+) -> Result<()> {
+    let ty = match dtype {
+        DType::F16 => cublas::cudaDataType::CUDA_R_16F,
+        DType::BF16 => cublas::cudaDataType::CUDA_R_16BF,
+        _ => crate::bail!("bench", "cublas_xwt takes f16 or bf16, got {dtype}"),
+    };
+    let (one, zero) = (1.0f32, 0.0f32);
+    let dim = |v: usize| i32::try_from(v).map_err(|_| Error::op("bench", format!("{v} > i32")));
+    let (mi, ni, ki) = (dim(m)?, dim(n)?, dim(k)?);
+    dev.with_blas(|h| {
+        // SAFETY: the caller's buffers hold the matrices described; alpha
+        // and beta are host f32 (default pointer mode); the handle is bound
+        // to our stream.
+        unsafe {
+            cublas::cublasGemmEx(
+                h,
+                cublas::cublasOperation_t::CUBLAS_OP_T,
+                cublas::cublasOperation_t::CUBLAS_OP_N,
+                ni,
+                mi,
+                ki,
+                &one as *const f32 as *const c_void,
+                w as *const c_void,
+                ty,
+                ki,
+                x as *const c_void,
+                ty,
+                ki,
+                &zero as *const f32 as *const c_void,
+                y as *mut c_void,
+                ty,
+                ni,
+                cublas::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublas::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+            )
+        }
+        .result()
+        .map_err(|e| Error::Cuda {
+            op: "bench",
+            call: "cublasGemmEx",
+            msg: format!("{m}x{n}x{k} {dtype}: {e:?}"),
+        })
+    })
+}

@@ -1,0 +1,278 @@
+// Our tensor-core GEMM for f16 / bf16 operands with f32 accumulation:
+// `mma.sync.aligned.m16n8k16` fed by `ldmatrix` from a multi-stage
+// `cp.async` shared-memory pipeline (sm_80 and newer; on Hopper the wgmma
+// path is the goal, this is the portable one).
+//
+// One module per tile configuration and dtype, specialised by defines (set
+// by the host wrapper, cuda/ops/matmul/mma.rs):
+//   GEMM_NAME    kernel name, e.g. gemm_bf16_mma_128x128x32 (it encodes the tile)
+//   GEMM_DT      DT_F16 or DT_BF16 (both operands)
+//   GEMM_BM, GEMM_BN, GEMM_BK   block tile (BK = 32 or 64)
+//   GEMM_WM, GEMM_WN            warp tile (WM a multiple of 16, WN of 16)
+//   GEMM_STAGES  shared-memory pipeline depth
+//
+// Layout taken: both operands K-contiguous, the LLM case y = x W^T: A is
+// [M, K] with unit column stride, B = W^T with W [N, K] row-major (B's row
+// stride, along K, is 1). Row strides, offsets and batch strides are
+// multiples of 8 elements so that every 16-byte cp.async is aligned; the
+// host checks this and sends everything else to the SIMT kernel. M, N and K
+// tails are zero-filled by cp.async's src-size operand (PTX ISA, "cp.async":
+// bytes past src-size are written as zeros).
+//
+// The epilogue (matmul_epilogue.cuh: alpha, bias, beta * C with C possibly D,
+// activation, D's dtype) runs from an f32 tile staged in the pipeline's
+// shared memory, so the stores are coalesced along N and its code is
+// emitted once (a rolled loop) rather than once per accumulator.
+
+#define THREADS ((GEMM_BM / GEMM_WM) * (GEMM_BN / GEMM_WN) * 32)
+#define MT (GEMM_WM / 16)  // m16 tiles per warp
+#define NT (GEMM_WN / 8)   // n8 tiles per warp
+#define CPR (GEMM_BK / 8)  // 16-byte chunks per tile row
+#define GROUP_M 16         // block rows swept together (L2 reuse of B)
+
+#if GEMM_DT == DT_BF16
+#define MMA_TYPE "bf16"
+#else
+#define MMA_TYPE "f16"
+#endif
+
+#if (GEMM_BK != 32 && GEMM_BK != 64) || (GEMM_WN % 16) || (GEMM_WM % 16)
+#error "unsupported gemm_mma tile"
+#endif
+
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
+    unsigned r;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+    return r;
+}
+
+// Half-element offset of 16-byte chunk `ch` of tile row `row`. The XOR
+// swizzle puts the 8 rows one ldmatrix reads (and the chunks one cp.async
+// phase writes) in 8 different 16-byte bank groups: rows of 64 bytes (BK 32)
+// alias every 2 rows, rows of 128 bytes (BK 64) every row.
+__device__ __forceinline__ int swz(int row, int ch) {
+#if GEMM_BK == 32
+    return row * GEMM_BK + ((ch ^ ((row >> 1) & 3)) << 3);
+#else
+    return row * GEMM_BK + ((ch ^ (row & 7)) << 3);
+#endif
+}
+
+__device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+
+// `rows` x BK tile of a K-contiguous operand (row r at base + r * ld) into
+// shared memory at `s`; rows past `rows_left` and columns past `k_left` are
+// zero-filled.
+template <int ROWS>
+__device__ __forceinline__ void load_tile(u16* s, const u16* base, i64 ld, int rows_left, int k_left) {
+#pragma unroll
+    for (int i = 0; i < (ROWS * CPR + THREADS - 1) / THREADS; ++i) {
+        const int idx = threadIdx.x + i * THREADS;
+        if (ROWS * CPR % THREADS == 0 || idx < ROWS * CPR) {
+            const int row = idx / CPR, ch = idx % CPR;
+            int bytes = (k_left - ch * 8) * 2;
+            bytes = row < rows_left ? (bytes < 0 ? 0 : (bytes > 16 ? 16 : bytes)) : 0;
+            // A zero-byte copy still needs a valid address: the tile's base.
+            const u16* src = bytes > 0 ? base + row * ld + ch * 8 : base;
+            cp_async16(smem_u32(s + swz(row, ch)), src, bytes);
+        }
+    }
+}
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const u16* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+
+// D (16x8, f32) += A (16x16) * B (16x8); fragment layouts in PTX ISA,
+// "Matrix Fragments for mma.m16n8k16 with floating point type".
+__device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." MMA_TYPE "." MMA_TYPE
+                 ".f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// The A and B fragments of k16 step `ks` of a warp's tile.
+// A: matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15); lane l names row l % 16
+// of k-half l / 16. B (stored [n][k]): matrices (n 0-7, k 0-7), (n 0-7,
+// k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15): two n8 tiles per ldmatrix.
+__device__ __forceinline__ void load_frags(unsigned (&af)[MT][4], unsigned (&bf)[NT / 2][4], const u16* sa,
+                                           const u16* sb, int wm, int wn, int lane, int ks) {
+#pragma unroll
+    for (int i = 0; i < MT; ++i) ldmatrix_x4(af[i], sa + swz(wm + i * 16 + lane % 16, ks * 2 + lane / 16));
+#pragma unroll
+    for (int j = 0; j < NT / 2; ++j)
+        ldmatrix_x4(bf[j], sb + swz(wn + j * 16 + lane % 8 + (lane / 16) * 8, ks * 2 + (lane / 8) % 2));
+}
+
+// Two neighbouring outputs (n, n + 1) of one row through the epilogue; one
+// 4- or 8-byte store when D's row is contiguous there and aligned.
+__device__ __forceinline__ void epilogue_pair(const Epilogue& e, const void* c, void* d, const void* bias, i64 z,
+                                              i64 m, i64 n, float acc0, float acc1) {
+    const i64 di = e.d.off + z * e.d.bs + m * e.d.rs + n * e.d.cs;
+    if (e.d.cs != 1 || (di & 1)) {
+        epilogue_store(e, c, d, bias, z, m, n, acc0);
+        epilogue_store(e, c, d, bias, z, m, n + 1, acc1);
+        return;
+    }
+    float v0 = e.alpha * acc0, v1 = e.alpha * acc1;
+    if (e.has_bias) {
+        v0 += load_f32(bias, e.bias_dtype, e.bias_off + n * e.bias_stride);
+        v1 += load_f32(bias, e.bias_dtype, e.bias_off + (n + 1) * e.bias_stride);
+    }
+    if (e.beta != 0.0f) {
+        const i64 ci = e.c.off + z * e.c.bs + m * e.c.rs + n * e.c.cs;
+        v0 += e.beta * load_f32(c, e.c_dtype, ci);
+        v1 += e.beta * load_f32(c, e.c_dtype, ci + e.c.cs);
+    }
+    v0 = activate(e.act, v0);
+    v1 = activate(e.act, v1);
+    if (e.d_dtype == DT_F32) {
+        *(float2*)((float*)d + di) = make_float2(v0, v1);
+    } else {
+        const bool h = e.d_dtype == DT_F16;
+        const unsigned lo = h ? f32_to_f16(v0) : f32_to_bf16(v0);
+        const unsigned hi = h ? f32_to_f16(v1) : f32_to_bf16(v1);
+        *(unsigned*)((u16*)d + di) = lo | (hi << 16);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+    GEMM_NAME(const void* a, Operand ga, const void* b, Operand gb, Epilogue e, const void* c, void* d,
+              const void* bias, int M, int N, int K, float* partial) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    u16* As = (u16*)smem;
+    u16* Bs = As + GEMM_STAGES * GEMM_BM * GEMM_BK;
+
+    // Grouped raster: GROUP_M block rows share each sweep along N, so a wave
+    // of blocks reads a band of A and a few tiles of B that stay in L2.
+    const int tiles_m = (M + GEMM_BM - 1) / GEMM_BM, tiles_n = (N + GEMM_BN - 1) / GEMM_BN;
+    const int pid = blockIdx.x, per_group = GROUP_M * tiles_n;
+    const int first_m = (pid / per_group) * GROUP_M;
+    const int group_m = min(tiles_m - first_m, GROUP_M);
+    const int tm = first_m + (pid % per_group) % group_m, tn = (pid % per_group) / group_m;
+    const int m0 = tm * GEMM_BM, n0 = tn * GEMM_BN;
+    const i64 z = blockIdx.z;
+
+    // Split K: block y of gridDim.y takes an equal share of the K tiles and
+    // writes its f32 partial tile; gemm_splitk_epilogue sums them.
+    const int kt_all = (K + GEMM_BK - 1) / GEMM_BK;
+    const int kt_per = (kt_all + gridDim.y - 1) / gridDim.y;
+    const int kt_begin = min(kt_all, (int)blockIdx.y * kt_per);
+    const int kt_count = min(kt_all, kt_begin + kt_per) - kt_begin;
+    K -= kt_begin * GEMM_BK;
+
+    const u16* ap = (const u16*)a + ga.off + z * ga.bs + (i64)m0 * ga.rs + kt_begin * GEMM_BK;
+    const u16* bp = (const u16*)b + gb.off + z * gb.bs + (i64)n0 * gb.cs + kt_begin * GEMM_BK;
+    const int rows_a = M - m0, rows_b = N - n0;
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int wm = (warp / (GEMM_BN / GEMM_WN)) * GEMM_WM, wn = (warp % (GEMM_BN / GEMM_WN)) * GEMM_WN;
+
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+
+    // Prologue: STAGES - 1 tiles in flight (empty groups past the end keep
+    // the wait_group arithmetic uniform).
+#pragma unroll
+    for (int s = 0; s < GEMM_STAGES - 1; ++s) {
+        if (s < kt_count) {
+            const int k0 = s * GEMM_BK;
+            load_tile<GEMM_BM>(As + s * GEMM_BM * GEMM_BK, ap + k0, ga.rs, rows_a, K - k0);
+            load_tile<GEMM_BN>(Bs + s * GEMM_BN * GEMM_BK, bp + k0, gb.cs, rows_b, K - k0);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+
+#pragma unroll 1
+    for (int kt = 0; kt < kt_count; ++kt) {
+        // Tile kt has landed (at most STAGES - 2 younger groups pending); the
+        // barrier also tells every warp that the stage read at kt - 1 is free.
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(GEMM_STAGES - 2));
+        __syncthreads();
+        {
+            const int next = kt + GEMM_STAGES - 1;
+            if (next < kt_count) {
+                const int s = next % GEMM_STAGES, k0 = next * GEMM_BK;
+                load_tile<GEMM_BM>(As + s * GEMM_BM * GEMM_BK, ap + k0, ga.rs, rows_a, K - k0);
+                load_tile<GEMM_BN>(Bs + s * GEMM_BN * GEMM_BK, bp + k0, gb.cs, rows_b, K - k0);
+            }
+            asm volatile("cp.async.commit_group;\n" ::);
+        }
+        const u16* sa = As + (kt % GEMM_STAGES) * GEMM_BM * GEMM_BK;
+        const u16* sb = Bs + (kt % GEMM_STAGES) * GEMM_BN * GEMM_BK;
+        // Fragments double-buffered: step ks + 1's ldmatrix is issued before
+        // step ks's mma, so shared-memory latency hides behind the math.
+        unsigned af[2][MT][4], bf[2][NT / 2][4];
+        load_frags(af[0], bf[0], sa, sb, wm, wn, lane, 0);
+#pragma unroll
+        for (int ks = 0; ks < GEMM_BK / 16; ++ks) {
+            if (ks + 1 < GEMM_BK / 16) load_frags(af[(ks + 1) % 2], bf[(ks + 1) % 2], sa, sb, wm, wn, lane, ks + 1);
+#pragma unroll
+            for (int i = 0; i < MT; ++i)
+#pragma unroll
+                for (int j = 0; j < NT; ++j)
+                    mma16816(acc[i][j], af[ks % 2][i], bf[ks % 2][j / 2][(j % 2) * 2],
+                             bf[ks % 2][j / 2][(j % 2) * 2 + 1]);
+        }
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::);
+    __syncthreads();
+
+    // Stage the f32 tile (rows padded by 4 floats against bank conflicts).
+    float* cs = (float*)smem;
+    const int ld = GEMM_BN + 4;
+    const int g = lane / 4, q = (lane % 4) * 2;
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const int r = wm + i * 16 + g, col = wn + j * 8 + q;
+            *(float2*)(cs + r * ld + col) = make_float2(acc[i][j][0], acc[i][j][1]);
+            *(float2*)(cs + (r + 8) * ld + col) = make_float2(acc[i][j][2], acc[i][j][3]);
+        }
+    __syncthreads();
+    if (partial) {
+        float* out = partial + ((i64)blockIdx.y * gridDim.z + z) * M * N;
+#pragma unroll 1
+        for (int idx = threadIdx.x; idx < GEMM_BM * GEMM_BN; idx += THREADS) {
+            const int r = idx / GEMM_BN, col = idx % GEMM_BN;
+            const int m = m0 + r, n = n0 + col;
+            if (m < M && n < N) out[(i64)m * N + n] = cs[r * ld + col];
+        }
+        return;
+    }
+#pragma unroll 1
+    for (int idx = threadIdx.x; idx < GEMM_BM * GEMM_BN / 2; idx += THREADS) {
+        const int r = idx / (GEMM_BN / 2), col = (idx % (GEMM_BN / 2)) * 2;
+        const int m = m0 + r, n = n0 + col;
+        if (m >= M || n >= N) continue;
+        const float v0 = cs[r * ld + col], v1 = cs[r * ld + col + 1];
+        if (n + 1 < N) {
+            epilogue_pair(e, c, d, bias, z, m, n, v0, v1);
+        } else {
+            epilogue_store(e, c, d, bias, z, m, n, v0);
+        }
+    }
+}
+
+// The split-K sum: `splits` f32 partial products ([split][batch][M][N]) added
+// in a fixed order (deterministic), then the epilogue.
+extern "C" __global__ void gemm_splitk_epilogue(const float* partial, int splits, Epilogue e, const void* c, void* d,
+                                                const void* bias, int M, int N, i64 total) {
+    GRID_STRIDE_LOOP(i, total) {
+        const i64 n = i % N, m = (i / N) % M, z = i / ((i64)M * N);
+        float acc = 0.0f;
+        for (int s = 0; s < splits; ++s) acc += partial[s * total + i];
+        epilogue_store(e, c, d, bias, z, m, n, acc);
+    }
+}

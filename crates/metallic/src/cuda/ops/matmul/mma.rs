@@ -1,0 +1,289 @@
+//! Host side of our tensor-core GEMM (kernels/gemm_mma.cu): `mma.sync`
+//! m16n8k16 fed by `ldmatrix` from a `cp.async` pipeline, f16/bf16 operands,
+//! f32 accumulation, the matmul epilogue fused.
+//!
+//! One module per (tile, dtype), specialised by defines; the kernel's name
+//! says which (`gemm_bf16_mma_128x128x32`). The dispatcher sends only
+//! problems that [`mma_fits`](crate::ops::matmul::mma_fits) accepts; this
+//! wrapper also needs 16-byte aligned operand addresses and falls back to
+//! the SIMT kernel otherwise.
+
+use super::{arg, grid_for, i32_dim, Chunk, Epilogue, Module, Ptrs, COMMON, EPILOGUE, OP};
+use crate::cuda::KernelSource;
+use crate::error::Result;
+use crate::ops::matmul::MatmulProblem;
+use crate::tensor::DType;
+
+/// A block tile, its warp tile and the pipeline depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MmaTile {
+    pub bm: usize,
+    pub bn: usize,
+    pub bk: usize,
+    pub wm: usize,
+    pub wn: usize,
+    pub stages: usize,
+}
+
+impl MmaTile {
+    pub const fn threads(&self) -> usize {
+        (self.bm / self.wm) * (self.bn / self.wn) * 32
+    }
+
+    /// Dynamic shared memory: the pipeline's stages, or the f32 output tile
+    /// the epilogue stages in the same memory, whichever is larger.
+    pub const fn shared_bytes(&self) -> usize {
+        let pipe = self.stages * (self.bm + self.bn) * self.bk * 2;
+        let out = self.bm * (self.bn + 4) * 4;
+        if pipe > out {
+            pipe
+        } else {
+            out
+        }
+    }
+
+    pub fn name(&self, dtype: DType) -> String {
+        format!(
+            "gemm_{}_mma_{}x{}x{}",
+            short(dtype),
+            self.bm,
+            self.bn,
+            self.bk
+        )
+    }
+
+    fn source(&self, dtype: DType) -> KernelSource {
+        KernelSource::new(
+            &self.name(dtype),
+            &[COMMON, EPILOGUE],
+            include_str!("../../kernels/gemm_mma.cu"),
+        )
+        .define("GEMM_NAME", self.name(dtype))
+        .define(
+            "GEMM_DT",
+            if dtype == DType::F16 {
+                "DT_F16"
+            } else {
+                "DT_BF16"
+            },
+        )
+        .define("GEMM_BM", self.bm)
+        .define("GEMM_BN", self.bn)
+        .define("GEMM_BK", self.bk)
+        .define("GEMM_WM", self.wm)
+        .define("GEMM_WN", self.wn)
+        .define("GEMM_STAGES", self.stages)
+    }
+}
+
+fn short(d: DType) -> &'static str {
+    if d == DType::F16 {
+        "f16"
+    } else {
+        "bf16"
+    }
+}
+
+/// 8 warps of 64x32: the large-M tile.
+pub const TILE_128X128X32: MmaTile = MmaTile {
+    bm: 128,
+    bn: 128,
+    bk: 32,
+    wm: 64,
+    wn: 32,
+    stages: 4,
+};
+/// 4 warps of 32x32: more blocks where 128x128 tiles leave SMs idle.
+pub const TILE_64X64X32: MmaTile = MmaTile {
+    bm: 64,
+    bn: 64,
+    bk: 32,
+    wm: 32,
+    wn: 32,
+    stages: 4,
+};
+/// 4 warps of 16x16 along N: M <= 16 (decode, small batches), where the
+/// weight stream is all that matters.
+pub const TILE_16X64X64: MmaTile = MmaTile {
+    bm: 16,
+    bn: 64,
+    bk: 64,
+    wm: 16,
+    wn: 16,
+    stages: 4,
+};
+
+/// 128x128 with K steps of 64: half the barriers of BK 32, 3 stages.
+pub const TILE_128X128X64: MmaTile = MmaTile {
+    bm: 128,
+    bn: 128,
+    bk: 64,
+    wm: 64,
+    wn: 32,
+    stages: 3,
+};
+/// 8 warps of 64x64: twice the mma per ldmatrix of 64x32 warps, one block
+/// per SM (the staged f32 output tile is 133 KB).
+pub const TILE_128X256X32: MmaTile = MmaTile {
+    bm: 128,
+    bn: 256,
+    bk: 32,
+    wm: 64,
+    wn: 64,
+    stages: 4,
+};
+
+/// Every tile, for benchmarks that time them by name.
+pub const TILES: [MmaTile; 5] = [
+    TILE_128X128X32,
+    TILE_64X64X32,
+    TILE_16X64X64,
+    TILE_128X128X64,
+    TILE_128X256X32,
+];
+
+impl std::str::FromStr for MmaTile {
+    type Err = String;
+    /// `128x128x32` (the kernel name's suffix).
+    fn from_str(s: &str) -> std::result::Result<MmaTile, String> {
+        TILES
+            .into_iter()
+            .find(|t| format!("{}x{}x{}", t.bm, t.bn, t.bk) == s)
+            .ok_or_else(|| format!("no mma tile {s:?}"))
+    }
+}
+
+macro_rules! modules {
+    ($($name:ident = $tile:expr, $dt:expr;)*) => {
+        $(static $name: Module = Module::new(|| $tile.source($dt));)*
+        fn module(tile: &MmaTile, dtype: DType) -> &'static Module {
+            $(if *tile == $tile && dtype == $dt { return &$name; })*
+            unreachable!("no gemm_mma module for {tile:?} {dtype}")
+        }
+        /// Every variant, for the compile test.
+        pub(crate) fn all_sources() -> Vec<KernelSource> {
+            vec![$($name.source().clone()),*]
+        }
+    };
+}
+
+modules! {
+    BF16_128X128X32 = TILE_128X128X32, DType::BF16;
+    F16_128X128X32 = TILE_128X128X32, DType::F16;
+    BF16_64X64X32 = TILE_64X64X32, DType::BF16;
+    F16_64X64X32 = TILE_64X64X32, DType::F16;
+    BF16_16X64X64 = TILE_16X64X64, DType::BF16;
+    F16_16X64X64 = TILE_16X64X64, DType::F16;
+    BF16_128X128X64 = TILE_128X128X64, DType::BF16;
+    F16_128X128X64 = TILE_128X128X64, DType::F16;
+    BF16_128X256X32 = TILE_128X256X32, DType::BF16;
+    F16_128X256X32 = TILE_128X256X32, DType::F16;
+}
+
+/// Below this many 128x128 blocks per batch (about one wave on a 132-SM
+/// Hopper) the 64x64 tile keeps more SMs busy.
+const LARGE_TILE_MIN_BLOCKS: usize = 132;
+
+/// The tile for an `m x n` product, `batch` times.
+pub fn pick_tile(m: usize, n: usize, batch: usize) -> MmaTile {
+    if m <= 16 {
+        TILE_16X64X64
+    } else if batch * m.div_ceil(128) * n.div_ceil(128) < LARGE_TILE_MIN_BLOCKS {
+        TILE_64X64X32
+    } else {
+        TILE_128X128X32
+    }
+}
+
+/// SMs to fill (an H100/H200 has 132; fewer blocks than this leave some idle).
+const TARGET_BLOCKS: usize = 132;
+
+/// How many ways to split K for the small-M tile: when its blocks cannot
+/// fill the GPU (M <= 16 with few weight rows: 7B down, 0.5B), each split
+/// streams a share of the weight, keeping at least 2 K tiles per split.
+pub fn k_splits(tile: &MmaTile, m: usize, n: usize, k: usize, batch: usize) -> usize {
+    if tile.bm != 16 {
+        return 1;
+    }
+    let blocks = batch * m.div_ceil(tile.bm) * n.div_ceil(tile.bn);
+    let k_tiles = k.div_ceil(tile.bk);
+    (2 * TARGET_BLOCKS)
+        .div_ceil(blocks)
+        .min(k_tiles / 2)
+        .clamp(1, 16)
+}
+
+/// Whether every operand address of this chunk is 16-byte aligned.
+fn aligned(p: &MatmulProblem, x: &Ptrs, ch: &Chunk) -> bool {
+    let ok = |ptr: u64, off: i64| (ptr + off as u64 * 2) % 16 == 0;
+    ok(x.a, ch.a.off) && ok(x.b, ch.b.off) && p.a.dtype.block_bytes() == 2
+}
+
+/// Runs the chunk on the tensor cores; `Ok(false)` when its addresses are
+/// not aligned (the caller falls back to the SIMT kernel).
+pub(super) fn run(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    ch: &Chunk,
+    e: &Epilogue,
+    tile: Option<MmaTile>,
+) -> Result<bool> {
+    if !aligned(p, x, ch) {
+        log::debug!("[matmul] mma: operands not 16-byte aligned, SIMT fallback");
+        return Ok(false);
+    }
+    let tile = tile.unwrap_or_else(|| pick_tile(p.m, p.n, ch.count));
+    let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
+    let blocks = p.m.div_ceil(tile.bm) * p.n.div_ceil(tile.bn);
+    if blocks > i32::MAX as usize {
+        crate::bail!(OP, "{}x{} needs more blocks than one launch holds", p.m, p.n);
+    }
+    let splits = k_splits(&tile, p.m, p.n, p.k, ch.count);
+    let total = ch.count * p.m * p.n;
+    let scratch = if splits > 1 {
+        Some(x.dev.alloc(splits * total * 4)?)
+    } else {
+        None
+    };
+    let partial = scratch.as_ref().map_or(0u64, |s| s.ptr());
+    let grid = (blocks as u32, splits as u32, ch.count as u32);
+    let mut a = [
+        arg(&x.a),
+        arg(&ch.a),
+        arg(&x.b),
+        arg(&ch.b),
+        arg(e),
+        arg(&x.c),
+        arg(&x.d),
+        arg(&x.bias),
+        arg(&m),
+        arg(&n),
+        arg(&k),
+        arg(&partial),
+    ];
+    let name = tile.name(p.a.dtype);
+    let launch = (
+        grid,
+        (tile.threads() as u32, 1, 1),
+        tile.shared_bytes() as u32,
+    );
+    let module = module(&tile, p.a.dtype);
+    module.launch_shared(&x.dev, &name, launch, &mut a)?;
+    if splits > 1 {
+        let (s32, total64) = (splits as i32, total as i64);
+        let mut a = [
+            arg(&partial),
+            arg(&s32),
+            arg(e),
+            arg(&x.c),
+            arg(&x.d),
+            arg(&x.bias),
+            arg(&m),
+            arg(&n),
+            arg(&total64),
+        ];
+        let grid = grid_for(total, 256);
+        module.launch(&x.dev, "gemm_splitk_epilogue", grid, (256, 1, 1), &mut a)?;
+    }
+    Ok(true)
+}
