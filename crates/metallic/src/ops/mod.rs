@@ -11,3 +11,5 @@ pub mod matmul;
 pub mod norm;
 pub mod rope;
 pub mod softmax;
+#[cfg(test)]
+mod test_util;

@@ -79,14 +79,7 @@ mod tests {
     use super::*;
     use crate::tensor::DType;
 
-    fn t(shape: &[usize]) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_f32(&vec![1.0; n], shape).unwrap()
-    }
-
-    fn err(r: Result<()>) -> String {
-        r.expect_err("must fail").to_string()
-    }
+    use crate::ops::test_util::{err, t};
 
     #[test]
     fn rejects_bad_arguments() {
