@@ -70,7 +70,9 @@ fn run_pp(model: &Model, n: usize) -> Result<f64> {
     let toks = tokens(n, model.cfg.vocab);
     let mut state = model.new_state(n)?;
     let t = Instant::now();
-    model.forward(&mut state, &toks, Logits::Last)?.to_vec_f32()?;
+    model
+        .forward(&mut state, &toks, Logits::Last)?
+        .to_vec_f32()?;
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
@@ -79,7 +81,9 @@ fn run_tg(model: &Model, n: usize) -> Result<f64> {
     let mut state = model.new_state(n)?;
     let t = Instant::now();
     for tok in toks {
-        model.forward(&mut state, &[tok], Logits::Last)?.to_vec_f32()?;
+        model
+            .forward(&mut state, &[tok], Logits::Last)?
+            .to_vec_f32()?;
     }
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
@@ -94,7 +98,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let l = load(&args.model, &args.device)?;
     let mut results = Vec::new();
     for (name, n, f) in [
-        ("pp", args.n_prompt, run_pp as fn(&Model, usize) -> Result<f64>),
+        (
+            "pp",
+            args.n_prompt,
+            run_pp as fn(&Model, usize) -> Result<f64>,
+        ),
         ("tg", args.n_gen, run_tg),
     ] {
         if n == 0 {
@@ -106,7 +114,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         results.push(stats(format!("{name}{n}"), &samples));
     }
-    let model_name = args.model.file_name().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let model_name = args
+        .model
+        .file_name()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let threads = rayon::current_num_threads();
     match args.output {
         Format::Md => {

@@ -172,7 +172,10 @@ pub fn chat(args: ChatArgs) -> Result<()> {
     let mut session = Session::new(&l.model, &l.tokenizer, ctx)?;
     let mut history: Vec<Message> = messages(&args.system, "");
     history.pop();
-    eprintln!("chat with {} (empty line or Ctrl-D to quit)", path.display());
+    eprintln!(
+        "chat with {} (empty line or Ctrl-D to quit)",
+        path.display()
+    );
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
     loop {
@@ -188,12 +191,20 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         let text = tpl.render(&history, true)?;
         let tokens = l.tokenizer.encode(&text, true)?;
         if tokens.len() >= ctx {
-            bail!("the conversation ({} tokens) no longer fits the context of {ctx}", tokens.len());
+            bail!(
+                "the conversation ({} tokens) no longer fits the context of {ctx}",
+                tokens.len()
+            );
         }
-        let g = session.generate(&tokens, args.n.min(ctx - tokens.len()), &mut sampler, &mut |t| {
-            let _ = stdout.write_all(t.as_bytes());
-            let _ = stdout.flush();
-        })?;
+        let g = session.generate(
+            &tokens,
+            args.n.min(ctx - tokens.len()),
+            &mut sampler,
+            &mut |t| {
+                let _ = stdout.write_all(t.as_bytes());
+                let _ = stdout.flush();
+            },
+        )?;
         println!();
         report(&g);
         history.push(Message {

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "metallic", version, about = "Run LLMs from GGUF files on metallic's own kernels")]
+#[command(
+    name = "metallic",
+    version,
+    about = "Run LLMs from GGUF files on metallic's own kernels"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -14,7 +14,10 @@ fn metallic(args: &[&str]) -> Output {
 fn fails_with(args: &[&str], needle: &str) {
     let out = metallic(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded; stderr: {stderr}");
+    assert!(
+        !out.status.success(),
+        "{args:?} succeeded; stderr: {stderr}"
+    );
     assert_ne!(out.status.code(), Some(101), "{args:?} panicked: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     assert!(
@@ -33,12 +36,18 @@ fn qwen() -> Option<String> {
         println!("SKIP: {} missing", p.display());
         return None;
     }
-    panic!("{} is missing: run `bash scripts/fetch_models.sh`", p.display());
+    panic!(
+        "{} is missing: run `bash scripts/fetch_models.sh`",
+        p.display()
+    );
 }
 
 #[test]
 fn missing_model_file() {
-    fails_with(&["run", "/nonexistent/model.gguf", "-p", "hi"], "does not exist");
+    fails_with(
+        &["run", "/nonexistent/model.gguf", "-p", "hi"],
+        "does not exist",
+    );
     fails_with(&["info", "/nonexistent/model.gguf"], "nonexistent");
 }
 
@@ -63,13 +72,22 @@ fn empty_prompt_and_invalid_sampling() {
     fails_with(&["run", &m, "-p", "hi", "--temp", "-1"], "temperature");
     fails_with(&["run", &m, "-p", "hi", "--top-p", "1.5"], "top_p");
     fails_with(&["run", &m, "-p", "hi", "--min-p", "2"], "min_p");
-    fails_with(&["run", &m, "-p", "hi", "--repeat-penalty", "0"], "repeat_penalty");
-    fails_with(&["run", &m, "-p", "hi", "--device", "tpu"], "unknown device");
+    fails_with(
+        &["run", &m, "-p", "hi", "--repeat-penalty", "0"],
+        "repeat_penalty",
+    );
+    fails_with(
+        &["run", &m, "-p", "hi", "--device", "tpu"],
+        "unknown device",
+    );
 }
 
 #[test]
 fn prompt_longer_than_context() {
     let Some(m) = qwen() else { return };
     let long = "word ".repeat(200);
-    fails_with(&["run", &m, "-p", &long, "--ctx", "32"], "longer than the context");
+    fails_with(
+        &["run", &m, "-p", &long, "--ctx", "32"],
+        "longer than the context",
+    );
 }

@@ -68,7 +68,12 @@ impl Pool {
         let (mut done, mut from) = (0, start % (self.elems / 2));
         while done < n {
             let len = (n - done).min(self.elems - from);
-            copy_d2d(dev, ptr(&t) + (done * es) as u64, ptr(&self.t) + (from * es) as u64, len * es)?;
+            copy_d2d(
+                dev,
+                ptr(&t) + (done * es) as u64,
+                ptr(&self.t) + (from * es) as u64,
+                len * es,
+            )?;
             done += len;
             from = 0;
         }
@@ -86,7 +91,9 @@ fn copy_bandwidth(dev: &CudaDevice) -> Res<f64> {
     let d = Device::Cuda(dev.clone());
     let a = Tensor::zeros(&[bytes / 4], DType::F32, &d)?;
     let b = Tensor::zeros(&[bytes / 4], DType::F32, &d)?;
-    let evs: Vec<EventPair> = (0..20).map(|_| EventPair::new(dev)).collect::<Result<_, _>>()?;
+    let evs: Vec<EventPair> = (0..20)
+        .map(|_| EventPair::new(dev))
+        .collect::<Result<_, _>>()?;
     copy_d2d(dev, ptr(&b), ptr(&a), bytes)?;
     for e in &evs {
         e.record_start(dev)?;
@@ -94,7 +101,11 @@ fn copy_bandwidth(dev: &CudaDevice) -> Res<f64> {
         e.record_end(dev)?;
     }
     dev.synchronize()?;
-    let ms = median(evs.iter().map(|e| e.elapsed_ms()).collect::<Result<_, _>>()?);
+    let ms = median(
+        evs.iter()
+            .map(|e| e.elapsed_ms())
+            .collect::<Result<_, _>>()?,
+    );
     Ok(2.0 * bytes as f64 / (ms * 1e-3) / 1e9)
 }
 
@@ -137,7 +148,10 @@ fn run_shape(
     let wts: Vec<Tensor> = ws.iter().map(|w| w.t()).collect::<Result<_, _>>()?;
     let problem = validate(&xs[0], &wts[0], &y_ours, &p)?;
     let auto = if mma_fits(&problem) {
-        format!("mma auto ({})", metallic::cuda::ops::matmul::mma::pick_tile(m, n, 1).name(dtype))
+        format!(
+            "mma auto ({})",
+            metallic::cuda::ops::matmul::mma::pick_tile(m, n, 1).name(dtype)
+        )
     } else {
         "simt".to_string()
     };
@@ -150,7 +164,14 @@ fn run_shape(
         Some(t) => matmul_mma_tile(&xs[s], &wts[s], &y_ours, &p, t),
     };
     let ours = |s: usize| ours_v(None, s);
-    let blas = |s: usize| cublas_xwt(dev, (ptr(&xs[s]), ptr(&ws[s]), ptr(&y_blas)), (m, n, k), dtype);
+    let blas = |s: usize| {
+        cublas_xwt(
+            dev,
+            (ptr(&xs[s]), ptr(&ws[s]), ptr(&y_blas)),
+            (m, n, k),
+            dtype,
+        )
+    };
     // Check: first and last rows of both results.
     ours(0)?;
     blas(0)?;
@@ -160,7 +181,12 @@ fn run_shape(
         let take = |y: &Tensor| -> Res<Vec<f32>> {
             let part = Tensor::zeros(&[rows, n], dtype, &d)?;
             let es = dtype.block_bytes();
-            copy_d2d(dev, ptr(&part), ptr(y) + (r0 * n * es) as u64, rows * n * es)?;
+            copy_d2d(
+                dev,
+                ptr(&part),
+                ptr(y) + (r0 * n * es) as u64,
+                rows * n * es,
+            )?;
             Ok(part.to_vec_f32()?)
         };
         let (a, b) = (take(&y_ours)?, take(&y_blas)?);
@@ -177,8 +203,15 @@ fn run_shape(
         blas(s % sets)?;
     }
     dev.synchronize()?;
-    let events = || (0..reps).map(|_| EventPair::new(dev)).collect::<Result<Vec<_>, _>>();
-    let ev_o: Vec<Vec<EventPair>> = variants.iter().map(|_| events()).collect::<Result<_, _>>()?;
+    let events = || {
+        (0..reps)
+            .map(|_| EventPair::new(dev))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let ev_o: Vec<Vec<EventPair>> = variants
+        .iter()
+        .map(|_| events())
+        .collect::<Result<_, _>>()?;
     let ev_b = events()?;
     for i in 0..reps {
         let s = i % sets;
@@ -192,7 +225,13 @@ fn run_shape(
         ev_b[i].record_end(dev)?;
     }
     dev.synchronize()?;
-    let t = |ev: &[EventPair]| -> Res<f64> { Ok(median(ev.iter().map(|e| e.elapsed_ms()).collect::<Result<_, _>>()?) * 1e3) };
+    let t = |ev: &[EventPair]| -> Res<f64> {
+        Ok(median(
+            ev.iter()
+                .map(|e| e.elapsed_ms())
+                .collect::<Result<_, _>>()?,
+        ) * 1e3)
+    };
     let blas_us = t(&ev_b)?;
     let mut rows = Vec::new();
     for (v, ev) in variants.iter().zip(&ev_o) {
@@ -242,7 +281,12 @@ fn print_row(r: &Row, c: &Ceil) {
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let reps: usize = opt("--reps").map_or(Ok(50), |v| v.parse())?;
     let dtypes = match opt("--dtype").as_deref() {
         Some("f16") => vec![DType::F16],
@@ -250,7 +294,10 @@ fn main() -> Res<()> {
         _ => vec![DType::BF16],
     };
     let tiles: Vec<MmaTile> = match opt("--tiles") {
-        Some(list) => list.split(',').map(|t| t.parse()).collect::<Result<_, _>>()?,
+        Some(list) => list
+            .split(',')
+            .map(|t| t.parse())
+            .collect::<Result<_, _>>()?,
         None => vec![],
     };
     let dev = CudaDevice::new(0)?;
@@ -266,7 +313,9 @@ fn main() -> Res<()> {
     );
     let copy_gbs = copy_bandwidth(&dev)?;
     dev.pool().empty_cache();
-    println!("device-to-device copy: {copy_gbs:.0} GB/s (bytes read + written, 2 GiB, median of 20)");
+    println!(
+        "device-to-device copy: {copy_gbs:.0} GB/s (bytes read + written, 2 GiB, median of 20)"
+    );
     let d = Device::Cuda(dev.clone());
     let mut shapes: Vec<(&str, usize, usize)> = vec![
         ("7B gate+up", 37888, 3584),
@@ -283,12 +332,23 @@ fn main() -> Res<()> {
     }
     for dtype in dtypes {
         let pool = Pool::new(&d, dtype, 64 << 20)?;
-        let big = run_shape(&dev, &pool, "square", (8192, 8192, 8192), dtype, reps, &tiles)?;
+        let big = run_shape(
+            &dev,
+            &pool,
+            "square",
+            (8192, 8192, 8192),
+            dtype,
+            reps,
+            &tiles,
+        )?;
         let ceil = Ceil {
             copy_gbs,
             blas_tflops: 2.0 * 8192f64.powi(3) / (big[0].blas_us * 1e-6) / 1e12,
         };
-        println!("\ncuBLAS {dtype} 8192^3: {:.0} TFLOP/s (the compute ceiling for % roof)\n", ceil.blas_tflops);
+        println!(
+            "\ncuBLAS {dtype} 8192^3: {:.0} TFLOP/s (the compute ceiling for % roof)\n",
+            ceil.blas_tflops
+        );
         println!("| shape | M | N | K | dtype | ours | ours us | cuBLAS us | ours TFLOP/s | cuBLAS TFLOP/s | ours GB/s | cuBLAS GB/s | cuBLAS/ours | ours % roof | rel err |");
         println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         big.iter().for_each(|r| print_row(r, &ceil));

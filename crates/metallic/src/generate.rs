@@ -82,7 +82,9 @@ impl<'m> Session<'m> {
         self.cached.truncate(common);
 
         let t0 = Instant::now();
-        let logits = self.model.forward(&mut self.state, &prompt[common..], Logits::Last)?;
+        let logits = self
+            .model
+            .forward(&mut self.state, &prompt[common..], Logits::Last)?;
         let mut logits = logits.to_vec_f32()?;
         self.cached.extend_from_slice(&prompt[common..]);
         let prompt_secs = t0.elapsed().as_secs_f64();
@@ -110,7 +112,10 @@ impl<'m> Session<'m> {
                 stop = StopReason::ContextFull;
                 break;
             }
-            logits = self.model.forward(&mut self.state, &[id], Logits::Last)?.to_vec_f32()?;
+            logits = self
+                .model
+                .forward(&mut self.state, &[id], Logits::Last)?
+                .to_vec_f32()?;
             self.cached.push(id);
         }
         if let Some(text) = stream.flush() {

@@ -27,7 +27,10 @@ pub fn perplexity(
     on_chunk: &mut dyn FnMut(usize, f64),
 ) -> Result<Perplexity> {
     if n_ctx < 4 {
-        return Err(Error::op("perplexity", format!("context {n_ctx} is too small (>= 4)")));
+        return Err(Error::op(
+            "perplexity",
+            format!("context {n_ctx} is too small (>= 4)"),
+        ));
     }
     let n_chunk = tokens.len() / n_ctx;
     if n_chunk == 0 {
@@ -49,7 +52,9 @@ pub fn perplexity(
             chunk[0] = b;
         }
         state.reset();
-        let logits = model.forward(&mut state, &chunk, Logits::All)?.to_vec_f32()?;
+        let logits = model
+            .forward(&mut state, &chunk, Logits::All)?
+            .to_vec_f32()?;
         let vocab = model.cfg.vocab;
         for j in first..n_ctx - 1 {
             let row = &logits[j * vocab..(j + 1) * vocab];

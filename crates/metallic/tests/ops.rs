@@ -18,10 +18,19 @@ fn op_cases_pass_on_every_target() {
     let targets = optest::targets();
     println!(
         "targets: {}",
-        targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+        targets
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let summary = optest::run_cases(&cases, &targets, &filter, verbose);
     println!("{summary}");
     assert!(summary.pass > 0, "no op case ran");
-    assert_eq!(summary.fail, 0, "failing cases:\n{}", summary.failures.join("\n"));
+    assert_eq!(
+        summary.fail,
+        0,
+        "failing cases:\n{}",
+        summary.failures.join("\n")
+    );
 }

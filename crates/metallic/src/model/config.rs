@@ -105,11 +105,16 @@ impl ModelConfig {
             None => f.get_array("tokenizer.ggml.tokens")?.len(),
         };
         let rms_eps = f.get_f32(&key("attention.layer_norm_rms_epsilon"))?;
-        let rope_base = f.opt(&key("rope.freq_base"), GgufFile::get_f32)?.unwrap_or(10_000.0);
+        let rope_base = f
+            .opt(&key("rope.freq_base"), GgufFile::get_f32)?
+            .unwrap_or(10_000.0);
         let eps_ok = rms_eps.is_finite() && rms_eps >= 0.0;
         let base_ok = rope_base.is_finite() && rope_base > 0.0;
         if !eps_ok || !base_ok {
-            return Err(meta_err(&key("rope.freq_base"), "rms epsilon or rope base out of range"));
+            return Err(meta_err(
+                &key("rope.freq_base"),
+                "rms epsilon or rope base out of range",
+            ));
         }
         Ok(ModelConfig {
             arch,

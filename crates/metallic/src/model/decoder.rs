@@ -179,8 +179,20 @@ impl Model {
         get_rows(&w.tok_embd, tokens, &x)?;
         for (li, lw) in w.layers.iter().enumerate() {
             rms_norm(&x, &lw.attn_norm, cfg.rms_eps, &h)?;
-            for (wt, b, out) in [(&lw.wq, &lw.bq, &q), (&lw.wk, &lw.bk, &k), (&lw.wv, &lw.bv, &v)] {
-                matmul(&h, &wt.t()?, out, &Matmul { bias: b.as_ref(), ..self.mm() })?;
+            for (wt, b, out) in [
+                (&lw.wq, &lw.bq, &q),
+                (&lw.wk, &lw.bk, &k),
+                (&lw.wv, &lw.bv, &v),
+            ] {
+                matmul(
+                    &h,
+                    &wt.t()?,
+                    out,
+                    &Matmul {
+                        bias: b.as_ref(),
+                        ..self.mm()
+                    },
+                )?;
             }
             let qh = heads(&ws.q, cfg.n_head)?;
             let kh = heads(&ws.k, cfg.n_head_kv)?;
@@ -196,7 +208,11 @@ impl Model {
                 &attn_p,
                 &heads(&ws.attn, cfg.n_head)?,
             )?;
-            let residual = Matmul { beta: 1.0, c: Some(&x), ..self.mm() };
+            let residual = Matmul {
+                beta: 1.0,
+                c: Some(&x),
+                ..self.mm()
+            };
             matmul(&attn, &lw.wo.t()?, &x, &residual)?;
 
             rms_norm(&x, &lw.ffn_norm, cfg.rms_eps, &h)?;

@@ -77,7 +77,11 @@ impl Weights {
             device,
             on_tensor,
         };
-        let (e, q, kv) = (cfg.n_embd, cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);
+        let (e, q, kv) = (
+            cfg.n_embd,
+            cfg.n_head * cfg.head_dim,
+            cfg.n_head_kv * cfg.head_dim,
+        );
         let tok_embd = l.required("token_embd.weight", &[cfg.vocab, e])?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {

@@ -21,7 +21,11 @@ pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
     if src.device() != dst.device() {
         return Err(Error::Device {
             op: OP,
-            msg: format!("src on {}, dst on {}", src.device().name(), dst.device().name()),
+            msg: format!(
+                "src on {}, dst on {}",
+                src.device().name(),
+                dst.device().name()
+            ),
         });
     }
     if src.storage().same(dst.storage()) {

@@ -34,8 +34,8 @@ pub fn get_rows(table: &Tensor, ids: &[u32], out: &Tensor) -> Result<()> {
         let be = dt.block_elems();
         // Each row must start on a block and run along storage.
         if table.strides()[1] != 1
-            || table.strides()[0] % be != 0
-            || table.layout().offset() % be != 0
+            || !table.strides()[0].is_multiple_of(be)
+            || !table.layout().offset().is_multiple_of(be)
         {
             crate::bail!(
                 OP,

@@ -78,7 +78,7 @@ pub fn rope(x: &Tensor, p: &Rope, out: &Tensor) -> Result<()> {
         );
     }
     let head_dim = x.dim(2);
-    if p.dims % 2 != 0 || p.dims > head_dim {
+    if !p.dims.is_multiple_of(2) || p.dims > head_dim {
         crate::bail!(
             OP,
             "rotary dims {} must be even and <= head_dim {head_dim}",

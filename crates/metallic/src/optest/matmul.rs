@@ -168,12 +168,22 @@ impl MatmulCase {
     fn inputs(&self) -> Result<Inputs> {
         let mut rng = Rng::new(self.seed);
         let mut random = |n: usize| rng.vec(n);
-        let a = build_float(&self.a, self.batch, (self.m, self.k), self.a_dtype, &mut random)?;
+        let a = build_float(
+            &self.a,
+            self.batch,
+            (self.m, self.k),
+            self.a_dtype,
+            &mut random,
+        )?;
         let nb = self.batch.max(1);
         let (b, b_values) = if self.b_dtype.is_quantized() {
             // W is [N, K] rows of blocks; B = W^T, shared by every batch.
             let bytes = crate::quant::random_row(self.b_dtype, self.n * self.k, self.seed + 1);
-            let w = Tensor::from_raw(HostBytes::from_bytes(&bytes), &[self.n, self.k], self.b_dtype)?;
+            let w = Tensor::from_raw(
+                HostBytes::from_bytes(&bytes),
+                &[self.n, self.k],
+                self.b_dtype,
+            )?;
             let wv = w.to_vec_f32()?;
             let mut vals = Vec::with_capacity(nb * self.k * self.n);
             for _ in 0..nb {
@@ -190,7 +200,13 @@ impl MatmulCase {
             };
             (b, vals)
         } else {
-            let built = build_float(&self.b, self.batch, (self.k, self.n), self.b_dtype, &mut random)?;
+            let built = build_float(
+                &self.b,
+                self.batch,
+                (self.k, self.n),
+                self.b_dtype,
+                &mut random,
+            )?;
             let vals = expand(&built.view, &self.batch_dims(), self.k, self.n)?;
             (built.view, vals)
         };
@@ -199,17 +215,29 @@ impl MatmulCase {
             CMode::NanIgnored => {
                 let mut shape = self.batch_dims();
                 shape.extend([self.m, self.n]);
-                Some(Tensor::full(&shape, f32::NAN, self.d_dtype, &Default::default())?)
+                Some(Tensor::full(
+                    &shape,
+                    f32::NAN,
+                    self.d_dtype,
+                    &Default::default(),
+                )?)
             }
             _ => {
                 let mut shape = self.batch_dims();
                 shape.extend([self.m, self.n]);
-                Some(Tensor::from_f32(&random(self.m * self.n * nb), &shape)?.to_dtype(self.d_dtype)?)
+                Some(
+                    Tensor::from_f32(&random(self.m * self.n * nb), &shape)?
+                        .to_dtype(self.d_dtype)?,
+                )
             }
         };
-        let d = build_float(&self.d, self.batch, (self.m, self.n), self.d_dtype, &mut |n| {
-            vec![f32::NAN; n]
-        })?;
+        let d = build_float(
+            &self.d,
+            self.batch,
+            (self.m, self.n),
+            self.d_dtype,
+            &mut |n| vec![f32::NAN; n],
+        )?;
         let bias = if self.bias {
             Some(Tensor::from_f32(&random(self.n), &[self.n])?)
         } else {
@@ -243,8 +271,16 @@ impl OpCase for MatmulCase {
             format!(
                 "{}{}{}{}",
                 if o.trans { "T" } else { "N" },
-                if o.pad > 0 { format!(",ld+{}", o.pad) } else { String::new() },
-                if o.row_off > 0 { format!(",off{}", o.row_off) } else { String::new() },
+                if o.pad > 0 {
+                    format!(",ld+{}", o.pad)
+                } else {
+                    String::new()
+                },
+                if o.row_off > 0 {
+                    format!(",off{}", o.row_off)
+                } else {
+                    String::new()
+                },
                 match o.batch {
                     Batch::Dense => "",
                     Batch::Strided => ",bstrided",
@@ -374,7 +410,11 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
                 c.a.trans = ta;
                 c.b.trans = tb;
                 (c.alpha, c.beta) = (alpha, beta);
-                c.c = if beta == 0.0 { CMode::Absent } else { CMode::Separate };
+                c.c = if beta == 0.0 {
+                    CMode::Absent
+                } else {
+                    CMode::Separate
+                };
                 v.push(c);
             }
         }
@@ -454,7 +494,11 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             c.a.batch = ab;
             c.b.batch = bb;
             c.b.trans = batch == 3;
-            c.d.batch = if batch == 8 { Batch::Strided } else { Batch::Dense };
+            c.d.batch = if batch == 8 {
+                Batch::Strided
+            } else {
+                Batch::Dense
+            };
             v.push(c);
         }
     }
@@ -495,7 +539,10 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             v.push(c);
         }
         let mut c = MatmulCase::new(33, 70, 96).dtypes(dt, dt, dt);
-        c.b = Operand { row_off: 3, ..Operand::T };
+        c.b = Operand {
+            row_off: 3,
+            ..Operand::T
+        };
         (c.alpha, c.beta, c.c) = (0.5, 0.25, CMode::Separate);
         v.push(c);
         for act in [Activation::Silu, Activation::Gelu] {
@@ -505,7 +552,10 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             v.push(c);
         }
         let mut c = MatmulCase::new(5, 33, 64).dtypes(dt, dt, DType::F32);
-        c.b = Operand { batch: Batch::Broadcast, ..Operand::T };
+        c.b = Operand {
+            batch: Batch::Broadcast,
+            ..Operand::T
+        };
         (c.batch, c.alpha, c.c, c.beta) = (3, -2.0, CMode::AliasD, 0.5);
         v.push(c);
         // M <= 16 with a long K: split K, then the summing epilogue.
@@ -517,7 +567,10 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         (c.bias, c.act, c.alpha, c.beta, c.c) = (true, Activation::Silu, 0.5, 1.0, CMode::AliasD);
         v.push(c);
         let mut c = MatmulCase::new(4, 64, 512).dtypes(dt, dt, dt);
-        c.b = Operand { batch: Batch::Broadcast, ..Operand::T };
+        c.b = Operand {
+            batch: Batch::Broadcast,
+            ..Operand::T
+        };
         (c.batch, c.beta, c.c) = (2, -1.0, CMode::Separate);
         v.push(c);
     }

@@ -154,7 +154,7 @@ pub fn dequantize_view(dtype: DType, bytes: &[u8], layout: &Layout) -> Result<Ve
     let row_dim = [rank.checked_sub(1), rank.checked_sub(2)]
         .into_iter()
         .flatten()
-        .find(|&d| (strides[d] == 1 || shape[d] == 1) && shape[d] % be == 0)
+        .find(|&d| (strides[d] == 1 || shape[d] == 1) && shape[d].is_multiple_of(be))
         .ok_or_else(|| {
             layout_err(format!(
                 "no dimension holds whole contiguous {dtype} blocks"
@@ -172,7 +172,7 @@ pub fn dequantize_view(dtype: DType, bytes: &[u8], layout: &Layout) -> Result<Ve
     loop {
         let start: usize =
             layout.offset() + others.iter().map(|&d| idx[d] * strides[d]).sum::<usize>();
-        if start % be != 0 {
+        if !start.is_multiple_of(be) {
             return Err(layout_err(format!(
                 "row at element {start} does not start on a {dtype} block boundary"
             )));

@@ -50,7 +50,7 @@ fn h(x: f32) -> f16 {
 /// test-data helper, and that is a bug in the calling test.
 pub fn random_row(dtype: DType, k: usize, seed: u64) -> Vec<u8> {
     assert!(
-        k % dtype.block_elems() == 0,
+        k.is_multiple_of(dtype.block_elems()),
         "random_row: {k} elements are not whole {dtype} blocks of {}",
         dtype.block_elems()
     );

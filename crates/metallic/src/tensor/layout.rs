@@ -132,10 +132,16 @@ impl Layout {
 
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Layout> {
         self.check_dim("narrow", dim)?;
-        if start.checked_add(len).is_none_or(|end| end > self.shape[dim]) {
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > self.shape[dim])
+        {
             return Err(self.layout_err(
                 "narrow",
-                format!("range {start}..{} out of bounds on dim {dim}", start.saturating_add(len)),
+                format!(
+                    "range {start}..{} out of bounds on dim {dim}",
+                    start.saturating_add(len)
+                ),
             ));
         }
         let mut l = self.clone();
@@ -194,7 +200,12 @@ impl Layout {
     /// Storage index of the element at a multi-index.
     pub fn index(&self, idx: &[usize]) -> usize {
         debug_assert_eq!(idx.len(), self.rank());
-        self.offset + idx.iter().zip(&self.strides).map(|(i, s)| i * s).sum::<usize>()
+        self.offset
+            + idx
+                .iter()
+                .zip(&self.strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>()
     }
 
     /// Storage indices of every element in row-major logical order.
@@ -267,7 +278,9 @@ mod tests {
         assert_eq!(l.offset(), 1);
         assert!(!l.is_contiguous());
         assert_eq!(l.storage_span(), Some(19));
-        let b = Layout::contiguous(&[1, 3]).broadcast_as(&[2, 4, 3]).unwrap();
+        let b = Layout::contiguous(&[1, 3])
+            .broadcast_as(&[2, 4, 3])
+            .unwrap();
         assert_eq!(b.strides(), &[0, 0, 1]);
         assert!(Layout::contiguous(&[2, 3]).broadcast_as(&[4, 3]).is_err());
     }

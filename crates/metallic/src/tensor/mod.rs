@@ -156,13 +156,19 @@ impl Tensor {
             Device::Cpu => Storage::Cpu(CpuStorage::new(HostBytes::zeroed(bytes))),
             Device::Cuda(d) => Storage::Cuda(CudaStorage::zeros(d, bytes)?),
         };
-        Ok(Tensor::from_parts(storage, Layout::contiguous(shape), dtype))
+        Ok(Tensor::from_parts(
+            storage,
+            Layout::contiguous(shape),
+            dtype,
+        ))
     }
 
     /// A contiguous tensor filled with one value (NaN to poison outputs in tests).
     pub fn full(shape: &[usize], value: f32, dtype: DType, device: &Device) -> Result<Tensor> {
         let data = vec![value; checked_elems("full", shape)?];
-        Tensor::from_f32(&data, shape)?.to_dtype(dtype)?.to_device(device)
+        Tensor::from_f32(&data, shape)?
+            .to_dtype(dtype)?
+            .to_device(device)
     }
 
     /// A contiguous CPU tensor of typed elements.
@@ -293,7 +299,10 @@ impl Tensor {
     /// Swap the last two dimensions (a matrix transpose), without copying.
     pub fn t(&self) -> Result<Tensor> {
         if self.rank() < 2 {
-            return Err(Error::op("t", format!("needs rank >= 2, got {:?}", self.shape())));
+            return Err(Error::op(
+                "t",
+                format!("needs rank >= 2, got {:?}", self.shape()),
+            ));
         }
         self.transpose(self.rank() - 2, self.rank() - 1)
     }
@@ -312,7 +321,9 @@ impl Tensor {
 
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if self.dtype.is_quantized()
-            && shape.last().is_some_and(|&k| k % self.dtype.block_elems() != 0)
+            && shape
+                .last()
+                .is_some_and(|&k| k % self.dtype.block_elems() != 0)
         {
             return Err(Error::op(
                 "reshape",
@@ -354,7 +365,10 @@ impl Tensor {
     /// The whole underlying storage as a contiguous 1-D tensor of this dtype.
     pub fn storage_view(&self) -> Result<Tensor> {
         if self.dtype.is_quantized() {
-            return Err(Error::op("storage_view", format!("not defined on {} storage", self.dtype)));
+            return Err(Error::op(
+                "storage_view",
+                format!("not defined on {} storage", self.dtype),
+            ));
         }
         let n = self.storage_elems();
         self.with_layout(Layout::contiguous(&[n]))
@@ -442,7 +456,7 @@ fn keeps_blocks_whole(layout: &Layout, block: usize) -> bool {
             return false;
         }
     }
-    layout.offset() % block == 0 && contiguous_dims <= 1
+    layout.offset().is_multiple_of(block) && contiguous_dims <= 1
 }
 
 pub(crate) fn checked_elems(op: &'static str, shape: &[usize]) -> Result<usize> {

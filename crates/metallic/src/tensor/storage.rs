@@ -20,8 +20,14 @@ unsafe impl bytemuck::Pod for Line {}
 pub struct HostBytes(Inner);
 
 enum Inner {
-    Owned { lines: Vec<Line>, len: usize },
-    Mapped { map: Arc<memmap2::Mmap>, range: Range<usize> },
+    Owned {
+        lines: Vec<Line>,
+        len: usize,
+    },
+    Mapped {
+        map: Arc<memmap2::Mmap>,
+        range: Range<usize>,
+    },
 }
 
 impl HostBytes {

@@ -21,7 +21,10 @@ pub fn model(name: &str) -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var("METALLIC_SKIP_MODEL_TESTS").is_ok_and(|v| v == "1") {
-        println!("SKIP: {} missing and METALLIC_SKIP_MODEL_TESTS=1", p.display());
+        println!(
+            "SKIP: {} missing and METALLIC_SKIP_MODEL_TESTS=1",
+            p.display()
+        );
         return None;
     }
     panic!(

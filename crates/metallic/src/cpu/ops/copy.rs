@@ -6,7 +6,9 @@ const OP: &str = "copy";
 pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
     let d_storage = dst.cpu_storage(OP)?;
     let mut d_guard = d_storage.write(OP)?;
-    let d_bytes = d_guard.bytes_mut().expect("write() refuses read-only storage");
+    let d_bytes = d_guard
+        .bytes_mut()
+        .expect("write() refuses read-only storage");
     if src.dtype().is_float() {
         let s_guard = src.cpu_storage(OP)?.read();
         let s_bytes = s_guard.bytes();
@@ -32,7 +34,10 @@ pub fn clone_contiguous_bytes(src: &Tensor) -> Result<Tensor> {
     let bs = src.dtype().block_bytes();
     let be = src.dtype().block_elems();
     let start = src.layout().offset() / be * bs;
-    let len = src.dtype().bytes_for(src.elem_count()).expect("validated at creation");
+    let len = src
+        .dtype()
+        .bytes_for(src.elem_count())
+        .expect("validated at creation");
     let bytes = HostBytes::from_bytes(&guard.bytes()[start..start + len]);
     drop(guard);
     Tensor::from_raw(bytes, src.shape(), src.dtype())

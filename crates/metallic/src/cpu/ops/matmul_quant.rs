@@ -156,7 +156,7 @@ fn simd(
     let first = w.row(0)?;
     w.row(n - 1)?;
     let be = dtype.block_elems();
-    if w.p.b.col_stride % be != 0 {
+    if !w.p.b.col_stride.is_multiple_of(be) {
         return Ok(None);
     }
     let stride = w.p.b.col_stride / be * dtype.block_bytes();
@@ -164,7 +164,7 @@ fn simd(
     let base = first.as_ptr() as usize;
     // Block types hold f16 (or f32, Q8_K only) fields: 2-aligned, 4 for Q8_K.
     let align = if dtype == DType::Q8K { 4 } else { 2 };
-    if base % align != 0 || stride % align != 0 && n > 1 {
+    if !base.is_multiple_of(align) || !stride.is_multiple_of(align) && n > 1 {
         return Ok(None);
     }
     let fmt = panel::ActFormat::for_weight(dtype);
@@ -186,6 +186,9 @@ fn simd(
         let run = |t: usize| {
             let j0 = t * chunk;
             let nr = chunk.min(n - j0);
+            // Rebinding makes the closure capture the whole `Send` wrapper
+            // rather than (edition 2021) its raw-pointer field alone.
+            #[allow(clippy::redundant_locals)]
             let o = o;
             // SAFETY: the level was detected on this CPU; rows j0..j0+nr lie
             // in the weight storage (first and last row checked above, evenly
@@ -258,7 +261,7 @@ impl Weights<'_> {
         let dtype = self.p.b.dtype;
         let (be, k) = (dtype.block_elems(), self.p.k);
         let elem = self.b_off + j * self.p.b.col_stride;
-        if elem % be != 0 || self.p.b.row_stride != 1 {
+        if !elem.is_multiple_of(be) || self.p.b.row_stride != 1 {
             return Err(Error::op(
                 OP,
                 format!(

@@ -62,29 +62,59 @@ __device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int by
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
 }
 
-// `rows` x BK tile of a K-contiguous operand (row r at base + r * ld) into
-// shared memory at `s`; rows past `rows_left` and columns past `k_left` are
+// Streams `ROWS` x BK tiles of a K-contiguous operand (row r at base + r *
+// ld) into shared memory. Each thread owns the same IT 16-byte chunks of
+// every tile, so their source pointers, swizzled destinations and row
+// predicates are computed once; a tile costs a pointer add, a clamp and the
+// cp.async per chunk. Rows past `rows_left` and columns past K are
 // zero-filled.
 template <int ROWS>
-__device__ __forceinline__ void load_tile(u16* s, const u16* base, i64 ld, int rows_left, int k_left) {
+struct TileLoader {
+    static constexpr int IT = (ROWS * CPR + THREADS - 1) / THREADS;
+    const u16* src[IT];
+    unsigned dst[IT];  // byte offset within a stage
+    int k8[IT];        // first column of the chunk; INT_MAX-ish when idle
+    __device__ __forceinline__ TileLoader(const u16* base, i64 ld, int rows_left) {
 #pragma unroll
-    for (int i = 0; i < (ROWS * CPR + THREADS - 1) / THREADS; ++i) {
-        const int idx = threadIdx.x + i * THREADS;
-        if (ROWS * CPR % THREADS == 0 || idx < ROWS * CPR) {
+        for (int i = 0; i < IT; ++i) {
+            const int idx = threadIdx.x + i * THREADS;
             const int row = idx / CPR, ch = idx % CPR;
-            int bytes = (k_left - ch * 8) * 2;
-            bytes = row < rows_left ? (bytes < 0 ? 0 : (bytes > 16 ? 16 : bytes)) : 0;
-            // A zero-byte copy still needs a valid address: the tile's base.
-            const u16* src = bytes > 0 ? base + row * ld + ch * 8 : base;
-            cp_async16(smem_u32(s + swz(row, ch)), src, bytes);
+            const bool live = (ROWS * CPR % THREADS == 0 || idx < ROWS * CPR) && row < rows_left;
+            src[i] = live ? base + row * ld + ch * 8 : base;
+            dst[i] = (idx < ROWS * CPR ? swz(row, ch) : 0) * 2;
+            k8[i] = live ? ch * 8 : (1 << 30);
         }
     }
-}
+    // Tile starting at column k0 (of `k_end` columns) into the stage at
+    // shared address `stage`.
+    __device__ __forceinline__ void load(unsigned stage, int k0, int k_end) const {
+        if (k0 + GEMM_BK <= k_end) {
+            // Every tile but the last along K: no column tail to clamp.
+#pragma unroll
+            for (int i = 0; i < IT; ++i) {
+                if (ROWS * CPR % THREADS == 0 || threadIdx.x + i * THREADS < ROWS * CPR) {
+                    const bool live = k8[i] < GEMM_BK;
+                    cp_async16(stage + dst[i], live ? src[i] + k0 : src[i], live ? 16 : 0);
+                }
+            }
+            return;
+        }
+#pragma unroll
+        for (int i = 0; i < IT; ++i) {
+            if (ROWS * CPR % THREADS == 0 || threadIdx.x + i * THREADS < ROWS * CPR) {
+                const int left = k_end - k0 - k8[i];
+                const int bytes = left >= 8 ? 16 : (left > 0 ? left * 2 : 0);
+                // A zero-byte copy still needs a valid address: the tile's base.
+                cp_async16(stage + dst[i], bytes ? src[i] + k0 : src[i], bytes);
+            }
+        }
+    }
+};
 
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const u16* p) {
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
+                 : "r"(addr));
 }
 
 // D (16x8, f32) += A (16x16) * B (16x8); fragment layouts in PTX ISA,
@@ -100,13 +130,13 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], 
 // A: matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15); lane l names row l % 16
 // of k-half l / 16. B (stored [n][k]): matrices (n 0-7, k 0-7), (n 0-7,
 // k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15): two n8 tiles per ldmatrix.
-__device__ __forceinline__ void load_frags(unsigned (&af)[MT][4], unsigned (&bf)[NT / 2][4], const u16* sa,
-                                           const u16* sb, int wm, int wn, int lane, int ks) {
+__device__ __forceinline__ void load_frags(unsigned (&af)[MT][4], unsigned (&bf)[NT / 2][4], unsigned sa,
+                                           unsigned sb, int wm, int wn, int lane, int ks) {
 #pragma unroll
-    for (int i = 0; i < MT; ++i) ldmatrix_x4(af[i], sa + swz(wm + i * 16 + lane % 16, ks * 2 + lane / 16));
+    for (int i = 0; i < MT; ++i) ldmatrix_x4(af[i], sa + 2 * swz(wm + i * 16 + lane % 16, ks * 2 + lane / 16));
 #pragma unroll
     for (int j = 0; j < NT / 2; ++j)
-        ldmatrix_x4(bf[j], sb + swz(wn + j * 16 + lane % 8 + (lane / 16) * 8, ks * 2 + (lane / 8) % 2));
+        ldmatrix_x4(bf[j], sb + 2 * swz(wn + j * 16 + lane % 8 + (lane / 16) * 8, ks * 2 + (lane / 8) % 2));
 }
 
 // Two neighbouring outputs (n, n + 1) of one row through the epilogue; one
@@ -166,9 +196,12 @@ extern "C" __global__ void __launch_bounds__(THREADS)
     const int kt_count = min(kt_all, kt_begin + kt_per) - kt_begin;
     K -= kt_begin * GEMM_BK;
 
-    const u16* ap = (const u16*)a + ga.off + z * ga.bs + (i64)m0 * ga.rs + kt_begin * GEMM_BK;
-    const u16* bp = (const u16*)b + gb.off + z * gb.bs + (i64)n0 * gb.cs + kt_begin * GEMM_BK;
-    const int rows_a = M - m0, rows_b = N - n0;
+    const TileLoader<GEMM_BM> load_a((const u16*)a + ga.off + z * ga.bs + (i64)m0 * ga.rs + kt_begin * GEMM_BK, ga.rs,
+                                     M - m0);
+    const TileLoader<GEMM_BN> load_b((const u16*)b + gb.off + z * gb.bs + (i64)n0 * gb.cs + kt_begin * GEMM_BK, gb.cs,
+                                     N - n0);
+    const unsigned sA = smem_u32(As), sB = smem_u32(Bs);
+    constexpr unsigned A_STAGE = GEMM_BM * GEMM_BK * 2, B_STAGE = GEMM_BN * GEMM_BK * 2;
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = (warp / (GEMM_BN / GEMM_WN)) * GEMM_WM, wn = (warp % (GEMM_BN / GEMM_WN)) * GEMM_WN;
@@ -186,9 +219,8 @@ extern "C" __global__ void __launch_bounds__(THREADS)
 #pragma unroll
     for (int s = 0; s < GEMM_STAGES - 1; ++s) {
         if (s < kt_count) {
-            const int k0 = s * GEMM_BK;
-            load_tile<GEMM_BM>(As + s * GEMM_BM * GEMM_BK, ap + k0, ga.rs, rows_a, K - k0);
-            load_tile<GEMM_BN>(Bs + s * GEMM_BN * GEMM_BK, bp + k0, gb.cs, rows_b, K - k0);
+            load_a.load(sA + s * A_STAGE, s * GEMM_BK, K);
+            load_b.load(sB + s * B_STAGE, s * GEMM_BK, K);
         }
         asm volatile("cp.async.commit_group;\n" ::);
     }
@@ -202,14 +234,13 @@ extern "C" __global__ void __launch_bounds__(THREADS)
         {
             const int next = kt + GEMM_STAGES - 1;
             if (next < kt_count) {
-                const int s = next % GEMM_STAGES, k0 = next * GEMM_BK;
-                load_tile<GEMM_BM>(As + s * GEMM_BM * GEMM_BK, ap + k0, ga.rs, rows_a, K - k0);
-                load_tile<GEMM_BN>(Bs + s * GEMM_BN * GEMM_BK, bp + k0, gb.cs, rows_b, K - k0);
+                const int s = next % GEMM_STAGES;
+                load_a.load(sA + s * A_STAGE, next * GEMM_BK, K);
+                load_b.load(sB + s * B_STAGE, next * GEMM_BK, K);
             }
             asm volatile("cp.async.commit_group;\n" ::);
         }
-        const u16* sa = As + (kt % GEMM_STAGES) * GEMM_BM * GEMM_BK;
-        const u16* sb = Bs + (kt % GEMM_STAGES) * GEMM_BN * GEMM_BK;
+        const unsigned sa = sA + (kt % GEMM_STAGES) * A_STAGE, sb = sB + (kt % GEMM_STAGES) * B_STAGE;
         // Fragments double-buffered: step ks + 1's ldmatrix is issued before
         // step ks's mma, so shared-memory latency hides behind the math.
         unsigned af[2][MT][4], bf[2][NT / 2][4];

@@ -82,11 +82,13 @@ pub fn mma_fits(p: &MatmulProblem) -> bool {
         matches!(d, crate::tensor::DType::F16 | crate::tensor::DType::BF16)
     };
     let aligned = |v: &super::MatView, ld: usize| {
-        ld % 8 == 0 && v.offset % 8 == 0 && v.batch_strides.iter().all(|s| s % 8 == 0)
+        ld.is_multiple_of(8)
+            && v.offset.is_multiple_of(8)
+            && v.batch_strides.iter().all(|s| s.is_multiple_of(8))
     };
     half(p.a.dtype)
         && p.b.dtype == p.a.dtype
-        && p.k % 8 == 0
+        && p.k.is_multiple_of(8)
         && p.a.col_stride == 1
         && p.b.row_stride == 1
         && aligned(&p.a, p.a.row_stride)

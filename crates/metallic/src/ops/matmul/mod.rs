@@ -431,7 +431,11 @@ pub fn reference(
                     acc += a[(bi * m + i) * k + l] as f64 * b[(bi * k + l) * n + j] as f64;
                 }
                 let idx = (bi * m + i) * n + j;
-                let cv = if beta != 0.0 { c.map_or(0.0, |c| c[idx]) } else { 0.0 };
+                let cv = if beta != 0.0 {
+                    c.map_or(0.0, |c| c[idx])
+                } else {
+                    0.0
+                };
                 let bv = bias.map_or(0.0, |b| b[j]);
                 out[idx] = epilogue(acc as f32, alpha, beta, cv, bv, act);
             }

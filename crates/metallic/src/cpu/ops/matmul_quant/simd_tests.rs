@@ -171,9 +171,9 @@ fn panel_matches_reference_quantizer() {
             let mut want = vec![0.0; k];
             dequantize_row(fmt.dtype(), &a, &mut want).unwrap();
             let blk = if fmt == ActFormat::Q8K { 256 } else { 32 };
-            for l in 0..k {
+            for (l, w) in want.iter().enumerate() {
                 let got = panel.qs[i * k + l] as f32 * panel.d[i * (k / blk) + l / blk];
-                assert_eq!(got.to_bits(), want[l].to_bits(), "{fmt:?} [{i}, {l}]");
+                assert_eq!(got.to_bits(), w.to_bits(), "{fmt:?} [{i}, {l}]");
             }
         }
     }

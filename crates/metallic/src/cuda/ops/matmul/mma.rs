@@ -215,7 +215,7 @@ pub fn k_splits(tile: &MmaTile, m: usize, n: usize, k: usize, batch: usize) -> u
 
 /// Whether every operand address of this chunk is 16-byte aligned.
 fn aligned(p: &MatmulProblem, x: &Ptrs, ch: &Chunk) -> bool {
-    let ok = |ptr: u64, off: i64| (ptr + off as u64 * 2) % 16 == 0;
+    let ok = |ptr: u64, off: i64| (ptr + off as u64 * 2).is_multiple_of(16);
     ok(x.a, ch.a.off) && ok(x.b, ch.b.off) && p.a.dtype.block_bytes() == 2
 }
 
@@ -236,7 +236,12 @@ pub(super) fn run(
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let blocks = p.m.div_ceil(tile.bm) * p.n.div_ceil(tile.bn);
     if blocks > i32::MAX as usize {
-        crate::bail!(OP, "{}x{} needs more blocks than one launch holds", p.m, p.n);
+        crate::bail!(
+            OP,
+            "{}x{} needs more blocks than one launch holds",
+            p.m,
+            p.n
+        );
     }
     let splits = k_splits(&tile, p.m, p.n, p.k, ch.count);
     let total = ch.count * p.m * p.n;
