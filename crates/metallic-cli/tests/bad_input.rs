@@ -58,8 +58,8 @@ fn non_gguf_file() {
     let p = dir.join("not-a-model.gguf");
     std::fs::write(&p, b"this is plainly not a GGUF file, just some text").unwrap();
     let path = p.to_str().unwrap();
-    fails_with(&["info", path], "magic");
-    fails_with(&["run", path, "-p", "hi"], "magic");
+    fails_with(&["info", path], "not a GGUF file");
+    fails_with(&["run", path, "-p", "hi"], "not a GGUF file");
     let empty = dir.join("empty.gguf");
     std::fs::write(&empty, b"").unwrap();
     fails_with(&["info", empty.to_str().unwrap()], "gguf");
