@@ -146,12 +146,7 @@ impl Tensor {
                 format!("{shape:?} is not a whole number of {dtype} blocks"),
             )
         })?;
-        if dtype.is_quantized() && shape.last().is_some_and(|&k| k % dtype.block_elems() != 0) {
-            return Err(Error::op(
-                "zeros",
-                format!("rows of {shape:?} are not whole {dtype} blocks"),
-            ));
-        }
+        check_whole_rows("zeros", shape, dtype)?;
         let storage = match device {
             Device::Cpu => Storage::Cpu(CpuStorage::new(HostBytes::zeroed(bytes))),
             Device::Cuda(d) => Storage::Cuda(CudaStorage::zeros(d, bytes)?),
@@ -196,12 +191,7 @@ impl Tensor {
     /// included). Rows of a quantized tensor must be whole blocks.
     pub fn from_raw(bytes: HostBytes, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let n = checked_elems("from_raw", shape)?;
-        if dtype.is_quantized() && shape.last().is_some_and(|&k| k % dtype.block_elems() != 0) {
-            return Err(Error::op(
-                "from_raw",
-                format!("rows of {shape:?} are not whole {dtype} blocks"),
-            ));
-        }
+        check_whole_rows("from_raw", shape, dtype)?;
         let want = dtype.bytes_for(n);
         if want != Some(bytes.len()) {
             return Err(Error::op(
@@ -320,16 +310,6 @@ impl Tensor {
     }
 
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        if self.dtype.is_quantized()
-            && shape
-                .last()
-                .is_some_and(|&k| k % self.dtype.block_elems() != 0)
-        {
-            return Err(Error::op(
-                "reshape",
-                format!("rows of {shape:?} are not whole {} blocks", self.dtype),
-            ));
-        }
         self.with_layout(self.layout.reshape(shape)?)
     }
 
@@ -457,6 +437,17 @@ fn keeps_blocks_whole(layout: &Layout, block: usize) -> bool {
         }
     }
     layout.offset().is_multiple_of(block) && contiguous_dims <= 1
+}
+
+/// Rows (the last dimension) of a block-quantized tensor must be whole blocks.
+fn check_whole_rows(op: &'static str, shape: &[usize], dtype: DType) -> Result<()> {
+    if shape.last().is_some_and(|&k| k % dtype.block_elems() != 0) {
+        return Err(Error::op(
+            op,
+            format!("rows of {shape:?} are not whole {dtype} blocks"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn checked_elems(op: &'static str, shape: &[usize]) -> Result<usize> {

@@ -412,14 +412,7 @@ mod tests {
             .unwrap()
             .to_vec_f32()
             .unwrap();
-        let mut wf = vec![0.0; n * k];
-        dequantize_row(dtype, &w_bytes, &mut wf).unwrap();
-        let mut wt = vec![0.0; k * n];
-        for j in 0..n {
-            for l in 0..k {
-                wt[l * n + j] = wf[j * k + l];
-            }
-        }
+        let wt = w.t().unwrap().to_vec_f32().unwrap();
         let want = reference(
             &xs,
             &wt,
