@@ -109,6 +109,10 @@ GREEDY_PROMPTS = [
     "def fibonacci(n):",
     "Once upon a time,",
     "fn main() {\n    let numbers = vec![3, 1, 4, 1, 5];\n",
+    "The three primary colors are",
+    "import numpy as np\n\n# compute the mean of a list\n",
+    "Q: What is 12 times 7?\nA:",
+    "The best way to learn a new language is",
 ]
 GREEDY_N = 32
 GREEDY_CTX = 512
