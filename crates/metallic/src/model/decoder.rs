@@ -142,6 +142,17 @@ impl Model {
     /// returns logits `[1 or tokens.len(), vocab]` (a view of the step buffer,
     /// valid until the next call).
     pub fn forward(&self, state: &mut State, tokens: &[u32], which: Logits) -> Result<Tensor> {
+        // The ops split their work with rayon. Called from outside the pool,
+        // every op would hand its job to a worker and sleep until it is done
+        // (a thread wake-up per op, hundreds per token); run the whole pass
+        // on a worker instead, which takes part in each op's work itself.
+        if rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| self.forward_in_pool(state, tokens, which));
+        }
+        self.forward_in_pool(state, tokens, which)
+    }
+
+    fn forward_in_pool(&self, state: &mut State, tokens: &[u32], which: Logits) -> Result<Tensor> {
         let cfg = &self.cfg;
         let seq = tokens.len();
         if seq == 0 {

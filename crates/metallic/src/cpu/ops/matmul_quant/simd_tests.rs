@@ -53,11 +53,13 @@ fn simd_kernels_match_scalar_vec_dot() {
     for (fi, dtype) in FORMATS.into_iter().enumerate() {
         let be = dtype.block_elems();
         let act = quant::vec_dot_type(dtype);
-        // M: decode (1), a full tile, tiles plus every tail length; N odd;
+        // M: decode (1, where weight rows go 4 at a time: N = 3, 5, 9 cover
+        // groups and tails), a full tile, tiles plus every tail length; N odd;
         // K: one block and odd block counts.
         for (ci, &(m, n, nb)) in [
             (1, 3, 1),
             (1, 5, 7),
+            (1, 9, 3),
             (4, 3, 2),
             (5, 4, 3),
             (7, 2, 5),

@@ -229,16 +229,32 @@ unsafe fn rows_tile<I: Isa, const R: usize>(
     ldo: usize,
 ) {
     let a: [ActRow; R] = std::array::from_fn(|r| acts[r]);
+    // Decode (one activation row) takes 4 weight rows at a time, so that 4
+    // independent accumulator chains hide the FMA latency and each
+    // activation block is loaded once for them.
     macro_rules! each_row {
-        ($blk:ty, $kern:ident, $elems:expr) => {
-            for j in 0..rows {
-                let row = w.add(j * row_bytes) as *const $blk;
-                let v = $kern::<I, R>(row, k / $elems, &a);
+        ($blk:ty, $kern:ident, $elems:expr) => {{
+            let nb = k / $elems;
+            let row = |j: usize| w.add(j * row_bytes) as *const $blk;
+            let mut j = 0;
+            if R == 1 {
+                while j + 4 <= rows {
+                    prefetch_rows(w, row_bytes, j + 8, rows);
+                    let v = $kern::<I, R, 4>([row(j), row(j + 1), row(j + 2), row(j + 3)], nb, &a);
+                    for (wi, vr) in v.iter().enumerate() {
+                        *out.add(j + wi) = vr[0];
+                    }
+                    j += 4;
+                }
+            }
+            while j < rows {
+                let [v] = $kern::<I, R, 1>([row(j)], nb, &a);
                 for (r, x) in v.iter().enumerate() {
                     *out.add(r * ldo + j) = *x;
                 }
+                j += 1;
             }
-        };
+        }};
     }
     match dtype {
         DType::Q4_0 => each_row!(BlockQ4_0, q4_0, QK),
@@ -248,6 +264,19 @@ unsafe fn rows_tile<I: Isa, const R: usize>(
         DType::Q4K => each_row!(BlockQ4K, q4_k, QK_K),
         DType::Q6K => each_row!(BlockQ6K, q6_k, QK_K),
         _ => unreachable!("gemm_rows called for {dtype}, which `supports` rejects"),
+    }
+}
+
+/// Asks for weight rows `j..j + 4` (clipped to `rows`) to be brought into
+/// L2 while the current rows are dotted: decode streams short rows (a few
+/// hundred bytes), too short for the hardware prefetcher to get ahead.
+#[inline(always)]
+unsafe fn prefetch_rows(w: *const u8, row_bytes: usize, j: usize, rows: usize) {
+    let end = (j + 4).min(rows) * row_bytes;
+    let mut at = j * row_bytes;
+    while at < end {
+        _mm_prefetch::<_MM_HINT_T1>(w.add(at) as *const i8);
+        at += 64;
     }
 }
 
@@ -285,117 +314,104 @@ unsafe fn nibbles32(qs: *const u8) -> __m256i {
 /// dot. `extra(block, r, b)` adds
 /// a per-block f32 term (Q4_1's `m * s`).
 #[inline(always)]
-unsafe fn legacy<I: Isa, B, const R: usize>(
-    w: *const B,
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy<I: Isa, B, const R: usize, const NW: usize>(
+    w: [*const B; NW],
     nb: usize,
     a: &[ActRow; R],
     offset: bool,
     signed: bool,
     decode: impl Fn(&B) -> (__m256i, f32),
     extra: impl Fn(&B, &ActRow, usize) -> f32,
-) -> [f32; R] {
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut tail = [0.0f32; R];
+) -> [[f32; R]; NW] {
+    // Flat accumulators (lane `wi * R + r`; callers use NW = 1 or R = 1, so
+    // at most 8 lanes): nested arrays made LLVM keep them in memory.
+    let mut acc = [_mm256_setzero_ps(); 8];
+    let mut tail = [0.0f32; 8];
     for b in 0..nb {
-        let blk = &*w.add(b);
-        let (x, dw) = decode(blk);
-        let dw = _mm256_set1_ps(dw);
-        let xa = if signed { _mm256_sign_epi8(x, x) } else { x };
-        for r in 0..R {
-            let y = _mm256_loadu_si256(a[r].qs.add(b * QK) as *const __m256i);
-            let s = if signed {
-                I::dot_u8i8(_mm256_setzero_si256(), xa, _mm256_sign_epi8(y, x))
-            } else if offset {
-                let init = _mm256_setr_epi32(*a[r].corr.add(b), 0, 0, 0, 0, 0, 0, 0);
-                I::dot_u8i8(init, x, y)
-            } else {
-                I::dot_u8i8(_mm256_setzero_si256(), x, y)
-            };
-            let scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&*a[r].d.add(b)));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[r]);
-            tail[r] += extra(blk, &a[r], b);
+        for wi in 0..NW {
+            let blk = &*w[wi].add(b);
+            let (x, dw) = decode(blk);
+            let xa = if signed { _mm256_sign_epi8(x, x) } else { x };
+            for r in 0..R {
+                let y = _mm256_loadu_si256(a[r].qs.add(b * QK) as *const __m256i);
+                let s = if signed {
+                    I::dot_u8i8(_mm256_setzero_si256(), xa, _mm256_sign_epi8(y, x))
+                } else if offset {
+                    let init = _mm256_setr_epi32(*a[r].corr.add(b), 0, 0, 0, 0, 0, 0, 0);
+                    I::dot_u8i8(init, x, y)
+                } else {
+                    I::dot_u8i8(_mm256_setzero_si256(), x, y)
+                };
+                let scale = _mm256_set1_ps(dw * *a[r].d.add(b));
+                let l = wi * R + r;
+                acc[l] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[l]);
+                tail[l] += extra(blk, &a[r], b);
+            }
         }
     }
-    std::array::from_fn(|r| hsum(acc[r]) + tail[r])
+    std::array::from_fn(|wi| std::array::from_fn(|r| hsum(acc[wi * R + r]) + tail[wi * R + r]))
 }
 
-#[inline(always)]
-unsafe fn q4_0<I: Isa, const R: usize>(
-    w: *const BlockQ4_0,
-    nb: usize,
-    a: &[ActRow; R],
-) -> [f32; R] {
-    legacy::<I, _, R>(
-        w,
-        nb,
-        a,
-        true,
-        false,
-        |b| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
-        |_, _, _| 0.0,
-    )
+macro_rules! legacy_kernel {
+    ($(#[$doc:meta])* $name:ident, $blk:ty, $offset:expr, $signed:expr, $decode:expr, $extra:expr) => {
+        $(#[$doc])*
+        #[inline(always)]
+        unsafe fn $name<I: Isa, const R: usize, const NW: usize>(
+            w: [*const $blk; NW],
+            nb: usize,
+            a: &[ActRow; R],
+        ) -> [[f32; R]; NW] {
+            legacy::<I, _, R, NW>(w, nb, a, $offset, $signed, $decode, $extra)
+        }
+    };
 }
 
-#[inline(always)]
-unsafe fn q4_1<I: Isa, const R: usize>(
-    w: *const BlockQ4_1,
-    nb: usize,
-    a: &[ActRow; R],
-) -> [f32; R] {
-    legacy::<I, _, R>(
-        w,
-        nb,
-        a,
-        false,
-        false,
-        |b| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
-        |b, a, i| f16_bits_to_f32(b.m) * *a.s.add(i),
-    )
-}
+legacy_kernel!(
+    q4_0,
+    BlockQ4_0,
+    true,
+    false,
+    |b: &BlockQ4_0| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
+    |_: &BlockQ4_0, _: &ActRow, _| 0.0
+);
 
-#[inline(always)]
-unsafe fn q5_0<I: Isa, const R: usize>(
-    w: *const BlockQ5_0,
-    nb: usize,
-    a: &[ActRow; R],
-) -> [f32; R] {
-    legacy::<I, _, R>(
-        w,
-        nb,
-        a,
-        true,
-        false,
-        |b| {
-            let high = I::bits_to_bytes(u32::from_le_bytes(b.qh));
-            let x = _mm256_or_si256(
-                nibbles32(b.qs.as_ptr()),
-                _mm256_and_si256(high, _mm256_set1_epi8(0x10)),
-            );
-            (x, f16_bits_to_f32(b.d))
-        },
-        |_, _, _| 0.0,
-    )
-}
+legacy_kernel!(
+    q4_1,
+    BlockQ4_1,
+    false,
+    false,
+    |b: &BlockQ4_1| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
+    |b: &BlockQ4_1, a: &ActRow, i: usize| f16_bits_to_f32(b.m) * *a.s.add(i)
+);
 
-#[inline(always)]
-unsafe fn q8_0<I: Isa, const R: usize>(
-    w: *const BlockQ8_0,
-    nb: usize,
-    a: &[ActRow; R],
-) -> [f32; R] {
-    legacy::<I, _, R>(
-        w,
-        nb,
-        a,
-        false,
-        true,
-        |b| {
-            let x = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
-            (x, f16_bits_to_f32(b.d))
-        },
-        |_, _, _| 0.0,
-    )
-}
+legacy_kernel!(
+    q5_0,
+    BlockQ5_0,
+    true,
+    false,
+    |b: &BlockQ5_0| {
+        let high = I::bits_to_bytes(u32::from_le_bytes(b.qh));
+        let x = _mm256_or_si256(
+            nibbles32(b.qs.as_ptr()),
+            _mm256_and_si256(high, _mm256_set1_epi8(0x10)),
+        );
+        (x, f16_bits_to_f32(b.d))
+    },
+    |_: &BlockQ5_0, _: &ActRow, _| 0.0
+);
+
+legacy_kernel!(
+    q8_0,
+    BlockQ8_0,
+    false,
+    true,
+    |b: &BlockQ8_0| {
+        let x = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
+        (x, f16_bits_to_f32(b.d))
+    },
+    |_: &BlockQ8_0, _: &ActRow, _| 0.0
+);
 
 /// Q4_K's 8 (scale, min) pairs of 6 bits (see `blocks::scale_min_k4`).
 #[inline(always)]
@@ -414,99 +430,114 @@ fn q4_k_scales(s: &[u8; K_SCALE_SIZE]) -> ([u8; 8], [u8; 8]) {
 /// Q4_K x Q8_K: per super-block, `d * sum_s sc_s * dot_s - dmin * sum_s
 /// m_s * bsum32_s`, times the activation scale.
 #[inline(always)]
-unsafe fn q4_k<I: Isa, const R: usize>(w: *const BlockQ4K, nb: usize, a: &[ActRow; R]) -> [f32; R] {
+unsafe fn q4_k<I: Isa, const R: usize, const NW: usize>(
+    w: [*const BlockQ4K; NW],
+    nb: usize,
+    a: &[ActRow; R],
+) -> [[f32; R]; NW] {
     let m4 = _mm256_set1_epi8(0x0F);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut macc = [_mm_setzero_ps(); R];
+    let mut acc = [[_mm256_setzero_ps(); R]; NW];
+    let mut macc = [[_mm_setzero_ps(); R]; NW];
     for b in 0..nb {
-        let blk = &*w.add(b);
-        let (sc, mn) = q4_k_scales(&blk.scales);
-        let d = f16_bits_to_f32(blk.d);
-        let dmin = f16_bits_to_f32(blk.dmin);
-        let dsc: [__m256; 8] = std::array::from_fn(|s| _mm256_set1_ps(d * sc[s] as f32));
-        let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
-        let mut q = [_mm256_setzero_si256(); 8];
-        for c in 0..4 {
-            let v = _mm256_loadu_si256(blk.qs.as_ptr().add(32 * c) as *const __m256i);
-            q[2 * c] = _mm256_and_si256(v, m4);
-            q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
-        }
-        for r in 0..R {
-            let ap = a[r].qs.add(b * QK_K);
-            let mut t = _mm256_setzero_ps();
-            for s in 0..8 {
-                let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
-                let p = I::dot_u8i8(_mm256_setzero_si256(), q[s], y);
-                t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
+        for wi in 0..NW {
+            let (acc, macc) = (&mut acc[wi], &mut macc[wi]);
+            let blk = &*w[wi].add(b);
+            let (sc, mn) = q4_k_scales(&blk.scales);
+            let d = f16_bits_to_f32(blk.d);
+            let dmin = f16_bits_to_f32(blk.dmin);
+            let dsc: [__m256; 8] = std::array::from_fn(|s| _mm256_set1_ps(d * sc[s] as f32));
+            let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
+            let mut q = [_mm256_setzero_si256(); 8];
+            for c in 0..4 {
+                let v = _mm256_loadu_si256(blk.qs.as_ptr().add(32 * c) as *const __m256i);
+                q[2 * c] = _mm256_and_si256(v, m4);
+                q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
             }
-            let da = *a[r].d.add(b);
-            acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
-            let b32 = _mm_loadu_si128(a[r].bsum32.add(b * 8) as *const __m128i);
-            let msum = _mm_cvtepi32_ps(_mm_madd_epi16(mins, b32));
-            macc[r] = _mm_fmadd_ps(msum, _mm_set1_ps(dmin * da), macc[r]);
+            for r in 0..R {
+                let ap = a[r].qs.add(b * QK_K);
+                let mut t = _mm256_setzero_ps();
+                for s in 0..8 {
+                    let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
+                    let p = I::dot_u8i8(_mm256_setzero_si256(), q[s], y);
+                    t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
+                }
+                let da = *a[r].d.add(b);
+                acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
+                let b32 = _mm_loadu_si128(a[r].bsum32.add(b * 8) as *const __m128i);
+                let msum = _mm_cvtepi32_ps(_mm_madd_epi16(mins, b32));
+                macc[r] = _mm_fmadd_ps(msum, _mm_set1_ps(dmin * da), macc[r]);
+            }
         }
     }
-    std::array::from_fn(|r| hsum(acc[r]) - hsum128(macc[r]))
+    std::array::from_fn(|wi| std::array::from_fn(|r| hsum(acc[wi][r]) - hsum128(macc[wi][r])))
 }
 
 /// Q6_K x Q8_K: quants decoded to 0..64, the offset 32 taken out through the
 /// 16-element activation sums: `d * sum_s sc_s * (dot_s - 32 * bsum16_s)`.
 #[inline(always)]
-unsafe fn q6_k<I: Isa, const R: usize>(w: *const BlockQ6K, nb: usize, a: &[ActRow; R]) -> [f32; R] {
+unsafe fn q6_k<I: Isa, const R: usize, const NW: usize>(
+    w: [*const BlockQ6K; NW],
+    nb: usize,
+    a: &[ActRow; R],
+) -> [[f32; R]; NW] {
     let m4 = _mm256_set1_epi8(0x0F);
     let m30 = _mm256_set1_epi8(0x30);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut macc = [_mm256_setzero_ps(); R];
+    let mut acc = [[_mm256_setzero_ps(); R]; NW];
+    let mut macc = [[_mm256_setzero_ps(); R]; NW];
     for b in 0..nb {
-        let blk = &*w.add(b);
-        let d = f16_bits_to_f32(blk.d);
-        let sc8 = _mm_loadu_si128(blk.scales.as_ptr() as *const __m128i);
-        let sc16 = _mm256_cvtepi8_epi16(sc8);
-        let dv = _mm256_set1_ps(d);
-        let scf = [
-            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8)), dv),
-            _mm256_mul_ps(
-                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc8))),
-                dv,
-            ),
-        ];
-        // Register t holds elements 32t..32t+32: sub-blocks 2t (lanes 0..4)
-        // and 2t+1 (lanes 4..8).
-        let dsc: [__m256; 8] = std::array::from_fn(|t| {
-            let lo = (2 * t % 8) as i32;
-            let idx = _mm256_setr_epi32(lo, lo, lo, lo, lo + 1, lo + 1, lo + 1, lo + 1);
-            _mm256_permutevar8x32_ps(scf[t / 4], idx)
-        });
-        let mut q = [_mm256_setzero_si256(); 8];
-        for h in 0..2 {
-            let ql0 = _mm256_loadu_si256(blk.ql.as_ptr().add(64 * h) as *const __m256i);
-            let ql1 = _mm256_loadu_si256(blk.ql.as_ptr().add(64 * h + 32) as *const __m256i);
-            let qh = _mm256_loadu_si256(blk.qh.as_ptr().add(32 * h) as *const __m256i);
-            let hi = |x: __m256i| _mm256_and_si256(x, m30);
-            q[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), hi(_mm256_slli_epi16::<4>(qh)));
-            q[4 * h + 1] =
-                _mm256_or_si256(_mm256_and_si256(ql1, m4), hi(_mm256_slli_epi16::<2>(qh)));
-            q[4 * h + 2] =
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), hi(qh));
-            q[4 * h + 3] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                hi(_mm256_srli_epi16::<2>(qh)),
-            );
-        }
-        for r in 0..R {
-            let ap = a[r].qs.add(b * QK_K);
-            let mut t = _mm256_setzero_ps();
-            for (s, qs) in q.iter().enumerate() {
-                let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
-                let p = I::dot_u8i8(_mm256_setzero_si256(), *qs, y);
-                t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
+        for wi in 0..NW {
+            let (acc, macc) = (&mut acc[wi], &mut macc[wi]);
+            let blk = &*w[wi].add(b);
+            let d = f16_bits_to_f32(blk.d);
+            let sc8 = _mm_loadu_si128(blk.scales.as_ptr() as *const __m128i);
+            let sc16 = _mm256_cvtepi8_epi16(sc8);
+            let dv = _mm256_set1_ps(d);
+            let scf = [
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8)), dv),
+                _mm256_mul_ps(
+                    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc8))),
+                    dv,
+                ),
+            ];
+            // Register t holds elements 32t..32t+32: sub-blocks 2t (lanes 0..4)
+            // and 2t+1 (lanes 4..8).
+            let dsc: [__m256; 8] = std::array::from_fn(|t| {
+                let lo = (2 * t % 8) as i32;
+                let idx = _mm256_setr_epi32(lo, lo, lo, lo, lo + 1, lo + 1, lo + 1, lo + 1);
+                _mm256_permutevar8x32_ps(scf[t / 4], idx)
+            });
+            let mut q = [_mm256_setzero_si256(); 8];
+            for h in 0..2 {
+                let ql0 = _mm256_loadu_si256(blk.ql.as_ptr().add(64 * h) as *const __m256i);
+                let ql1 = _mm256_loadu_si256(blk.ql.as_ptr().add(64 * h + 32) as *const __m256i);
+                let qh = _mm256_loadu_si256(blk.qh.as_ptr().add(32 * h) as *const __m256i);
+                let hi = |x: __m256i| _mm256_and_si256(x, m30);
+                q[4 * h] =
+                    _mm256_or_si256(_mm256_and_si256(ql0, m4), hi(_mm256_slli_epi16::<4>(qh)));
+                q[4 * h + 1] =
+                    _mm256_or_si256(_mm256_and_si256(ql1, m4), hi(_mm256_slli_epi16::<2>(qh)));
+                q[4 * h + 2] =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), hi(qh));
+                q[4 * h + 3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                    hi(_mm256_srli_epi16::<2>(qh)),
+                );
             }
-            let da = *a[r].d.add(b);
-            acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
-            let b16 = _mm256_loadu_si256(a[r].bsum16.add(b * 16) as *const __m256i);
-            let off = _mm256_cvtepi32_ps(_mm256_madd_epi16(sc16, b16));
-            macc[r] = _mm256_fmadd_ps(off, _mm256_set1_ps(32.0 * d * da), macc[r]);
+            for r in 0..R {
+                let ap = a[r].qs.add(b * QK_K);
+                let mut t = _mm256_setzero_ps();
+                for (s, qs) in q.iter().enumerate() {
+                    let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
+                    let p = I::dot_u8i8(_mm256_setzero_si256(), *qs, y);
+                    t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
+                }
+                let da = *a[r].d.add(b);
+                acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
+                let b16 = _mm256_loadu_si256(a[r].bsum16.add(b * 16) as *const __m256i);
+                let off = _mm256_cvtepi32_ps(_mm256_madd_epi16(sc16, b16));
+                macc[r] = _mm256_fmadd_ps(off, _mm256_set1_ps(32.0 * d * da), macc[r]);
+            }
         }
     }
-    std::array::from_fn(|r| hsum(acc[r]) - hsum(macc[r]))
+    std::array::from_fn(|wi| std::array::from_fn(|r| hsum(acc[wi][r]) - hsum(macc[wi][r])))
 }
