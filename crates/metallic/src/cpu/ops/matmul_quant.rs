@@ -118,7 +118,7 @@ fn simd_level() -> Option<x86::Level> {
 #[derive(Default)]
 struct Scratch {
     panel: panel::Panel,
-    rows: Vec<panel::ActRow>,
+    tiles: Vec<panel::ActTile>,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -172,11 +172,10 @@ fn simd(
         let s = &mut *s.borrow_mut();
         s.panel
             .fill(fmt, x86::offset(dtype), m, k, |i, buf| x.row(i, buf))?;
-        s.rows.clear();
-        s.rows.extend((0..m).map(|i| s.panel.row(i)));
+        s.panel.tiles(x86::tile_rows(level), &mut s.tiles);
         out.clear();
         out.resize(m * n, 0.0);
-        let rows = &s.rows;
+        let tiles = &s.tiles;
         let o = OutPtr(out.as_mut_ptr());
         // Chunks of weight rows: a few per thread for balance, at least 8
         // rows so that per-task overhead stays small in decode.
@@ -192,7 +191,7 @@ fn simd(
             let o = o;
             // SAFETY: the level was detected on this CPU; rows j0..j0+nr lie
             // in the weight storage (first and last row checked above, evenly
-            // spaced) and aligned for the block type; the panel rows hold m rows of k
+            // spaced) and aligned for the block type; the panel tiles hold m rows of k
             // quantized elements in `dtype`'s activation format; `out` has
             // m * n elements and this task writes only columns j0..j0+nr.
             unsafe {
@@ -203,7 +202,7 @@ fn simd(
                     stride,
                     nr,
                     k,
-                    rows,
+                    tiles,
                     o.0.add(j0),
                     n,
                 )

@@ -74,12 +74,19 @@ pub(crate) struct Panel {
     pub bsum16: Vec<i16>,
     /// Q8_K: `[m, k / 32]` sums of 32 quants.
     pub bsum32: Vec<i16>,
+    /// The same, tiled for the kernels (made by `tiles`).
+    tiled: Interleaved,
 }
 
-/// Raw pointers to one row of a panel, as the kernels take it. Valid while
-/// the panel is borrowed and not resized.
+/// Raw pointers to a tile of `rows` consecutive activation rows of a panel,
+/// as the kernels take it: the rows are interleaved unit by unit, so unit `b`
+/// of the tile's row `r` is at `(b * rows + r) * unit` (units: one block of
+/// quants, one `d`, `corr` or `s` per block, 16 `bsum16` or 8 `bsum32` per
+/// Q8_K block). A kernel then addresses every row of the tile from one
+/// pointer per array. Valid while the panel is borrowed and not resized.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ActRow {
+pub(crate) struct ActTile {
+    pub rows: usize,
     pub qs: *const i8,
     pub d: *const f32,
     pub corr: *const i32,
@@ -88,10 +95,42 @@ pub(crate) struct ActRow {
     pub bsum32: *const i16,
 }
 
-// SAFETY: an ActRow only reads panel memory that is not written while the
+// SAFETY: an ActTile only reads panel memory that is not written while the
 // kernels run (the panel is borrowed immutably for their whole duration).
-unsafe impl Send for ActRow {}
-unsafe impl Sync for ActRow {}
+unsafe impl Send for ActTile {}
+unsafe impl Sync for ActTile {}
+
+/// The panel's arrays with rows interleaved per tile (see [`ActTile`]).
+#[derive(Debug, Default)]
+struct Interleaved {
+    qs: Vec<i8>,
+    d: Vec<f32>,
+    corr: Vec<i32>,
+    s: Vec<f32>,
+    bsum16: Vec<i16>,
+    bsum32: Vec<i16>,
+}
+
+/// Copies `m` rows of `src` (row-major, each `units * unit` long) into
+/// `dst` with each tile of up to `mr` rows interleaved unit by unit.
+fn interleave<T: Copy + Default>(src: &[T], dst: &mut Vec<T>, m: usize, mr: usize, unit: usize) {
+    dst.resize(src.len(), T::default());
+    if src.is_empty() {
+        return;
+    }
+    let row_len = src.len() / m;
+    for t0 in (0..m).step_by(mr) {
+        let rows = mr.min(m - t0);
+        let base = t0 * row_len;
+        for r in 0..rows {
+            let row = &src[base + r * row_len..base + (r + 1) * row_len];
+            for (b, chunk) in row.chunks_exact(unit).enumerate() {
+                let at = base + (b * rows + r) * unit;
+                dst[at..at + unit].copy_from_slice(chunk);
+            }
+        }
+    }
+}
 
 impl Default for Panel {
     fn default() -> Self {
@@ -105,6 +144,7 @@ impl Default for Panel {
             s: Vec::new(),
             bsum16: Vec::new(),
             bsum32: Vec::new(),
+            tiled: Interleaved::default(),
         }
     }
 }
@@ -169,19 +209,52 @@ impl Panel {
             .try_for_each_init(RowScratch::default, |scratch, i| one_row(scratch, i))
     }
 
-    /// Row `i` as the kernels take it.
-    pub fn row(&self, i: usize) -> ActRow {
-        let nb = self.k / self.fmt.block();
-        let n32 = self.k / QK;
-        // `wrapping_add`: arrays a format does not use are empty.
-        ActRow {
-            qs: self.qs.as_ptr().wrapping_add(i * self.k),
-            d: self.d.as_ptr().wrapping_add(i * nb),
-            corr: self.corr.as_ptr().wrapping_add(i * n32),
-            s: self.s.as_ptr().wrapping_add(i * n32),
-            bsum16: self.bsum16.as_ptr().wrapping_add(i * (self.k / 16)),
-            bsum32: self.bsum32.as_ptr().wrapping_add(i * n32),
+    /// The panel's rows as tiles of up to `mr` rows, in `out`. One row needs
+    /// no copy (its layout is already the tile's); more are interleaved into
+    /// the panel's second set of arrays, reused across calls.
+    pub fn tiles(&mut self, mr: usize, out: &mut Vec<ActTile>) {
+        let (m, k) = (self.m, self.k);
+        let nb = k / self.fmt.block();
+        let n32 = k / QK;
+        if m > 1 {
+            let t = &mut self.tiled;
+            interleave(&self.qs, &mut t.qs, m, mr, self.fmt.block());
+            interleave(&self.d, &mut t.d, m, mr, 1);
+            interleave(&self.corr, &mut t.corr, m, mr, 1);
+            interleave(&self.s, &mut t.s, m, mr, 1);
+            interleave(&self.bsum16, &mut t.bsum16, m, mr, 16);
+            interleave(&self.bsum32, &mut t.bsum32, m, mr, 8);
         }
+        let src = if m > 1 {
+            (
+                self.tiled.qs.as_ptr(),
+                self.tiled.d.as_ptr(),
+                self.tiled.corr.as_ptr(),
+                self.tiled.s.as_ptr(),
+                self.tiled.bsum16.as_ptr(),
+                self.tiled.bsum32.as_ptr(),
+            )
+        } else {
+            (
+                self.qs.as_ptr(),
+                self.d.as_ptr(),
+                self.corr.as_ptr(),
+                self.s.as_ptr(),
+                self.bsum16.as_ptr(),
+                self.bsum32.as_ptr(),
+            )
+        };
+        out.clear();
+        // `wrapping_add`: arrays a format does not use are empty.
+        out.extend((0..m).step_by(mr.max(1)).map(|i| ActTile {
+            rows: mr.min(m - i),
+            qs: src.0.wrapping_add(i * k),
+            d: src.1.wrapping_add(i * nb),
+            corr: src.2.wrapping_add(i * n32),
+            s: src.3.wrapping_add(i * n32),
+            bsum16: src.4.wrapping_add(i * (k / 16)),
+            bsum32: src.5.wrapping_add(i * n32),
+        }));
     }
 }
 

@@ -87,7 +87,6 @@ fn simd_kernels_match_scalar_vec_dot() {
                     |i, buf| buf.copy_from_slice(&xs[i * k..(i + 1) * k]),
                 )
                 .unwrap();
-            let rows: Vec<_> = (0..m).map(|i| panel.row(i)).collect();
 
             // Weights copied into an aligned buffer (u32 words).
             let mut w_al = vec![0u32; w.len().div_ceil(4)];
@@ -97,6 +96,8 @@ fn simd_kernels_match_scalar_vec_dot() {
             let mut outs = Vec::new();
             for &level in &levels {
                 let mut out = vec![f32::NAN; m * n];
+                let mut tiles = Vec::new();
+                panel.tiles(super::x86::tile_rows(level), &mut tiles);
                 // SAFETY: level detected here; w_al holds n rows of row_bytes,
                 // 4-aligned; the panel holds m rows of k; out is m x n.
                 unsafe {
@@ -107,7 +108,7 @@ fn simd_kernels_match_scalar_vec_dot() {
                         row_bytes,
                         n,
                         k,
-                        &rows,
+                        &tiles,
                         out.as_mut_ptr(),
                         n,
                     )

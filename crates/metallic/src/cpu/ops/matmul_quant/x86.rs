@@ -22,7 +22,7 @@
 
 use std::arch::x86_64::*;
 
-use super::panel::ActRow;
+use super::panel::ActTile;
 use crate::quant::blocks::*;
 use crate::tensor::DType;
 
@@ -130,13 +130,24 @@ pub(crate) fn supports(dtype: DType) -> bool {
     )
 }
 
-/// `out[i * ldo + j] = dot(weight row j, acts[i])` for `j < rows`, every `i`.
+/// Rows of activation tiles per level: each decoded weight block is dotted
+/// with up to this many rows (the panel is tiled to match).
+pub(crate) fn tile_rows(level: Level) -> usize {
+    match level {
+        Level::Avx2 => Avx2::MR,
+        Level::Avx512Vnni => Vnni::MR,
+    }
+}
+
+/// `out[i * ldo + j] = dot(weight row j, activation row i)` for `j < rows`
+/// and every row `i` of the tiles, in order.
 ///
 /// # Safety
 /// `level` must be one of [`Level::available`]; `w` holds `rows` rows of
 /// `row_bytes` bytes of `dtype` blocks (aligned for the block type), `k` =
-/// the elements of a row; every `ActRow` points at a panel row of `k`
-/// elements in `dtype`'s activation format; `out` is valid for writing at
+/// the elements of a row; every `ActTile` points at a panel tile of `k`
+/// elements per row in `dtype`'s activation format, at most
+/// `tile_rows(level)` rows; `out` is valid for writing at
 /// every `i * ldo + j`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm_rows(
@@ -146,13 +157,13 @@ pub(crate) unsafe fn gemm_rows(
     row_bytes: usize,
     rows: usize,
     k: usize,
-    acts: &[ActRow],
+    tiles: &[ActTile],
     out: *mut f32,
     ldo: usize,
 ) {
     match level {
-        Level::Avx2 => gemm_rows_avx2(dtype, w, row_bytes, rows, k, acts, out, ldo),
-        Level::Avx512Vnni => gemm_rows_vnni(dtype, w, row_bytes, rows, k, acts, out, ldo),
+        Level::Avx2 => gemm_rows_avx2(dtype, w, row_bytes, rows, k, tiles, out, ldo),
+        Level::Avx512Vnni => gemm_rows_vnni(dtype, w, row_bytes, rows, k, tiles, out, ldo),
     }
 }
 
@@ -164,11 +175,11 @@ unsafe fn gemm_rows_avx2(
     row_bytes: usize,
     rows: usize,
     k: usize,
-    acts: &[ActRow],
+    tiles: &[ActTile],
     out: *mut f32,
     ldo: usize,
 ) {
-    gemm_rows_generic::<Avx2>(dtype, w, row_bytes, rows, k, acts, out, ldo)
+    gemm_rows_generic::<Avx2>(dtype, w, row_bytes, rows, k, tiles, out, ldo)
 }
 
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -179,11 +190,11 @@ unsafe fn gemm_rows_vnni(
     row_bytes: usize,
     rows: usize,
     k: usize,
-    acts: &[ActRow],
+    tiles: &[ActTile],
     out: *mut f32,
     ldo: usize,
 ) {
-    gemm_rows_generic::<Vnni>(dtype, w, row_bytes, rows, k, acts, out, ldo)
+    gemm_rows_generic::<Vnni>(dtype, w, row_bytes, rows, k, tiles, out, ldo)
 }
 
 #[inline(always)]
@@ -194,25 +205,23 @@ unsafe fn gemm_rows_generic<I: Isa>(
     row_bytes: usize,
     rows: usize,
     k: usize,
-    acts: &[ActRow],
+    tiles: &[ActTile],
     out: *mut f32,
     ldo: usize,
 ) {
     let mut i0 = 0;
-    while i0 < acts.len() {
-        let tile = &acts[i0..];
-        let len = tile.len().min(I::MR);
+    for tile in tiles {
         let o = out.add(i0 * ldo);
         macro_rules! tile {
             ($($n:literal)*) => {
-                match len {
+                match tile.rows {
                     $($n => rows_tile::<I, $n>(dtype, w, row_bytes, rows, k, tile, o, ldo),)*
                     _ => unreachable!("tiles have 1..=8 rows"),
                 }
             };
         }
         tile!(1 2 3 4 5 6 7 8);
-        i0 += len;
+        i0 += tile.rows;
     }
 }
 
@@ -224,11 +233,10 @@ unsafe fn rows_tile<I: Isa, const R: usize>(
     row_bytes: usize,
     rows: usize,
     k: usize,
-    acts: &[ActRow],
+    a: &ActTile,
     out: *mut f32,
     ldo: usize,
 ) {
-    let a: [ActRow; R] = std::array::from_fn(|r| acts[r]);
     // Decode (one activation row) takes 4 weight rows at a time, so that 4
     // independent accumulator chains hide the FMA latency and each
     // activation block is loaded once for them.
@@ -240,7 +248,7 @@ unsafe fn rows_tile<I: Isa, const R: usize>(
             if R == 1 {
                 while j + 4 <= rows {
                     prefetch_rows(w, row_bytes, j + 8, rows);
-                    let v = $kern::<I, R, 4>([row(j), row(j + 1), row(j + 2), row(j + 3)], nb, &a);
+                    let v = $kern::<I, R, 4>([row(j), row(j + 1), row(j + 2), row(j + 3)], nb, a);
                     for (wi, vr) in v.iter().enumerate() {
                         *out.add(j + wi) = vr[0];
                     }
@@ -248,7 +256,7 @@ unsafe fn rows_tile<I: Isa, const R: usize>(
                 }
             }
             while j < rows {
-                let [v] = $kern::<I, R, 1>([row(j)], nb, &a);
+                let [v] = $kern::<I, R, 1>([row(j)], nb, a);
                 for (r, x) in v.iter().enumerate() {
                     *out.add(r * ldo + j) = *x;
                 }
@@ -318,11 +326,11 @@ unsafe fn nibbles32(qs: *const u8) -> __m256i {
 unsafe fn legacy<I: Isa, B, const R: usize, const NW: usize>(
     w: [*const B; NW],
     nb: usize,
-    a: &[ActRow; R],
+    a: &ActTile,
     offset: bool,
     signed: bool,
     decode: impl Fn(&B) -> (__m256i, f32),
-    extra: impl Fn(&B, &ActRow, usize) -> f32,
+    extra: impl Fn(&B, &ActTile, usize) -> f32,
 ) -> [[f32; R]; NW] {
     // Flat accumulators (lane `wi * R + r`; callers use NW = 1 or R = 1, so
     // at most 8 lanes): nested arrays made LLVM keep them in memory.
@@ -334,19 +342,20 @@ unsafe fn legacy<I: Isa, B, const R: usize, const NW: usize>(
             let (x, dw) = decode(blk);
             let xa = if signed { _mm256_sign_epi8(x, x) } else { x };
             for r in 0..R {
-                let y = _mm256_loadu_si256(a[r].qs.add(b * QK) as *const __m256i);
+                let u = b * R + r;
+                let y = _mm256_loadu_si256(a.qs.add(u * QK) as *const __m256i);
                 let s = if signed {
                     I::dot_u8i8(_mm256_setzero_si256(), xa, _mm256_sign_epi8(y, x))
                 } else if offset {
-                    let init = _mm256_setr_epi32(*a[r].corr.add(b), 0, 0, 0, 0, 0, 0, 0);
+                    let init = _mm256_setr_epi32(*a.corr.add(u), 0, 0, 0, 0, 0, 0, 0);
                     I::dot_u8i8(init, x, y)
                 } else {
                     I::dot_u8i8(_mm256_setzero_si256(), x, y)
                 };
-                let scale = _mm256_set1_ps(dw * *a[r].d.add(b));
+                let scale = _mm256_set1_ps(dw * *a.d.add(u));
                 let l = wi * R + r;
                 acc[l] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[l]);
-                tail[l] += extra(blk, &a[r], b);
+                tail[l] += extra(blk, a, u);
             }
         }
     }
@@ -360,7 +369,7 @@ macro_rules! legacy_kernel {
         unsafe fn $name<I: Isa, const R: usize, const NW: usize>(
             w: [*const $blk; NW],
             nb: usize,
-            a: &[ActRow; R],
+            a: &ActTile,
         ) -> [[f32; R]; NW] {
             legacy::<I, _, R, NW>(w, nb, a, $offset, $signed, $decode, $extra)
         }
@@ -373,7 +382,7 @@ legacy_kernel!(
     true,
     false,
     |b: &BlockQ4_0| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
-    |_: &BlockQ4_0, _: &ActRow, _| 0.0
+    |_: &BlockQ4_0, _: &ActTile, _| 0.0
 );
 
 legacy_kernel!(
@@ -382,7 +391,7 @@ legacy_kernel!(
     false,
     false,
     |b: &BlockQ4_1| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
-    |b: &BlockQ4_1, a: &ActRow, i: usize| f16_bits_to_f32(b.m) * *a.s.add(i)
+    |b: &BlockQ4_1, a: &ActTile, u: usize| f16_bits_to_f32(b.m) * *a.s.add(u)
 );
 
 legacy_kernel!(
@@ -398,7 +407,7 @@ legacy_kernel!(
         );
         (x, f16_bits_to_f32(b.d))
     },
-    |_: &BlockQ5_0, _: &ActRow, _| 0.0
+    |_: &BlockQ5_0, _: &ActTile, _| 0.0
 );
 
 legacy_kernel!(
@@ -410,7 +419,7 @@ legacy_kernel!(
         let x = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
         (x, f16_bits_to_f32(b.d))
     },
-    |_: &BlockQ8_0, _: &ActRow, _| 0.0
+    |_: &BlockQ8_0, _: &ActTile, _| 0.0
 );
 
 /// Q4_K's 8 (scale, min) pairs of 6 bits (see `blocks::scale_min_k4`).
@@ -433,7 +442,7 @@ fn q4_k_scales(s: &[u8; K_SCALE_SIZE]) -> ([u8; 8], [u8; 8]) {
 unsafe fn q4_k<I: Isa, const R: usize, const NW: usize>(
     w: [*const BlockQ4K; NW],
     nb: usize,
-    a: &[ActRow; R],
+    a: &ActTile,
 ) -> [[f32; R]; NW] {
     let m4 = _mm256_set1_epi8(0x0F);
     let mut acc = [[_mm256_setzero_ps(); R]; NW];
@@ -454,16 +463,17 @@ unsafe fn q4_k<I: Isa, const R: usize, const NW: usize>(
                 q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
             }
             for r in 0..R {
-                let ap = a[r].qs.add(b * QK_K);
+                let u = b * R + r;
+            let ap = a.qs.add(u * QK_K);
                 let mut t = _mm256_setzero_ps();
                 for s in 0..8 {
                     let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
                     let p = I::dot_u8i8(_mm256_setzero_si256(), q[s], y);
                     t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
                 }
-                let da = *a[r].d.add(b);
+                let da = *a.d.add(u);
                 acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
-                let b32 = _mm_loadu_si128(a[r].bsum32.add(b * 8) as *const __m128i);
+                let b32 = _mm_loadu_si128(a.bsum32.add(u * 8) as *const __m128i);
                 let msum = _mm_cvtepi32_ps(_mm_madd_epi16(mins, b32));
                 macc[r] = _mm_fmadd_ps(msum, _mm_set1_ps(dmin * da), macc[r]);
             }
@@ -478,7 +488,7 @@ unsafe fn q4_k<I: Isa, const R: usize, const NW: usize>(
 unsafe fn q6_k<I: Isa, const R: usize, const NW: usize>(
     w: [*const BlockQ6K; NW],
     nb: usize,
-    a: &[ActRow; R],
+    a: &ActTile,
 ) -> [[f32; R]; NW] {
     let m4 = _mm256_set1_epi8(0x0F);
     let m30 = _mm256_set1_epi8(0x30);
@@ -524,16 +534,17 @@ unsafe fn q6_k<I: Isa, const R: usize, const NW: usize>(
                 );
             }
             for r in 0..R {
-                let ap = a[r].qs.add(b * QK_K);
+                let u = b * R + r;
+            let ap = a.qs.add(u * QK_K);
                 let mut t = _mm256_setzero_ps();
                 for (s, qs) in q.iter().enumerate() {
                     let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
                     let p = I::dot_u8i8(_mm256_setzero_si256(), *qs, y);
                     t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
                 }
-                let da = *a[r].d.add(b);
+                let da = *a.d.add(u);
                 acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
-                let b16 = _mm256_loadu_si256(a[r].bsum16.add(b * 16) as *const __m256i);
+                let b16 = _mm256_loadu_si256(a.bsum16.add(u * 16) as *const __m256i);
                 let off = _mm256_cvtepi32_ps(_mm256_madd_epi16(sc16, b16));
                 macc[r] = _mm256_fmadd_ps(off, _mm256_set1_ps(32.0 * d * da), macc[r]);
             }
