@@ -7,9 +7,9 @@
 //! each block's scale and sums sit in arrays beside them, already widened:
 //! `d` as f32, the block sum of the quants times minus the weight format's
 //! offset as i32 (`-16 * sum` for Q5_0: the kernels start the block's integer
-//! dot from it, which takes the offset out exactly), Q8_1's
-//! `s` as f32, and Q8_K's 16-element sums plus their pairwise 32-element sums
-//! (Q4_K's mins apply per 32).
+//! dot from it, which takes the offset out exactly, as ggml's integer sums
+//! do), Q8_1's `s` as f32, and Q8_K's 16-element sums plus their pairwise
+//! 32-element sums (Q4_K's mins apply per 32).
 //!
 //! A panel is reused across calls (the caller keeps one per thread), so the
 //! decode loop does not allocate once the buffers have grown.
@@ -78,12 +78,18 @@ pub(crate) struct Panel {
     tiled: Interleaved,
 }
 
-/// Raw pointers to a tile of `rows` consecutive activation rows of a panel,
-/// as the kernels take it: the rows are interleaved unit by unit, so unit `b`
-/// of the tile's row `r` is at `(b * rows + r) * unit` (units: one block of
-/// quants, one `d`, `corr` or `s` per block, 16 `bsum16` or 8 `bsum32` per
-/// Q8_K block). A kernel then addresses every row of the tile from one
-/// pointer per array. Valid while the panel is borrowed and not resized.
+/// Lanes per block of a tile's `d`, `corr` and `s`: one per row, padded
+/// with zeros to a full vector, so a kernel loads all rows' scales of a
+/// block at once.
+pub(crate) const LANES: usize = 8;
+
+/// Raw pointers to a tile of `rows` (at most [`LANES`]) consecutive
+/// activation rows of a panel, as the kernels take it: the rows are
+/// interleaved unit by unit, so unit `b` of the tile's row `r` is at
+/// `(b * rows + r) * unit` (units: one block of quants, 16 `bsum16` or 8
+/// `bsum32` per Q8_K block), and its `d`, `corr` and `s` at `b * LANES + r`. A kernel
+/// then addresses every row of the tile from one pointer per array. Valid
+/// while the panel is borrowed and not resized.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ActTile {
     pub rows: usize,
@@ -109,6 +115,21 @@ struct Interleaved {
     s: Vec<f32>,
     bsum16: Vec<i16>,
     bsum32: Vec<i16>,
+}
+
+/// Copies `m` rows of `src` (row-major, `nb` per row) into `dst` as tiles
+/// of up to `mr` rows, each block's values of a tile in [`LANES`] slots.
+fn interleave_lanes<T: Copy + Default>(src: &[T], dst: &mut Vec<T>, m: usize, mr: usize) {
+    let nb = src.len() / m.max(1);
+    dst.clear();
+    dst.resize(m.div_ceil(mr) * nb * LANES, T::default());
+    for (t, t0) in (0..m).step_by(mr).enumerate() {
+        for r in 0..mr.min(m - t0) {
+            for (b, &v) in src[(t0 + r) * nb..(t0 + r + 1) * nb].iter().enumerate() {
+                dst[(t * nb + b) * LANES + r] = v;
+            }
+        }
+    }
 }
 
 /// Copies `m` rows of `src` (row-major, each `units * unit` long) into
@@ -140,8 +161,8 @@ impl Default for Panel {
             k: 0,
             qs: Vec::new(),
             d: Vec::new(),
-            corr: Vec::new(),
             s: Vec::new(),
+            corr: Vec::new(),
             bsum16: Vec::new(),
             bsum32: Vec::new(),
             tiled: Interleaved::default(),
@@ -213,47 +234,27 @@ impl Panel {
     /// no copy (its layout is already the tile's); more are interleaved into
     /// the panel's second set of arrays, reused across calls.
     pub fn tiles(&mut self, mr: usize, out: &mut Vec<ActTile>) {
+        debug_assert!((1..=LANES).contains(&mr));
         let (m, k) = (self.m, self.k);
         let nb = k / self.fmt.block();
         let n32 = k / QK;
-        if m > 1 {
-            let t = &mut self.tiled;
-            interleave(&self.qs, &mut t.qs, m, mr, self.fmt.block());
-            interleave(&self.d, &mut t.d, m, mr, 1);
-            interleave(&self.corr, &mut t.corr, m, mr, 1);
-            interleave(&self.s, &mut t.s, m, mr, 1);
-            interleave(&self.bsum16, &mut t.bsum16, m, mr, 16);
-            interleave(&self.bsum32, &mut t.bsum32, m, mr, 8);
-        }
-        let src = if m > 1 {
-            (
-                self.tiled.qs.as_ptr(),
-                self.tiled.d.as_ptr(),
-                self.tiled.corr.as_ptr(),
-                self.tiled.s.as_ptr(),
-                self.tiled.bsum16.as_ptr(),
-                self.tiled.bsum32.as_ptr(),
-            )
-        } else {
-            (
-                self.qs.as_ptr(),
-                self.d.as_ptr(),
-                self.corr.as_ptr(),
-                self.s.as_ptr(),
-                self.bsum16.as_ptr(),
-                self.bsum32.as_ptr(),
-            )
-        };
+        let t = &mut self.tiled;
+        interleave(&self.qs, &mut t.qs, m, mr, self.fmt.block());
+        interleave_lanes(&self.d, &mut t.d, m, mr);
+        interleave_lanes(&self.corr, &mut t.corr, m, mr);
+        interleave_lanes(&self.s, &mut t.s, m, mr);
+        interleave(&self.bsum16, &mut t.bsum16, m, mr, 16);
+        interleave(&self.bsum32, &mut t.bsum32, m, mr, 8);
         out.clear();
         // `wrapping_add`: arrays a format does not use are empty.
-        out.extend((0..m).step_by(mr.max(1)).map(|i| ActTile {
+        out.extend((0..m).step_by(mr).enumerate().map(|(ti, i)| ActTile {
             rows: mr.min(m - i),
-            qs: src.0.wrapping_add(i * k),
-            d: src.1.wrapping_add(i * nb),
-            corr: src.2.wrapping_add(i * n32),
-            s: src.3.wrapping_add(i * n32),
-            bsum16: src.4.wrapping_add(i * (k / 16)),
-            bsum32: src.5.wrapping_add(i * n32),
+            qs: t.qs.as_ptr().wrapping_add(i * k),
+            d: t.d.as_ptr().wrapping_add(ti * nb * LANES),
+            corr: t.corr.as_ptr().wrapping_add(ti * n32 * LANES),
+            s: t.s.as_ptr().wrapping_add(ti * n32 * LANES),
+            bsum16: t.bsum16.as_ptr().wrapping_add(i * (k / 16)),
+            bsum32: t.bsum32.as_ptr().wrapping_add(i * n32),
         }));
     }
 }

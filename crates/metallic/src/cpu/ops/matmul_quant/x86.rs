@@ -1,16 +1,20 @@
-//! x86-64 block-dot kernels: one weight row against `MR` activation rows of a
-//! [`Panel`](super::panel::Panel), for Q4_0, Q4_1, Q5_0, Q8_0 (against
-//! Q8_0/Q8_1 activations) and Q4_K, Q6_K (against Q8_K).
+//! x86-64 block-dot kernels: weight rows against a tile of up to `MR`
+//! activation rows of a [`Panel`](super::panel::Panel), for Q4_0, Q4_1,
+//! Q5_0, Q8_0 (against Q8_0/Q8_1 activations) and Q4_K, Q6_K (against Q8_K).
 //!
 //! Each weight block is decoded once into bytes in a 256-bit register and
-//! dotted with the `MR` activation rows (prefill reuses it `MR` times; decode
-//! has `MR = 1`). Weights are decoded as unsigned bytes and multiplied with the
-//! signed activations by `u8 x i8 -> i32` dot products; a format's offset
-//! (Q4_0's 8, Q5_0's 16, Q6_K's 32) is taken out exactly in integers through
-//! the activation block sums, Q8_0's signed weights use the sign trick
-//! (`|w| * sign(a, w)`). So each block's (or sub-block's) integer sum is
-//! exactly the reference's; the f32 combination differs in order only (8
-//! lanes of f32 FMAs, one horizontal sum per row at the end).
+//! dotted with the tile's rows (prefill reuses it up to `MR` times; decode,
+//! one activation row, takes 4 weight rows at a time instead). Weights are
+//! decoded as unsigned bytes and multiplied with the signed activations by
+//! `u8 x i8 -> i32` dot products; Q8_0's signed weights use the sign trick
+//! (`|w| * sign(a, w)`), so their block sums are exactly the reference's.
+//! A format's offset (Q4_0's 8, Q5_0's 16, Q6_K's 32) is taken out exactly
+//! in integers through the activation block sums, so each block's (or
+//! sub-block's) integer sum is exactly the reference's; the f32 combination
+//! differs in order only (8 lanes of f32 FMAs, one horizontal sum per row at
+//! the end). Keeping ggml's integer arithmetic matters beyond precision: the
+//! closer our rounding follows llama.cpp's, the more often the two engines
+//! break near-ties the same way (see tests/model_e2e.rs).
 //!
 //! Two instruction sets, one body: [`Avx2`] emulates the byte dot with
 //! `vpmaddubsw` + `vpmaddwd` (no overflow: weights are below 64, or at most
@@ -22,7 +26,7 @@
 
 use std::arch::x86_64::*;
 
-use super::panel::ActTile;
+use super::panel::{ActTile, LANES};
 use crate::quant::blocks::*;
 use crate::tensor::DType;
 
@@ -109,16 +113,6 @@ impl Level {
             v.push(Level::Avx2);
         }
         v
-    }
-}
-
-/// The offset each quant of `dtype` carries in the kernels' unsigned
-/// decoding (what the activation panel's `corr` must take out).
-pub(crate) fn offset(dtype: DType) -> i32 {
-    match dtype {
-        DType::Q4_0 => 8,
-        DType::Q5_0 => 16,
-        _ => 0,
     }
 }
 
@@ -316,111 +310,122 @@ unsafe fn nibbles32(qs: *const u8) -> __m256i {
     _mm256_set_m128i(hi, lo)
 }
 
-/// The shared loop of the 32-element formats: `decode(block) -> (bytes,
-/// scale)` gives the unsigned quants and the weight scale; with `offset`
-/// the panel's `corr` (`-offset * block sum`) starts each block's integer
-/// dot. `extra(block, r, b)` adds
-/// a per-block f32 term (Q4_1's `m * s`).
+/// The shared loop of the 32-element formats. `decode(block) -> (quants,
+/// scale, min)` gives the block's 32 quants as bytes (unsigned, or signed
+/// when `signed`), the weight scale, and Q4_1's min (its `m * s` term is
+/// added when `min` is set). With `offset`, each row's block dot starts from
+/// the panel's `corr` (`-offset * sum of the activation quants`), which
+/// takes the format's offset out exactly, in integers.
+///
+/// Per block, one vector multiply gives every tile row's scale (`d` of the
+/// weight times each row's `d`, lanes padded to 8) and one multiply-add the
+/// min term of every row; per row only the integer dot, its conversion and
+/// one FMA remain.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn legacy<I: Isa, B, const R: usize, const NW: usize>(
     w: [*const B; NW],
     nb: usize,
     a: &ActTile,
-    offset: bool,
     signed: bool,
-    decode: impl Fn(&B) -> (__m256i, f32),
-    extra: impl Fn(&B, &ActTile, usize) -> f32,
+    offset: bool,
+    min: bool,
+    decode: impl Fn(&B) -> (__m256i, f32, f32),
 ) -> [[f32; R]; NW] {
     // Flat accumulators (lane `wi * R + r`; callers use NW = 1 or R = 1, so
     // at most 8 lanes): nested arrays made LLVM keep them in memory.
     let mut acc = [_mm256_setzero_ps(); 8];
-    let mut tail = [0.0f32; 8];
+    let mut tails = [_mm256_setzero_ps(); NW];
     for b in 0..nb {
+        let dv = _mm256_loadu_ps(a.d.add(b * LANES));
         for wi in 0..NW {
             let blk = &*w[wi].add(b);
-            let (x, dw) = decode(blk);
+            let (x, dw, m) = decode(blk);
+            let sc = _mm256_mul_ps(_mm256_set1_ps(dw), dv);
+            if min {
+                // Multiply, then add (not fused): per lane exactly the
+                // scalar `tail += m * s` of the reference.
+                let sv = _mm256_loadu_ps(a.s.add(b * LANES));
+                tails[wi] = _mm256_add_ps(tails[wi], _mm256_mul_ps(_mm256_set1_ps(m), sv));
+            }
             let xa = if signed { _mm256_sign_epi8(x, x) } else { x };
             for r in 0..R {
-                let u = b * R + r;
-                let y = _mm256_loadu_si256(a.qs.add(u * QK) as *const __m256i);
+                let y = _mm256_loadu_si256(a.qs.add((b * R + r) * QK) as *const __m256i);
                 let s = if signed {
                     I::dot_u8i8(_mm256_setzero_si256(), xa, _mm256_sign_epi8(y, x))
                 } else if offset {
-                    let init = _mm256_setr_epi32(*a.corr.add(u), 0, 0, 0, 0, 0, 0, 0);
+                    let init = _mm256_setr_epi32(*a.corr.add(b * LANES + r), 0, 0, 0, 0, 0, 0, 0);
                     I::dot_u8i8(init, x, y)
                 } else {
                     I::dot_u8i8(_mm256_setzero_si256(), x, y)
                 };
-                let scale = _mm256_set1_ps(dw * *a.d.add(u));
+                let scale = _mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(r as i32));
                 let l = wi * R + r;
                 acc[l] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[l]);
-                tail[l] += extra(blk, a, u);
             }
         }
     }
-    std::array::from_fn(|wi| std::array::from_fn(|r| hsum(acc[wi * R + r]) + tail[wi * R + r]))
+    // Loops, not `array::from_fn`: closures do not inherit the caller's
+    // target features, so intrinsics in them become calls.
+    let mut out = [[0.0f32; R]; NW];
+    for wi in 0..NW {
+        let mut t = [0.0f32; LANES];
+        _mm256_storeu_ps(t.as_mut_ptr(), tails[wi]);
+        for r in 0..R {
+            out[wi][r] = hsum(acc[wi * R + r]) + t[r];
+        }
+    }
+    out
 }
 
 macro_rules! legacy_kernel {
-    ($(#[$doc:meta])* $name:ident, $blk:ty, $offset:expr, $signed:expr, $decode:expr, $extra:expr) => {
-        $(#[$doc])*
+    ($name:ident, $blk:ty, $signed:expr, $offset:expr, $min:expr, $decode:expr) => {
         #[inline(always)]
         unsafe fn $name<I: Isa, const R: usize, const NW: usize>(
             w: [*const $blk; NW],
             nb: usize,
             a: &ActTile,
         ) -> [[f32; R]; NW] {
-            legacy::<I, _, R, NW>(w, nb, a, $offset, $signed, $decode, $extra)
+            legacy::<I, _, R, NW>(w, nb, a, $signed, $offset, $min, $decode)
         }
     };
 }
 
-legacy_kernel!(
-    q4_0,
-    BlockQ4_0,
-    true,
-    false,
-    |b: &BlockQ4_0| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
-    |_: &BlockQ4_0, _: &ActTile, _| 0.0
-);
+legacy_kernel!(q4_0, BlockQ4_0, false, true, false, |b: &BlockQ4_0| {
+    (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d), 0.0)
+});
 
-legacy_kernel!(
-    q4_1,
-    BlockQ4_1,
-    false,
-    false,
-    |b: &BlockQ4_1| (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d)),
-    |b: &BlockQ4_1, a: &ActTile, u: usize| f16_bits_to_f32(b.m) * *a.s.add(u)
-);
+legacy_kernel!(q4_1, BlockQ4_1, false, false, true, |b: &BlockQ4_1| {
+    (
+        nibbles32(b.qs.as_ptr()),
+        f16_bits_to_f32(b.d),
+        f16_bits_to_f32(b.m),
+    )
+});
 
-legacy_kernel!(
-    q5_0,
-    BlockQ5_0,
-    true,
-    false,
-    |b: &BlockQ5_0| {
-        let high = I::bits_to_bytes(u32::from_le_bytes(b.qh));
-        let x = _mm256_or_si256(
-            nibbles32(b.qs.as_ptr()),
-            _mm256_and_si256(high, _mm256_set1_epi8(0x10)),
-        );
-        (x, f16_bits_to_f32(b.d))
-    },
-    |_: &BlockQ5_0, _: &ActTile, _| 0.0
-);
+legacy_kernel!(q5_0, BlockQ5_0, false, true, false, |b: &BlockQ5_0| {
+    let high = I::bits_to_bytes(u32::from_le_bytes(b.qh));
+    let x = _mm256_or_si256(
+        nibbles32(b.qs.as_ptr()),
+        _mm256_and_si256(high, _mm256_set1_epi8(0x10)),
+    );
+    (x, f16_bits_to_f32(b.d), 0.0)
+});
 
-legacy_kernel!(
-    q8_0,
-    BlockQ8_0,
-    false,
-    true,
-    |b: &BlockQ8_0| {
-        let x = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
-        (x, f16_bits_to_f32(b.d))
-    },
-    |_: &BlockQ8_0, _: &ActTile, _| 0.0
-);
+legacy_kernel!(q8_0, BlockQ8_0, true, false, false, |b: &BlockQ8_0| {
+    let x = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
+    (x, f16_bits_to_f32(b.d), 0.0)
+});
+
+/// The offset each quant of `dtype` carries in the kernels' unsigned
+/// decoding (what the activation panel's `corr` must take out).
+pub(crate) fn offset(dtype: DType) -> i32 {
+    match dtype {
+        DType::Q4_0 => 8,
+        DType::Q5_0 => 16,
+        _ => 0,
+    }
+}
 
 /// Q4_K's 8 (scale, min) pairs of 6 bits (see `blocks::scale_min_k4`).
 #[inline(always)]
@@ -454,7 +459,10 @@ unsafe fn q4_k<I: Isa, const R: usize, const NW: usize>(
             let (sc, mn) = q4_k_scales(&blk.scales);
             let d = f16_bits_to_f32(blk.d);
             let dmin = f16_bits_to_f32(blk.dmin);
-            let dsc: [__m256; 8] = std::array::from_fn(|s| _mm256_set1_ps(d * sc[s] as f32));
+            let mut dsc = [_mm256_setzero_ps(); 8];
+            for s in 0..8 {
+                dsc[s] = _mm256_set1_ps(d * sc[s] as f32);
+            }
             let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
             let mut q = [_mm256_setzero_si256(); 8];
             for c in 0..4 {
@@ -464,14 +472,15 @@ unsafe fn q4_k<I: Isa, const R: usize, const NW: usize>(
             }
             for r in 0..R {
                 let u = b * R + r;
-            let ap = a.qs.add(u * QK_K);
+                let ap = a.qs.add(u * QK_K);
+                let du = b * LANES + r;
                 let mut t = _mm256_setzero_ps();
                 for s in 0..8 {
                     let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
                     let p = I::dot_u8i8(_mm256_setzero_si256(), q[s], y);
                     t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
                 }
-                let da = *a.d.add(u);
+                let da = *a.d.add(du);
                 acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
                 let b32 = _mm_loadu_si128(a.bsum32.add(u * 8) as *const __m128i);
                 let msum = _mm_cvtepi32_ps(_mm_madd_epi16(mins, b32));
@@ -479,7 +488,13 @@ unsafe fn q4_k<I: Isa, const R: usize, const NW: usize>(
             }
         }
     }
-    std::array::from_fn(|wi| std::array::from_fn(|r| hsum(acc[wi][r]) - hsum128(macc[wi][r])))
+    let mut out = [[0.0f32; R]; NW];
+    for wi in 0..NW {
+        for r in 0..R {
+            out[wi][r] = hsum(acc[wi][r]) - hsum128(macc[wi][r]);
+        }
+    }
+    out
 }
 
 /// Q6_K x Q8_K: quants decoded to 0..64, the offset 32 taken out through the
@@ -511,11 +526,12 @@ unsafe fn q6_k<I: Isa, const R: usize, const NW: usize>(
             ];
             // Register t holds elements 32t..32t+32: sub-blocks 2t (lanes 0..4)
             // and 2t+1 (lanes 4..8).
-            let dsc: [__m256; 8] = std::array::from_fn(|t| {
+            let mut dsc = [_mm256_setzero_ps(); 8];
+            for (t, v) in dsc.iter_mut().enumerate() {
                 let lo = (2 * t % 8) as i32;
                 let idx = _mm256_setr_epi32(lo, lo, lo, lo, lo + 1, lo + 1, lo + 1, lo + 1);
-                _mm256_permutevar8x32_ps(scf[t / 4], idx)
-            });
+                *v = _mm256_permutevar8x32_ps(scf[t / 4], idx);
+            }
             let mut q = [_mm256_setzero_si256(); 8];
             for h in 0..2 {
                 let ql0 = _mm256_loadu_si256(blk.ql.as_ptr().add(64 * h) as *const __m256i);
@@ -535,14 +551,15 @@ unsafe fn q6_k<I: Isa, const R: usize, const NW: usize>(
             }
             for r in 0..R {
                 let u = b * R + r;
-            let ap = a.qs.add(u * QK_K);
+                let ap = a.qs.add(u * QK_K);
+                let du = b * LANES + r;
                 let mut t = _mm256_setzero_ps();
                 for (s, qs) in q.iter().enumerate() {
                     let y = _mm256_loadu_si256(ap.add(32 * s) as *const __m256i);
                     let p = I::dot_u8i8(_mm256_setzero_si256(), *qs, y);
                     t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dsc[s], t);
                 }
-                let da = *a.d.add(u);
+                let da = *a.d.add(du);
                 acc[r] = _mm256_fmadd_ps(t, _mm256_set1_ps(da), acc[r]);
                 let b16 = _mm256_loadu_si256(a.bsum16.add(u * 16) as *const __m256i);
                 let off = _mm256_cvtepi32_ps(_mm256_madd_epi16(sc16, b16));
@@ -550,5 +567,11 @@ unsafe fn q6_k<I: Isa, const R: usize, const NW: usize>(
             }
         }
     }
-    std::array::from_fn(|wi| std::array::from_fn(|r| hsum(acc[wi][r]) - hsum(macc[wi][r])))
+    let mut out = [[0.0f32; R]; NW];
+    for wi in 0..NW {
+        for r in 0..R {
+            out[wi][r] = hsum(acc[wi][r]) - hsum(macc[wi][r]);
+        }
+    }
+    out
 }
