@@ -9,7 +9,9 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::ops::attention::{round_to, Attention};
-use crate::tensor::{read_f32, write_f32, Tensor};
+use half::slice::HalfFloatSliceExt;
+
+use crate::tensor::{cast, read_f32, write_f32, DType, Tensor};
 
 const OP: &str = "attention";
 
@@ -20,13 +22,26 @@ fn to_f32(t: &Tensor, n: usize) -> Result<Vec<f32>> {
     let guard = t.cpu_storage(OP)?.read();
     let bytes = guard.bytes();
     let mut out = vec![0.0f32; n * heads * head_dim];
+    let dtype = t.dtype();
     out.par_chunks_mut(heads * head_dim)
         .enumerate()
         .for_each(|(j, row)| {
             for (h, head) in row.chunks_exact_mut(head_dim).enumerate() {
                 let base = off + j * st[0] + h * st[1];
-                for (e, x) in head.iter_mut().enumerate() {
-                    *x = read_f32(bytes, t.dtype(), base + e * st[2]);
+                // Contiguous heads (the KV cache's layout) convert as slices
+                // (F16C where present); other views element by element.
+                match dtype {
+                    DType::F16 if st[2] == 1 => {
+                        cast::<half::f16>(bytes)[base..base + head_dim].convert_to_f32_slice(head)
+                    }
+                    DType::F32 if st[2] == 1 => {
+                        head.copy_from_slice(&cast::<f32>(bytes)[base..base + head_dim])
+                    }
+                    _ => {
+                        for (e, x) in head.iter_mut().enumerate() {
+                            *x = read_f32(bytes, dtype, base + e * st[2]);
+                        }
+                    }
                 }
             }
         });
