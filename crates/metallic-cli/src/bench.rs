@@ -119,6 +119,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .file_name()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let threads = rayon::current_num_threads();
+    let decode_bytes = l.model.weights.decode_bytes();
     match args.output {
         Format::Md => {
             println!("| model | device | matmul | threads | test | t/s |");
@@ -129,13 +130,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     args.device.device, args.device.matmul, r.test, r.mean, r.sd
                 );
             }
+            println!(
+                "\nweights read per generated token: {:.1} MB (tg t/s x this = the weight stream in GB/s)",
+                decode_bytes as f64 / 1e6
+            );
         }
         Format::Json => {
             let rows: Vec<String> = results
                 .iter()
                 .map(|r| {
                     format!(
-                        "  {{\"model\": {model_name:?}, \"device\": {:?}, \"threads\": {threads}, \"test\": {:?}, \"avg_ts\": {:.3}, \"stddev_ts\": {:.3}}}",
+                        "  {{\"model\": {model_name:?}, \"device\": {:?}, \"threads\": {threads}, \"test\": {:?}, \"avg_ts\": {:.3}, \"stddev_ts\": {:.3}, \"decode_bytes\": {decode_bytes}}}",
                         args.device.device, r.test, r.mean, r.sd
                     )
                 })

@@ -64,6 +64,33 @@ impl Loader<'_> {
 }
 
 impl Weights {
+    /// Bytes of weights one decode step reads: every layer's tensors, the
+    /// final norm and the output matrix (of the token embedding, one row).
+    pub fn decode_bytes(&self) -> usize {
+        let b = |t: &Tensor| t.dtype().bytes_for(t.elem_count()).unwrap_or(0);
+        let ob = |t: &Option<Tensor>| t.as_ref().map_or(0, b);
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                b(&l.attn_norm)
+                    + b(&l.wq)
+                    + b(&l.wk)
+                    + b(&l.wv)
+                    + ob(&l.bq)
+                    + ob(&l.bk)
+                    + ob(&l.bv)
+                    + b(&l.wo)
+                    + b(&l.ffn_norm)
+                    + b(&l.w_gate)
+                    + b(&l.w_up)
+                    + b(&l.w_down)
+            })
+            .sum();
+        let row = b(&self.tok_embd) / self.tok_embd.dim(0).max(1);
+        layers + b(&self.output_norm) + b(&self.output) + row
+    }
+
     /// Maps (and, on a GPU, uploads) every weight; `on_tensor(bytes)` is
     /// called after each one (progress bars).
     pub fn load(
