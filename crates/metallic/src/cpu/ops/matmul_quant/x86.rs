@@ -20,7 +20,7 @@
 //! `vpmaddubsw` + `vpmaddwd` (no overflow: weights are below 64, or at most
 //! 128 in magnitude against activations of at most 127, so pair sums stay
 //! below 2^15), [`Vnni`] uses AVX-512 VNNI's `vpdpbusd` on 256-bit registers
-//! (AVX512VL) and `vpmovm2b` for Q5_0's high bits. Both give bit-identical
+//! (AVX512VL) and a masked byte move for Q5_0's high bits. Both give bit-identical
 //! results. AMX and AVX512-FP16 are never used (advertised by some VMs that
 //! fault on them).
 
@@ -37,8 +37,8 @@ pub(crate) trait Isa {
     const MR: usize;
     /// `acc + sum of u[4i..4i+4] * s[4i..4i+4]` per i32 lane (u unsigned, s signed).
     unsafe fn dot_u8i8(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
-    /// Byte j is 0xFF where bit j of `bits` is set, 0 elsewhere.
-    unsafe fn bits_to_bytes(bits: u32) -> __m256i;
+    /// Byte j is `value` where bit j of `bits` is set, 0 elsewhere.
+    unsafe fn bit_bytes(bits: u32, value: i8) -> __m256i;
 }
 
 pub(crate) struct Avx2;
@@ -53,7 +53,7 @@ impl Isa for Avx2 {
     }
 
     #[inline(always)]
-    unsafe fn bits_to_bytes(bits: u32) -> __m256i {
+    unsafe fn bit_bytes(bits: u32, value: i8) -> __m256i {
         // Byte j gets byte j / 8 of `bits`; OR-ing every bit but j % 8 makes
         // it all ones exactly when bit j % 8 was set.
         let v = _mm256_set1_epi32(bits as i32);
@@ -63,7 +63,10 @@ impl Isa for Avx2 {
         );
         let others = _mm256_set1_epi64x(0x7FBF_DFEF_F7FB_FDFE);
         let x = _mm256_or_si256(_mm256_shuffle_epi8(v, spread), others);
-        _mm256_cmpeq_epi8(x, _mm256_set1_epi64x(-1))
+        _mm256_and_si256(
+            _mm256_cmpeq_epi8(x, _mm256_set1_epi64x(-1)),
+            _mm256_set1_epi8(value),
+        )
     }
 }
 
@@ -75,8 +78,8 @@ impl Isa for Vnni {
     }
 
     #[inline(always)]
-    unsafe fn bits_to_bytes(bits: u32) -> __m256i {
-        _mm256_movm_epi8(bits)
+    unsafe fn bit_bytes(bits: u32, value: i8) -> __m256i {
+        _mm256_maskz_mov_epi8(bits, _mm256_set1_epi8(value))
     }
 }
 
@@ -303,11 +306,19 @@ unsafe fn hsum128(s: __m128) -> f32 {
 /// then high nibbles (16..32), as the 32-element formats store them.
 #[inline(always)]
 unsafe fn nibbles32(qs: *const u8) -> __m256i {
-    let q = _mm_loadu_si128(qs as *const __m128i);
-    let m4 = _mm_set1_epi8(0x0F);
-    let lo = _mm_and_si128(q, m4);
-    let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), m4);
-    _mm256_set_m128i(hi, lo)
+    // Both halves get the 16 bytes (a broadcast load, no shuffle); the
+    // upper half's 32-bit lanes shift right by 4, which brings each byte's
+    // high nibble down (the bits shifted in from the next byte are masked).
+    let q = _mm256_broadcastsi128_si256(_mm_loadu_si128(qs as *const __m128i));
+    let shifted = _mm256_srlv_epi32(q, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F))
+}
+
+/// The first f16 of a block (its `d`) and the one after it, converted from
+/// one 8-byte load (every 32-element block is at least 18 bytes long).
+#[inline(always)]
+unsafe fn f16_head(block: *const u8) -> __m128 {
+    _mm_cvtph_ps(_mm_loadl_epi64(block as *const __m128i))
 }
 
 /// The shared loop of the 32-element formats. `decode(block) -> (quants,
@@ -341,7 +352,12 @@ unsafe fn legacy<I: Isa, B, const R: usize, const NW: usize>(
         for wi in 0..NW {
             let blk = &*w[wi].add(b);
             let (x, dw, m) = decode(blk);
-            let sc = _mm256_mul_ps(_mm256_set1_ps(dw), dv);
+            // One row: its scale straight from scalars (no lane shuffle).
+            let sc = if R == 1 {
+                _mm256_set1_ps(dw * *a.d.add(b * LANES))
+            } else {
+                _mm256_mul_ps(_mm256_set1_ps(dw), dv)
+            };
             if min {
                 // Multiply, then add (not fused): per lane exactly the
                 // scalar `tail += m * s` of the reference.
@@ -359,7 +375,11 @@ unsafe fn legacy<I: Isa, B, const R: usize, const NW: usize>(
                 } else {
                     I::dot_u8i8(_mm256_setzero_si256(), x, y)
                 };
-                let scale = _mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(r as i32));
+                let scale = if R == 1 {
+                    sc
+                } else {
+                    _mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(r as i32))
+                };
                 let l = wi * R + r;
                 acc[l] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[l]);
             }
@@ -392,29 +412,31 @@ macro_rules! legacy_kernel {
 }
 
 legacy_kernel!(q4_0, BlockQ4_0, false, true, false, |b: &BlockQ4_0| {
-    (nibbles32(b.qs.as_ptr()), f16_bits_to_f32(b.d), 0.0)
+    let d = _mm_cvtss_f32(f16_head(b as *const BlockQ4_0 as *const u8));
+    (nibbles32(b.qs.as_ptr()), d, 0.0)
 });
 
 legacy_kernel!(q4_1, BlockQ4_1, false, false, true, |b: &BlockQ4_1| {
+    // `d` and `m` are the block's first two f16s.
+    let dm = f16_head(b as *const BlockQ4_1 as *const u8);
     (
         nibbles32(b.qs.as_ptr()),
-        f16_bits_to_f32(b.d),
-        f16_bits_to_f32(b.m),
+        _mm_cvtss_f32(dm),
+        _mm_cvtss_f32(_mm_movehdup_ps(dm)),
     )
 });
 
 legacy_kernel!(q5_0, BlockQ5_0, false, true, false, |b: &BlockQ5_0| {
-    let high = I::bits_to_bytes(u32::from_le_bytes(b.qh));
-    let x = _mm256_or_si256(
-        nibbles32(b.qs.as_ptr()),
-        _mm256_and_si256(high, _mm256_set1_epi8(0x10)),
-    );
-    (x, f16_bits_to_f32(b.d), 0.0)
+    let high = I::bit_bytes(u32::from_le_bytes(b.qh), 0x10);
+    let x = _mm256_or_si256(nibbles32(b.qs.as_ptr()), high);
+    let d = _mm_cvtss_f32(f16_head(b as *const BlockQ5_0 as *const u8));
+    (x, d, 0.0)
 });
 
 legacy_kernel!(q8_0, BlockQ8_0, true, false, false, |b: &BlockQ8_0| {
     let x = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
-    (x, f16_bits_to_f32(b.d), 0.0)
+    let d = _mm_cvtss_f32(f16_head(b as *const BlockQ8_0 as *const u8));
+    (x, d, 0.0)
 });
 
 /// The offset each quant of `dtype` carries in the kernels' unsigned
