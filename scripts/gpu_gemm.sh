@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine over .carry-gemm/ (the ops and cuda_kernels
-# test binaries and examples/gemm_bench, built here): the matmul op cases on
-# cuda-native and cuda-vendor, racecheck over them, the register / shared
-# memory report of the tensor-core GEMM's CUBINs, then the benchmark.
+# Runs on the lent GPU machine over .carry-gemm/ (the ops, cuda_kernels and
+# cuda_wgmma test binaries and examples/gemm_bench, built here): every wgmma
+# tile against cuBLAS, the matmul op cases on cuda-native and cuda-vendor,
+# racecheck and memcheck over them, the register / shared memory report of
+# the tensor-core GEMMs' CUBINs, then the benchmark.
 # Logs go to $OUT. Usage: bash scripts/gpu_gemm.sh [bench args...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,17 +19,34 @@ export LD_LIBRARY_PATH
 {
     echo "===== machine ($(date -u +%Y-%m-%dT%H:%MZ))"
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.sm,clocks.max.sm --format=csv
-    echo "===== kernels compile (sm_80, sm_90a)"
-    timeout 120 $B/cuda_kernels --nocapture 2>&1 | grep -E "gemm_|test result"
-    echo "===== op cases on cuda-native and cuda-vendor (every op)"
-    METALLIC_OPTEST_TARGET=cuda timeout 240 $B/ops --nocapture; echo "rc=$?"
+    if [ -z "${GEMM_QUICK:-}" ]; then
+        echo "===== kernels compile (sm_80, sm_90a)"
+        timeout 120 $B/cuda_kernels --nocapture 2>&1 | grep -E "gemm_|test result"
+    fi
+    echo "===== every wgmma tile against cuBLAS"
+    timeout 120 $B/cuda_wgmma --nocapture; echo "rc=$?"
     echo "===== op cases, matmul only, verbose"
-    METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul METALLIC_OPTEST_VERBOSE=1 timeout 120 $B/ops --nocapture; echo "rc=$?"
+    METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul METALLIC_OPTEST_VERBOSE=1 timeout 120 $B/ops --nocapture
+    echo "rc=$?" | tee "$OUT/matmul-rc"
+    if [ -z "${GEMM_QUICK:-}" ]; then
+        echo "===== op cases on cuda-native and cuda-vendor (every op)"
+        METALLIC_OPTEST_TARGET=cuda timeout 240 $B/ops --nocapture 2>&1 | tail -4; echo "rc=$?"
+    fi
 } 2>&1 | tee "$OUT/gemm-optests.log"
-{
+# A failing (or hanging) GEMM makes the sanitizers and timings meaningless.
+grep -q "rc=0" "$OUT/matmul-rc" || { echo "matmul op cases failed: stopping"; exit 1; }
+# GEMM_QUICK=1 (a tuning round): the wgmma tiles, the matmul cases and the
+# benchmark only.
+[ -n "${GEMM_QUICK:-}" ] || {
     echo "===== compute-sanitizer racecheck (matmul on cuda)"
     METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
-    echo "===== resource usage of the gemm_mma CUBINs"
+    echo "===== compute-sanitizer memcheck (matmul on cuda, no buffer pool)"
+    METALLIC_CUDA_POOL=off METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
+    echo "===== compute-sanitizer memcheck (every wgmma tile)"
+    METALLIC_CUDA_POOL=off timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/cuda_wgmma --nocapture 2>&1 | tail -3; echo "rc=$?"
+    echo "===== resource usage of the gemm CUBINs"
     for f in /tmp/metallic-kernels/gemm_*.cubin; do cuobjdump -res-usage "$f" 2>&1 | grep -E "Function|REG"; done
+    echo "===== wgmma SASS: HGMMA and UTMALDG count per CUBIN"
+    for f in /tmp/metallic-kernels/gemm_*wgmma*.cubin; do echo "$f: $(cuobjdump -sass "$f" | grep -c HGMMA) HGMMA, $(cuobjdump -sass "$f" | grep -c UTMALDG) UTMALDG"; done
 } 2>&1 | tee -a "$OUT/gemm-optests.log"
-timeout 300 $B/gemm_bench "$@" 2>&1 | tee "$OUT/gemm-bench.log"
+timeout ${BENCH_TIMEOUT:-300} $B/gemm_bench "$@" 2>&1 | tee "$OUT/gemm-bench.log"

@@ -1,16 +1,21 @@
 //! Our CUDA GEMM against cuBLAS in one process, on the LLM weight shapes of
-//! shared/ANCHORS.md (y = x W^T, Qwen2.5 0.5B and 7B, M in {1, 16, 512,
-//! 4096}) and 8192^3, f16/bf16 in and out.
+//! shared/ANCHORS.md (y = x W^T, Qwen2.5 0.5B and 7B, M in {1, 8, 16, 64,
+//! 512, 4096}), 8192^3, and attention-like batched products (Q K^T per head:
+//! batch 14 and 28 heads of dim 64 and 128, M 1 and 512); f16/bf16 in and
+//! out, and f32 (exact, no TF32) on a shorter list.
 //!
-//! `cargo run --release --example gemm_bench -- [--quick] [--dtype bf16|f16|both] [--reps N] [--tiles 128x128x32,..]`
+//! `cargo run --release --example gemm_bench -- [--quick] [--dtype bf16|f16|f32|both|all] [--reps N] [--tiles 128x128x32,wgmma_128x256x64,..]`
 //!
-//! `--tiles` also times those tiles of the tensor-core GEMM by name (one row
-//! each, beside the dispatcher's own pick) where M >= 512.
+//! `--tiles` also times those kernel variants by name (one row each, beside
+//! the dispatcher's own pick) where M >= 64: `BMxBNxBK` names a tile of the
+//! `mma.sync` GEMM, `wgmma_128xBNx64` one of the Hopper GEMM.
 //!
 //! Method (shared/.../METHOD.md): CUDA events on the device's stream, a
 //! warm-up, the median of `--reps` (default 50) single calls, inputs rotated
-//! over enough copies to exceed L2 (so the weight stream comes from HBM, as
-//! in a real model), every result checked against cuBLAS on the first and
+//! over enough copies to exceed L2, every timed call (ours and cuBLAS) on
+//! the next copy (so the weight stream comes from HBM, as in a real model,
+//! and no call finds the previous call's inputs in L2), the order of the
+//! calls rotating from one repetition to the next, every result checked against cuBLAS on the first and
 //! last rows. Ours runs through the public `matmul` op (`MatmulBackend::Native`,
 //! so its host cost of validation and dispatch is in the time); cuBLAS is
 //! called directly (`cublasGemmEx`, bf16/f16 out). The ceilings are measured
@@ -18,10 +23,11 @@
 //! cuBLAS on 8192^3; "% roof" is the larger of flops / that rate and
 //! minimal bytes / copy bandwidth, over our time.
 
-use metallic::cuda::bench::{copy_d2d, cublas_xwt, EventPair};
-use metallic::cuda::ops::matmul::{matmul_mma_tile, mma::MmaTile};
+use metallic::cuda::bench::{copy_d2d, cublas_xwt_batched, EventPair};
+use metallic::cuda::ops::matmul::wgmma::{self, WgmmaTile};
+use metallic::cuda::ops::matmul::{matmul_mma_tile, matmul_wgmma_tile, mma, mma::MmaTile};
 use metallic::cuda::CudaDevice;
-use metallic::ops::matmul::{matmul, mma_fits, validate, Matmul, MatmulBackend};
+use metallic::ops::matmul::{matmul, select, validate, Matmul, MatmulBackend, MatmulKernel};
 use metallic::{DType, Device, Tensor};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -109,93 +115,144 @@ fn copy_bandwidth(dev: &CudaDevice) -> Res<f64> {
     Ok(2.0 * bytes as f64 / (ms * 1e-3) / 1e9)
 }
 
+/// A kernel variant timed by name.
+#[derive(Debug, Clone, Copy)]
+enum Variant {
+    Mma(MmaTile),
+    Wgmma(WgmmaTile),
+}
+
+impl std::str::FromStr for Variant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Variant, String> {
+        match s.strip_prefix("wgmma_") {
+            Some(t) => t.parse().map(Variant::Wgmma),
+            None => s.parse().map(Variant::Mma),
+        }
+    }
+}
+
 struct Row {
     label: String,
+    batch: usize,
     m: usize,
     n: usize,
     k: usize,
     dtype: DType,
     kernel: String,
+    /// The dispatcher's own pick (not a variant forced by name).
+    auto: bool,
     ours_us: f64,
     blas_us: f64,
     err: f64,
 }
 
+/// What `MatmulBackend::Native` runs for this problem, by name.
+fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem) -> Res<String> {
+    let (_, kernel) = select(problem, MatmulBackend::Native, &Device::Cuda(dev.clone()))?;
+    let (m, n, k, batch) = (problem.m, problem.n, problem.k, problem.batch());
+    Ok(match kernel {
+        MatmulKernel::CudaWgmma => {
+            let (t, splits) = wgmma::plan((m, n, k, batch), dev.multiprocessors(), None);
+            if splits > 1 {
+                format!("{} split {splits}", t.name(problem.a.dtype))
+            } else {
+                t.name(problem.a.dtype)
+            }
+        }
+        MatmulKernel::CudaMma => mma::pick_tile(m, n, batch).name(problem.a.dtype),
+        other => format!("{other:?}"),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_shape(
     dev: &CudaDevice,
     pool: &Pool,
     label: &str,
-    (m, n, k): (usize, usize, usize),
+    (batch, m, n, k): (usize, usize, usize, usize),
     dtype: DType,
     reps: usize,
-    tiles: &[MmaTile],
+    tiles: &[Variant],
 ) -> Res<Vec<Row>> {
-    let set_bytes = (m * k + n * k) * dtype.block_bytes();
-    let sets = (3 * L2_BYTES).div_ceil(set_bytes).clamp(1, 16);
+    // Input sets rotated so that the ones touched between two uses of a set
+    // exceed L2 (sets of 2 and more always differ from the last one used).
+    let set_bytes = batch * (m * k + n * k) * dtype.block_bytes();
+    let sets = (3 * L2_BYTES).div_ceil(set_bytes).clamp(2, 16);
+    let shape = |r: usize, c: usize| {
+        if batch > 1 {
+            vec![batch, r, c]
+        } else {
+            vec![r, c]
+        }
+    };
     let mut xs = Vec::new();
     let mut ws = Vec::new();
     for s in 0..sets {
-        xs.push(pool.tensor(dev, &[m, k], dtype, 7919 * s)?);
-        ws.push(pool.tensor(dev, &[n, k], dtype, 104_729 * s + 13)?);
+        xs.push(pool.tensor(dev, &shape(m, k), dtype, 7919 * s)?);
+        ws.push(pool.tensor(dev, &shape(n, k), dtype, 104_729 * s + 13)?);
     }
     let d = Device::Cuda(dev.clone());
-    let y_ours = Tensor::zeros(&[m, n], dtype, &d)?;
-    let y_blas = Tensor::zeros(&[m, n], dtype, &d)?;
+    let y_ours = Tensor::zeros(&shape(m, n), dtype, &d)?;
+    let y_blas = Tensor::zeros(&shape(m, n), dtype, &d)?;
     let p = Matmul {
         backend: MatmulBackend::Native,
         ..Default::default()
     };
     let wts: Vec<Tensor> = ws.iter().map(|w| w.t()).collect::<Result<_, _>>()?;
     let problem = validate(&xs[0], &wts[0], &y_ours, &p)?;
-    let auto = if mma_fits(&problem) {
-        format!(
-            "mma auto ({})",
-            metallic::cuda::ops::matmul::mma::pick_tile(m, n, 1).name(dtype)
-        )
-    } else {
-        "simt".to_string()
-    };
-    let mut variants: Vec<(String, Option<MmaTile>)> = vec![(auto, None)];
-    if m >= 512 {
-        variants.extend(tiles.iter().map(|t| (t.name(dtype), Some(*t))));
+    let mut variants: Vec<(String, Option<Variant>)> = vec![(native_label(dev, &problem)?, None)];
+    if m >= 64 && dtype != DType::F32 {
+        variants.extend(tiles.iter().map(|t| {
+            let name = match t {
+                Variant::Mma(t) => t.name(dtype),
+                Variant::Wgmma(t) => t.name(dtype),
+            };
+            (name, Some(*t))
+        }));
     }
-    let ours_v = |v: Option<MmaTile>, s: usize| match v {
+    let ours_v = |v: Option<Variant>, s: usize| match v {
         None => matmul(&xs[s], &wts[s], &y_ours, &p),
-        Some(t) => matmul_mma_tile(&xs[s], &wts[s], &y_ours, &p, t),
+        Some(Variant::Mma(t)) => matmul_mma_tile(&xs[s], &wts[s], &y_ours, &p, t),
+        Some(Variant::Wgmma(t)) => matmul_wgmma_tile(&xs[s], &wts[s], &y_ours, &p, t),
     };
-    let ours = |s: usize| ours_v(None, s);
     let blas = |s: usize| {
-        cublas_xwt(
+        cublas_xwt_batched(
             dev,
             (ptr(&xs[s]), ptr(&ws[s]), ptr(&y_blas)),
             (m, n, k),
+            batch,
             dtype,
         )
     };
-    // Check: first and last rows of both results.
-    ours(0)?;
+    // Check: the first and last rows of both results, for every variant.
+    let all_rows = batch * m;
+    let rows = all_rows.min(8);
+    let mut errs = Vec::new();
     blas(0)?;
-    let rows = m.min(8);
-    let mut err = (0.0f64, 0.0f64);
-    for r0 in [0, m - rows] {
-        let take = |y: &Tensor| -> Res<Vec<f32>> {
-            let part = Tensor::zeros(&[rows, n], dtype, &d)?;
-            let es = dtype.block_bytes();
-            copy_d2d(
-                dev,
-                ptr(&part),
-                ptr(y) + (r0 * n * es) as u64,
-                rows * n * es,
-            )?;
-            Ok(part.to_vec_f32()?)
-        };
-        let (a, b) = (take(&y_ours)?, take(&y_blas)?);
-        for (x, y) in a.iter().zip(&b) {
-            err.0 += ((x - y) as f64).powi(2);
-            err.1 += (*y as f64).powi(2);
+    for v in &variants {
+        ours_v(v.1, 0)?;
+        let mut err = (0.0f64, 0.0f64);
+        for r0 in [0, all_rows - rows] {
+            let take = |y: &Tensor| -> Res<Vec<f32>> {
+                let part = Tensor::zeros(&[rows, n], dtype, &d)?;
+                let es = dtype.block_bytes();
+                copy_d2d(
+                    dev,
+                    ptr(&part),
+                    ptr(y) + (r0 * n * es) as u64,
+                    rows * n * es,
+                )?;
+                Ok(part.to_vec_f32()?)
+            };
+            let (a, b) = (take(&y_ours)?, take(&y_blas)?);
+            for (x, y) in a.iter().zip(&b) {
+                err.0 += ((x - y) as f64).powi(2);
+                err.1 += (*y as f64).powi(2);
+            }
         }
+        errs.push((err.0 / err.1.max(1e-30)).sqrt());
     }
-    let rel = (err.0 / err.1.max(1e-30)).sqrt();
     for s in 0..sets.max(3) {
         for v in &variants {
             ours_v(v.1, s % sets)?;
@@ -213,16 +270,30 @@ fn run_shape(
         .map(|_| events())
         .collect::<Result<_, _>>()?;
     let ev_b = events()?;
+    // Every timed call takes the next input set, so that no call finds in L2
+    // what the call before it read (ours and cuBLAS alike).
+    let mut next = 0;
+    let mut set = || {
+        next += 1;
+        next % sets
+    };
+    // The order of the calls rotates from one repetition to the next, so
+    // that no variant always runs first (or right after cuBLAS).
+    let calls = variants.len() + 1;
     for i in 0..reps {
-        let s = i % sets;
-        for (v, ev) in variants.iter().zip(&ev_o) {
-            ev[i].record_start(dev)?;
-            ours_v(v.1, s)?;
-            ev[i].record_end(dev)?;
+        for c in 0..calls {
+            let who = (i + c) % calls;
+            let s = set();
+            if who == variants.len() {
+                ev_b[i].record_start(dev)?;
+                blas(s)?;
+                ev_b[i].record_end(dev)?;
+            } else {
+                ev_o[who][i].record_start(dev)?;
+                ours_v(variants[who].1, s)?;
+                ev_o[who][i].record_end(dev)?;
+            }
         }
-        ev_b[i].record_start(dev)?;
-        blas(s)?;
-        ev_b[i].record_end(dev)?;
     }
     dev.synchronize()?;
     let t = |ev: &[EventPair]| -> Res<f64> {
@@ -233,34 +304,41 @@ fn run_shape(
         ) * 1e3)
     };
     let blas_us = t(&ev_b)?;
-    let mut rows = Vec::new();
-    for (v, ev) in variants.iter().zip(&ev_o) {
-        rows.push(Row {
+    let mut out = Vec::new();
+    for ((v, ev), err) in variants.iter().zip(&ev_o).zip(errs) {
+        out.push(Row {
             label: label.to_string(),
+            batch,
             m,
             n,
             k,
             dtype,
             kernel: v.0.clone(),
+            auto: v.1.is_none(),
             ours_us: t(ev)?,
             blas_us,
-            err: rel,
+            err,
         });
     }
     drop((xs, ws, wts, y_ours, y_blas));
     dev.pool().empty_cache();
-    Ok(rows)
+    Ok(out)
+}
+
+fn row_bytes(r: &Row) -> f64 {
+    (r.batch * (r.m * r.k + r.n * r.k + r.m * r.n) * r.dtype.block_bytes()) as f64
 }
 
 fn print_row(r: &Row, c: &Ceil) {
-    let flops = 2.0 * (r.m * r.n * r.k) as f64;
-    let bytes = ((r.m * r.k + r.n * r.k + r.m * r.n) * r.dtype.block_bytes()) as f64;
+    let flops = 2.0 * (r.batch * r.m * r.n * r.k) as f64;
+    let bytes = row_bytes(r);
     let tf = |us: f64| flops / (us * 1e-6) / 1e12;
     let gb = |us: f64| bytes / (us * 1e-6) / 1e9;
     let floor_us = (flops / (c.blas_tflops * 1e12)).max(bytes / (c.copy_gbs * 1e9)) * 1e6;
     println!(
-        "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} | {:.0}% | {:.1e} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} | {:.0}% | {:.1e} |",
         r.label,
+        r.batch,
         r.m,
         r.n,
         r.k,
@@ -278,6 +356,53 @@ fn print_row(r: &Row, c: &Ceil) {
     );
 }
 
+/// The goals over the dispatcher's own rows: the geometric mean and
+/// the minimum of cuBLAS/ours where M >= 512, and ours at M <= 16 on the 7B
+/// weights as a share of the copy bandwidth. `best` also takes the fastest
+/// of every timed variant per shape.
+fn summary(dtype: DType, rows: &[Row], copy_gbs: f64) {
+    let big: Vec<&Row> = rows.iter().filter(|r| r.auto && r.m >= 512).collect();
+    if !big.is_empty() {
+        let ratios: Vec<f64> = big.iter().map(|r| r.blas_us / r.ours_us).collect();
+        let geo = (ratios.iter().map(|x| x.ln()).sum::<f64>() / ratios.len() as f64).exp();
+        let min = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
+        let mut best = Vec::new();
+        for r in &big {
+            let fastest = rows
+                .iter()
+                .filter(|o| {
+                    (&o.label, o.batch, o.m, o.n, o.k) == (&r.label, r.batch, r.m, r.n, r.k)
+                })
+                .map(|o| o.ours_us)
+                .fold(f64::INFINITY, f64::min);
+            best.push(r.blas_us / fastest);
+        }
+        let best_geo = (best.iter().map(|x| x.ln()).sum::<f64>() / best.len() as f64).exp();
+        println!(
+            "summary {dtype}: M >= 512 ({} shapes): cuBLAS/ours geomean {geo:.2}, min {min:.2}; best variant per shape: geomean {best_geo:.2}",
+            big.len()
+        );
+    }
+    let decode: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.auto && r.m <= 16 && r.label.starts_with("7B"))
+        .collect();
+    if !decode.is_empty() {
+        let shares: Vec<f64> = decode
+            .iter()
+            .map(|r| row_bytes(r) / (r.ours_us * 1e-6) / 1e9 / copy_gbs)
+            .collect();
+        let min = shares.iter().cloned().fold(f64::INFINITY, f64::min);
+        let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+        println!(
+            "summary {dtype}: M <= 16 on 7B ({} shapes): ours at {:.0}% of copy bandwidth on average, {:.0}% at worst",
+            decode.len(),
+            100.0 * mean,
+            100.0 * min
+        );
+    }
+}
+
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -290,10 +415,12 @@ fn main() -> Res<()> {
     let reps: usize = opt("--reps").map_or(Ok(50), |v| v.parse())?;
     let dtypes = match opt("--dtype").as_deref() {
         Some("f16") => vec![DType::F16],
+        Some("f32") => vec![DType::F32],
         Some("both") => vec![DType::BF16, DType::F16],
+        Some("all") => vec![DType::BF16, DType::F16, DType::F32],
         _ => vec![DType::BF16],
     };
-    let tiles: Vec<MmaTile> = match opt("--tiles") {
+    let tiles: Vec<Variant> = match opt("--tiles") {
         Some(list) => list
             .split(',')
             .map(|t| t.parse())
@@ -303,14 +430,27 @@ fn main() -> Res<()> {
     let dev = CudaDevice::new(0)?;
     let (free, total) = dev.mem_info()?;
     println!(
-        "# gemm_bench on {} (cc {}.{}, {}), {:.0} of {:.0} GiB free; median of {reps}, CUDA events",
+        "# gemm_bench on {} (cc {}.{}, {}, {} SMs), {:.0} of {:.0} GiB free; median of {reps}, CUDA events",
         dev.name(),
         dev.compute_capability().0,
         dev.compute_capability().1,
         dev.arch(),
+        dev.multiprocessors(),
         free as f64 / (1u64 << 30) as f64,
         total as f64 / (1u64 << 30) as f64
     );
+    for t in &tiles {
+        if let Variant::Wgmma(t) = t {
+            if t.cluster > 1 {
+                println!(
+                    "{}: the driver runs {} clusters of {} at once",
+                    t.name(DType::BF16),
+                    wgmma::max_clusters(&dev, t, DType::BF16)?,
+                    t.cluster
+                );
+            }
+        }
+    }
     let copy_gbs = copy_bandwidth(&dev)?;
     dev.pool().empty_cache();
     println!(
@@ -325,39 +465,63 @@ fn main() -> Res<()> {
         ("0.5B gate+up", 9728, 896),
         ("0.5B down", 896, 4864),
     ];
-    let mut ms = vec![1, 16, 512, 4096];
+    let mut ms = vec![1, 8, 16, 64, 512, 4096];
+    // Q K^T per head: (label, heads, head dim); M 1 (decode against a
+    // 4096-token cache) and 512 (a 512-token prompt against itself).
+    let mut attn: Vec<(&str, usize, usize)> =
+        vec![("attn QK^T 0.5B", 14, 64), ("attn QK^T 7B", 28, 128)];
     if quick {
         shapes.truncate(2);
         ms = vec![16, 4096];
+        attn.truncate(1);
     }
     for dtype in dtypes {
         let pool = Pool::new(&d, dtype, 64 << 20)?;
+        // f32 runs on our SIMT kernel: a shorter list keeps the run short.
+        let f32 = dtype == DType::F32;
+        let square = if f32 { 4096 } else { 8192 };
+        let shapes = if f32 {
+            &shapes[..shapes.len().min(3)]
+        } else {
+            &shapes[..]
+        };
+        let ms = if f32 { vec![1, 16, 512] } else { ms.clone() };
         let big = run_shape(
             &dev,
             &pool,
             "square",
-            (8192, 8192, 8192),
+            (1, square, square, square),
             dtype,
             reps,
             &tiles,
         )?;
         let ceil = Ceil {
             copy_gbs,
-            blas_tflops: 2.0 * 8192f64.powi(3) / (big[0].blas_us * 1e-6) / 1e12,
+            blas_tflops: 2.0 * (square as f64).powi(3) / (big[0].blas_us * 1e-6) / 1e12,
         };
         println!(
-            "\ncuBLAS {dtype} 8192^3: {:.0} TFLOP/s (the compute ceiling for % roof)\n",
+            "\ncuBLAS {dtype} {square}^3: {:.0} TFLOP/s (the compute ceiling for % roof)\n",
             ceil.blas_tflops
         );
-        println!("| shape | M | N | K | dtype | ours | ours us | cuBLAS us | ours TFLOP/s | cuBLAS TFLOP/s | ours GB/s | cuBLAS GB/s | cuBLAS/ours | ours % roof | rel err |");
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        println!("| shape | batch | M | N | K | dtype | ours | ours us | cuBLAS us | ours TFLOP/s | cuBLAS TFLOP/s | ours GB/s | cuBLAS GB/s | cuBLAS/ours | ours % roof | rel err |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         big.iter().for_each(|r| print_row(r, &ceil));
-        for &(label, n, k) in &shapes {
+        let mut all = big;
+        for &(label, n, k) in shapes {
             for &m in &ms {
-                let rows = run_shape(&dev, &pool, label, (m, n, k), dtype, reps, &tiles)?;
+                let rows = run_shape(&dev, &pool, label, (1, m, n, k), dtype, reps, &tiles)?;
                 rows.iter().for_each(|r| print_row(r, &ceil));
+                all.extend(rows);
             }
         }
+        for &(label, heads, hd) in &attn {
+            for (m, n) in [(1, 4096), (512, 512)] {
+                let rows = run_shape(&dev, &pool, label, (heads, m, n, hd), dtype, reps, &tiles)?;
+                rows.iter().for_each(|r| print_row(r, &ceil));
+                all.extend(rows);
+            }
+        }
+        summary(dtype, &all, copy_gbs);
     }
     Ok(())
 }

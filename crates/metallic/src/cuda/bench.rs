@@ -72,55 +72,106 @@ pub fn copy_d2d(dev: &CudaDevice, dst: u64, src: u64, bytes: usize) -> Result<()
 }
 
 /// `y = x W^T` through cuBLAS (`cublasGemmEx`, f32 compute, no TF32): `x`
-/// `[m, k]`, `w` `[n, k]` and `y` `[m, n]`, all row-major `dtype` (f16 or
-/// bf16) at device addresses. Row-major `y` is column-major `y^T = W x^T`:
+/// `[m, k]`, `w` `[n, k]` and `y` `[m, n]`, all row-major `dtype` (f32, f16
+/// or bf16) at device addresses. Row-major `y` is column-major `y^T = W x^T`:
 /// W's rows read as columns, transposed.
 pub fn cublas_xwt(
     dev: &CudaDevice,
+    xwy: (u64, u64, u64),
+    mnk: (usize, usize, usize),
+    dtype: DType,
+) -> Result<()> {
+    cublas_xwt_batched(dev, xwy, mnk, 1, dtype)
+}
+
+/// [`cublas_xwt`] over `batch` products whose matrices lie back to back
+/// (`cublasGemmStridedBatchedEx`; a batch of 1 calls `cublasGemmEx`).
+pub fn cublas_xwt_batched(
+    dev: &CudaDevice,
     (x, w, y): (u64, u64, u64),
     (m, n, k): (usize, usize, usize),
+    batch: usize,
     dtype: DType,
 ) -> Result<()> {
     let ty = match dtype {
+        DType::F32 => cublas::cudaDataType::CUDA_R_32F,
         DType::F16 => cublas::cudaDataType::CUDA_R_16F,
         DType::BF16 => cublas::cudaDataType::CUDA_R_16BF,
-        _ => crate::bail!("bench", "cublas_xwt takes f16 or bf16, got {dtype}"),
+        _ => crate::bail!("bench", "cublas_xwt takes f32, f16 or bf16, got {dtype}"),
     };
     let (one, zero) = (1.0f32, 0.0f32);
     let dim = |v: usize| i32::try_from(v).map_err(|_| Error::op("bench", format!("{v} > i32")));
-    let (mi, ni, ki) = (dim(m)?, dim(n)?, dim(k)?);
+    let (mi, ni, ki, bi) = (dim(m)?, dim(n)?, dim(k)?, dim(batch)?);
+    let (op_t, op_n) = (
+        cublas::cublasOperation_t::CUBLAS_OP_T,
+        cublas::cublasOperation_t::CUBLAS_OP_N,
+    );
+    let (alpha, beta) = (
+        &one as *const f32 as *const c_void,
+        &zero as *const f32 as *const c_void,
+    );
+    let compute = cublas::cublasComputeType_t::CUBLAS_COMPUTE_32F;
+    let algo = cublas::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT;
     dev.with_blas(|h| {
         // SAFETY: the caller's buffers hold the matrices described; alpha
         // and beta are host f32 (default pointer mode); the handle is bound
         // to our stream.
         unsafe {
-            cublas::cublasGemmEx(
-                h,
-                cublas::cublasOperation_t::CUBLAS_OP_T,
-                cublas::cublasOperation_t::CUBLAS_OP_N,
-                ni,
-                mi,
-                ki,
-                &one as *const f32 as *const c_void,
-                w as *const c_void,
-                ty,
-                ki,
-                x as *const c_void,
-                ty,
-                ki,
-                &zero as *const f32 as *const c_void,
-                y as *mut c_void,
-                ty,
-                ni,
-                cublas::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                cublas::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
-            )
+            if batch == 1 {
+                cublas::cublasGemmEx(
+                    h,
+                    op_t,
+                    op_n,
+                    ni,
+                    mi,
+                    ki,
+                    alpha,
+                    w as *const c_void,
+                    ty,
+                    ki,
+                    x as *const c_void,
+                    ty,
+                    ki,
+                    beta,
+                    y as *mut c_void,
+                    ty,
+                    ni,
+                    compute,
+                    algo,
+                )
+            } else {
+                cublas::cublasGemmStridedBatchedEx(
+                    h,
+                    op_t,
+                    op_n,
+                    ni,
+                    mi,
+                    ki,
+                    alpha,
+                    w as *const c_void,
+                    ty,
+                    ki,
+                    (n * k) as i64,
+                    x as *const c_void,
+                    ty,
+                    ki,
+                    (m * k) as i64,
+                    beta,
+                    y as *mut c_void,
+                    ty,
+                    ni,
+                    (m * n) as i64,
+                    bi,
+                    compute,
+                    algo,
+                )
+            }
         }
         .result()
         .map_err(|e| Error::Cuda {
             op: "bench",
-            call: "cublasGemmEx",
-            msg: format!("{m}x{n}x{k} {dtype}: {e:?}"),
+            call: "cublasGemm(StridedBatched)Ex",
+            msg: format!("{m}x{n}x{k} batch {batch} {dtype}: {e:?}"),
         })
     })
 }

@@ -66,6 +66,7 @@ struct Inner {
     name: String,
     cc: (i32, i32),
     arch: String,
+    multiprocessors: usize,
     ctx: Arc<CudaContext>,
     stream: Handle<sys::CUstream>,
     pool: Arc<Pool>,
@@ -162,6 +163,10 @@ impl CudaDevice {
         let cc = ctx
             .compute_capability()
             .map_err(drv_err("device", "cuDeviceGetAttribute"))?;
+        let multiprocessors = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(drv_err("device", "cuDeviceGetAttribute"))?
+            .max(1) as usize;
         if cc.0 < 8 {
             return Err(Error::CudaUnavailable(format!(
                 "{name} has compute capability {}.{}; metallic needs 8.0 (Ampere) or newer",
@@ -185,6 +190,7 @@ impl CudaDevice {
             name,
             cc,
             arch: arch_for(cc),
+            multiprocessors,
             ctx,
             stream: Handle(stream),
             pool,
@@ -210,6 +216,12 @@ impl CudaDevice {
     /// The NVRTC target kernels are compiled for (`sm_90a` on Hopper).
     pub fn arch(&self) -> &str {
         &self.0.arch
+    }
+
+    /// Streaming multiprocessors (132 on an H100 / H200 SXM): the grid of
+    /// persistent kernels.
+    pub fn multiprocessors(&self) -> usize {
+        self.0.multiprocessors
     }
 
     pub(crate) fn stream(&self) -> sys::CUstream {
@@ -337,6 +349,107 @@ impl CudaDevice {
         Ok(())
     }
 
+    /// As [`CudaDevice::launch`], in thread-block clusters of `cluster`
+    /// blocks along x (`cuLaunchKernelEx` with the cluster-dimension
+    /// attribute; `grid.0` must be a multiple of `cluster`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn launch_cluster(
+        &self,
+        name: &str,
+        f: sys::CUfunction,
+        grid: (u32, u32, u32),
+        block: (u32, u32, u32),
+        shared_bytes: u32,
+        cluster: u32,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        let mut attr = cluster_attribute(cluster);
+        let config = self.launch_config(grid, block, shared_bytes, &mut attr);
+        // SAFETY: `f` is a live function; `params` match its signature; the
+        // config and its one attribute outlive the call.
+        unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) }
+            .result()
+            .map_err(|e| Error::Cuda {
+                op: "kernel",
+                call: "cuLaunchKernelEx",
+                msg: format!("{name} grid {grid:?} block {block:?} cluster {cluster}: {e:?}"),
+            })?;
+        if cfg!(debug_assertions) {
+            // SAFETY: our live stream.
+            unsafe { drv::stream::synchronize(self.stream()) }.map_err(|e| Error::Cuda {
+                op: "kernel",
+                call: "cuStreamSynchronize",
+                msg: format!("after {name}: {e:?}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// How many clusters of `cluster` blocks of `f` (with `block` threads and
+    /// `shared_bytes` of dynamic shared memory) the GPU holds at once: the
+    /// grid of a persistent kernel (not every SM count splits into whole
+    /// clusters).
+    pub(crate) fn max_active_clusters(
+        &self,
+        name: &str,
+        f: sys::CUfunction,
+        block: (u32, u32, u32),
+        shared_bytes: u32,
+        cluster: u32,
+    ) -> Result<u32> {
+        let mut attr = cluster_attribute(cluster);
+        let config = self.launch_config((cluster, 1, 1), block, shared_bytes, &mut attr);
+        let mut n = 0;
+        // SAFETY: a live function and a config that outlives the call.
+        unsafe { sys::cuOccupancyMaxActiveClusters(&mut n, f, &config) }
+            .result()
+            .map_err(|e| Error::Cuda {
+                op: "kernel",
+                call: "cuOccupancyMaxActiveClusters",
+                msg: format!("{name} cluster {cluster}: {e:?}"),
+            })?;
+        Ok(n.max(0) as u32)
+    }
+
+    fn launch_config(
+        &self,
+        grid: (u32, u32, u32),
+        block: (u32, u32, u32),
+        shared_bytes: u32,
+        attr: &mut sys::CUlaunchAttribute,
+    ) -> sys::CUlaunchConfig {
+        sys::CUlaunchConfig {
+            gridDimX: grid.0,
+            gridDimY: grid.1,
+            gridDimZ: grid.2,
+            blockDimX: block.0,
+            blockDimY: block.1,
+            blockDimZ: block.2,
+            sharedMemBytes: shared_bytes,
+            hStream: self.stream(),
+            attrs: attr,
+            numAttrs: 1,
+        }
+    }
+
+    /// Asks for the largest shared-memory carveout of the L1/shared split
+    /// for `f` (a hint the driver follows when blocks need it to co-reside).
+    pub(crate) fn prefer_max_shared(&self, name: &str, f: sys::CUfunction) -> Result<()> {
+        // SAFETY: `f` is a live function of a loaded module.
+        unsafe {
+            drv::function::set_function_attribute(
+                f,
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT,
+                100,
+            )
+        }
+        .map_err(|e| Error::Cuda {
+            op: "kernel",
+            call: "cuFuncSetAttribute",
+            msg: format!("{name}: shared memory carveout: {e:?}"),
+        })
+    }
+
     /// Lets `f` take `bytes` of dynamic shared memory.
     pub(crate) fn set_max_dynamic_shared(
         &self,
@@ -413,6 +526,23 @@ impl CudaDevice {
 }
 
 /// The driver library, or a clear error.
+/// The launch attribute for clusters of `cluster` blocks along x.
+fn cluster_attribute(cluster: u32) -> sys::CUlaunchAttribute {
+    // SAFETY: an all-zero attribute value is a valid bit pattern (a union of
+    // plain integers); then the cluster field is set.
+    let mut value: sys::CUlaunchAttributeValue = unsafe { std::mem::zeroed() };
+    value.clusterDim = sys::CUlaunchAttributeValue_union__bindgen_ty_1 {
+        x: cluster,
+        y: 1,
+        z: 1,
+    };
+    sys::CUlaunchAttribute {
+        id: sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION,
+        pad: [0; 4],
+        value,
+    }
+}
+
 fn driver_available() -> Result<()> {
     // SAFETY: only tries to dlopen the library by its usual names.
     if unsafe { sys::is_culib_present() } {

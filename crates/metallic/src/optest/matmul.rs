@@ -574,6 +574,37 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         (c.batch, c.beta, c.c) = (2, -1.0, CMode::Separate);
         v.push(c);
     }
+    // The Hopper (wgmma) GEMM's own paths, for M > 16 in the same layout:
+    // more tiles than SMs (each block loops over several) with K under one
+    // 64-wide step; few tiles and a long K (split K, the summing epilogue
+    // with bias and C); batches of A and W back to back, and A batched
+    // against a rank-2 W (TMA's third dimension, or none), with split K; a
+    // D whose rows are not 16-byte aligned.
+    for dt in [DType::BF16, DType::F16] {
+        let mut c = MatmulCase::new(1500, 3000, 40).dtypes(dt, dt, dt);
+        c.b.trans = true;
+        v.push(c);
+        let mut c = MatmulCase::new(200, 300, 4096).dtypes(dt, dt, DType::F32);
+        c.b.trans = true;
+        (c.bias, c.alpha, c.beta, c.c) = (true, 0.5, 0.25, CMode::Separate);
+        v.push(c);
+        let mut c = MatmulCase::new(130, 200, 72).dtypes(dt, dt, dt);
+        (c.batch, c.b.trans) = (3, true);
+        v.push(c);
+        let mut c = MatmulCase::new(150, 260, 2048).dtypes(dt, dt, dt);
+        c.b = Operand {
+            batch: Batch::Missing,
+            ..Operand::T
+        };
+        (c.batch, c.act) = (2, Activation::Silu);
+        v.push(c);
+        // D's rows not 16-byte aligned (a column slice of a wider D): the
+        // direct epilogue's element-wise stores.
+        let mut c = MatmulCase::new(150, 100, 64).dtypes(dt, dt, dt);
+        c.b.trans = true;
+        c.d.pad = 3;
+        v.push(c);
+    }
     // GGUF block weights: y = x W^T, M = 1 (decode) and M > 1 (prefill), odd
     // block counts along K, batched with a shared weight. M = 19 spans two
     // full activation tiles of the SIMD kernels (4 or 8 rows) and a tail.

@@ -139,38 +139,6 @@ __device__ __forceinline__ void load_frags(unsigned (&af)[MT][4], unsigned (&bf)
         ldmatrix_x4(bf[j], sb + 2 * swz(wn + j * 16 + lane % 8 + (lane / 16) * 8, ks * 2 + (lane / 8) % 2));
 }
 
-// Two neighbouring outputs (n, n + 1) of one row through the epilogue; one
-// 4- or 8-byte store when D's row is contiguous there and aligned.
-__device__ __forceinline__ void epilogue_pair(const Epilogue& e, const void* c, void* d, const void* bias, i64 z,
-                                              i64 m, i64 n, float acc0, float acc1) {
-    const i64 di = e.d.off + z * e.d.bs + m * e.d.rs + n * e.d.cs;
-    if (e.d.cs != 1 || (di & 1)) {
-        epilogue_store(e, c, d, bias, z, m, n, acc0);
-        epilogue_store(e, c, d, bias, z, m, n + 1, acc1);
-        return;
-    }
-    float v0 = e.alpha * acc0, v1 = e.alpha * acc1;
-    if (e.has_bias) {
-        v0 += load_f32(bias, e.bias_dtype, e.bias_off + n * e.bias_stride);
-        v1 += load_f32(bias, e.bias_dtype, e.bias_off + (n + 1) * e.bias_stride);
-    }
-    if (e.beta != 0.0f) {
-        const i64 ci = e.c.off + z * e.c.bs + m * e.c.rs + n * e.c.cs;
-        v0 += e.beta * load_f32(c, e.c_dtype, ci);
-        v1 += e.beta * load_f32(c, e.c_dtype, ci + e.c.cs);
-    }
-    v0 = activate(e.act, v0);
-    v1 = activate(e.act, v1);
-    if (e.d_dtype == DT_F32) {
-        *(float2*)((float*)d + di) = make_float2(v0, v1);
-    } else {
-        const bool h = e.d_dtype == DT_F16;
-        const unsigned lo = h ? f32_to_f16(v0) : f32_to_bf16(v0);
-        const unsigned hi = h ? f32_to_f16(v1) : f32_to_bf16(v1);
-        *(unsigned*)((u16*)d + di) = lo | (hi << 16);
-    }
-}
-
 extern "C" __global__ void __launch_bounds__(THREADS)
     GEMM_NAME(const void* a, Operand ga, const void* b, Operand gb, Epilogue e, const void* c, void* d,
               const void* bias, int M, int N, int K, float* partial) {

@@ -6,6 +6,11 @@
 //!   take (mixed dtypes, a layout with neither unit stride) is first copied
 //!   to a contiguous buffer. Block weights are dequantized to f32 first, as
 //!   llama.cpp's BLAS path does.
+//! - `CudaWgmma`: our Hopper GEMM for f16/bf16 K-contiguous operands
+//!   (`gemm_<dtype>_wgmma_128x<BN>x64`, kernels/gemm_wgmma.cu, host side in
+//!   `matmul/wgmma.rs`): wgmma + TMA, warp-specialised, persistent, epilogue
+//!   fused. Falls back to `CudaMma` off sm_90a or where TMA cannot take the
+//!   operands.
 //! - `CudaMma`: our tensor-core GEMM for f16/bf16 K-contiguous operands
 //!   (`gemm_<dtype>_mma_<BM>x<BN>x<BK>`, kernels/gemm_mma.cu, host side in
 //!   `matmul/mma.rs`), epilogue fused.
@@ -29,6 +34,7 @@ use crate::ops::matmul::{Activation, MatView, MatmulKernel, MatmulProblem, Opera
 use crate::tensor::DType;
 
 pub mod mma;
+pub mod wgmma;
 
 const OP: &str = "matmul";
 
@@ -198,6 +204,11 @@ pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()
         let e = epilogue(p, ops, &ch)?;
         match kernel {
             MatmulKernel::CudaNative => native(p, &ptrs, &ch, &e)?,
+            MatmulKernel::CudaWgmma => {
+                if !wgmma::run(p, &ptrs, &ch, &e, None)? && !mma::run(p, &ptrs, &ch, &e, None)? {
+                    native(p, &ptrs, &ch, &e)?
+                }
+            }
             MatmulKernel::CudaMma => {
                 if !mma::run(p, &ptrs, &ch, &e, None)? {
                     native(p, &ptrs, &ch, &e)?
@@ -236,6 +247,36 @@ pub fn matmul_mma_tile(
         let e = epilogue(&p, &ops, &ch)?;
         if !mma::run(&p, &ptrs, &ch, &e, Some(tile))? {
             crate::bail!(OP, "operands not 16-byte aligned for the tensor-core GEMM");
+        }
+    }
+    Ok(())
+}
+
+/// `matmul` forced onto the wgmma GEMM with a given tile (benchmarks time
+/// the variants by name); errors where the device or layout does not fit.
+pub fn matmul_wgmma_tile(
+    a: &crate::tensor::Tensor,
+    b: &crate::tensor::Tensor,
+    d: &crate::tensor::Tensor,
+    params: &crate::ops::matmul::Matmul,
+    tile: wgmma::WgmmaTile,
+) -> Result<()> {
+    let p = crate::ops::matmul::validate(a, b, d, params)?;
+    if !crate::ops::matmul::mma_fits(&p) {
+        crate::bail!(OP, "the wgmma GEMM does not take this layout");
+    }
+    let ops = Operands {
+        a,
+        b,
+        c: params.c.filter(|_| p.c.is_some()),
+        bias: params.bias,
+        d,
+    };
+    let ptrs = ptrs(&ops)?;
+    for ch in chunks(&p) {
+        let e = epilogue(&p, &ops, &ch)?;
+        if !wgmma::run(&p, &ptrs, &ch, &e, Some(tile))? {
+            crate::bail!(OP, "the wgmma GEMM needs sm_90a and TMA-aligned operands");
         }
     }
     Ok(())

@@ -70,6 +70,43 @@ impl Module {
         }
         dev.launch(func, f, grid, block, shared, params)
     }
+
+    /// As [`Module::launch_shared`], in clusters of `cluster` blocks along x.
+    pub(crate) fn launch_cluster(
+        &self,
+        dev: &CudaDevice,
+        func: &str,
+        (grid, block, shared): ((u32, u32, u32), (u32, u32, u32), u32),
+        cluster: u32,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        let f = dev.function(self.source(), func)?;
+        if shared > 48 * 1024 {
+            dev.set_max_dynamic_shared(func, f, shared)?;
+        }
+        dev.launch_cluster(func, f, grid, block, shared, cluster, params)
+    }
+
+    /// Sets `func`'s preferred shared-memory carveout to the maximum.
+    pub(crate) fn prefer_max_shared(&self, dev: &CudaDevice, func: &str) -> Result<()> {
+        let f = dev.function(self.source(), func)?;
+        dev.prefer_max_shared(func, f)
+    }
+
+    /// How many clusters of `cluster` blocks of `func` fit on the GPU at once.
+    pub(crate) fn max_active_clusters(
+        &self,
+        dev: &CudaDevice,
+        func: &str,
+        (block, shared): ((u32, u32, u32), u32),
+        cluster: u32,
+    ) -> Result<u32> {
+        let f = dev.function(self.source(), func)?;
+        if shared > 48 * 1024 {
+            dev.set_max_dynamic_shared(func, f, shared)?;
+        }
+        dev.max_active_clusters(func, f, block, shared, cluster)
+    }
 }
 
 /// Every kernel module with every variant it instantiates (the CI compile
@@ -88,6 +125,7 @@ pub fn all_modules() -> Vec<KernelSource> {
     ]
     .into_iter()
     .chain(matmul::mma::all_sources())
+    .chain(matmul::wgmma::all_sources())
     .collect()
 }
 

@@ -6,6 +6,7 @@
 use super::{MatmulBackend, MatmulProblem};
 use crate::device::Device;
 use crate::error::Result;
+use crate::tensor::DType;
 
 /// The implementations a matmul can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +22,12 @@ pub enum MatmulKernel {
     /// Ours on CUDA for float operands: a simple tiled SIMT GEMM with the
     /// epilogue fused (`gemm_simt_64x64x16_*`), for every layout and dtype.
     CudaNative,
+    /// Ours on Hopper (sm_90a): f16/bf16 operands, both K-contiguous, `wgmma`
+    /// on TMA-loaded swizzled tiles, warp-specialised and persistent, split K
+    /// where tiles cannot fill the GPU, epilogue fused
+    /// (`gemm_<dtype>_wgmma_128x<BN>x64`). Falls back to `CudaMma` where TMA
+    /// cannot take the operands.
+    CudaWgmma,
     /// Ours on CUDA on the tensor cores: f16/bf16 operands, both K-contiguous
     /// (y = x W^T), `mma.sync` with a `cp.async` pipeline, epilogue fused
     /// (`gemm_<dtype>_mma_<BM>x<BN>x<BK>`). Falls back to `CudaNative` when
@@ -33,10 +40,24 @@ pub enum MatmulKernel {
     CudaVendor,
 }
 
+/// What a rule may look at besides the problem: the forced backend and, on
+/// CUDA, the device's compute capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ctx {
+    pub backend: MatmulBackend,
+    pub cc: Option<(i32, i32)>,
+}
+
+impl Ctx {
+    fn hopper(&self) -> bool {
+        self.cc == Some((9, 0))
+    }
+}
+
 /// One entry of a dispatch table.
 pub struct Rule {
     pub name: &'static str,
-    pub applies: fn(&MatmulProblem, MatmulBackend) -> bool,
+    pub applies: fn(&MatmulProblem, &Ctx) -> bool,
     pub kernel: MatmulKernel,
 }
 
@@ -48,7 +69,7 @@ const CPU_VENDOR_MIN_FLOPS: f64 = 2.0 * 128.0 * 128.0 * 128.0;
 pub const CPU_RULES: &[Rule] = &[
     Rule {
         name: "forced_vendor",
-        applies: |_, backend| backend == MatmulBackend::Vendor,
+        applies: |_, x| x.backend == MatmulBackend::Vendor,
         kernel: MatmulKernel::CpuVendor,
     },
     Rule {
@@ -58,7 +79,7 @@ pub const CPU_RULES: &[Rule] = &[
     },
     Rule {
         name: "forced_native",
-        applies: |_, backend| backend == MatmulBackend::Native,
+        applies: |_, x| x.backend == MatmulBackend::Native,
         kernel: MatmulKernel::CpuBlocked,
     },
     Rule {
@@ -95,13 +116,95 @@ pub fn mma_fits(p: &MatmulProblem) -> bool {
         && aligned(&p.b, p.b.col_stride)
 }
 
-/// On CUDA: cuBLAS for float operands (the baseline our GEMM must beat), our
-/// kernel for block weights; `Native` forces our float GEMM: the tensor-core
-/// kernel where the layout fits it, else the SIMT one.
+/// Whether the wgmma GEMM takes `p` on a device of context `x`: Hopper, the
+/// tensor-core layout, and more than 16 rows (at M <= 16 the weight stream
+/// is all that matters, and the `mma.sync` kernel's 16-row tile wastes
+/// none of it). TMA's address alignment is checked at launch.
+pub fn wgmma_fits(p: &MatmulProblem, x: &Ctx) -> bool {
+    x.hopper() && p.m > 16 && mma_fits(p)
+}
+
+/// Shape classes of the CUDA tuning table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShapeClass {
+    /// M <= 16: decode and small batches (weight-stream bound).
+    Decode,
+    /// 16 < M < 256.
+    Small,
+    /// M >= 256 and under 2^34 FLOPs (about a 2048^3 product): at most a few
+    /// waves of tiles, where wave quantisation and split K decide.
+    Medium,
+    /// M >= 256 and at least 2^34 FLOPs: many waves, throughput-bound.
+    Large,
+}
+
+impl ShapeClass {
+    pub fn of(p: &MatmulProblem) -> ShapeClass {
+        if p.m <= 16 {
+            ShapeClass::Decode
+        } else if p.m < 256 {
+            ShapeClass::Small
+        } else if p.flops() < (1u64 << 34) as f64 {
+            ShapeClass::Medium
+        } else {
+            ShapeClass::Large
+        }
+    }
+}
+
+/// One entry of the CUDA tuning table: on compute capability `cc`, a
+/// problem of `dtype` operands in `class` (and in the tensor-core layout)
+/// runs `kernel` under `Auto`.
+pub struct Tuned {
+    pub cc: (i32, i32),
+    pub dtype: DType,
+    pub class: ShapeClass,
+    pub kernel: MatmulKernel,
+}
+
+#[allow(dead_code)]
+const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKernel) -> Tuned {
+    Tuned {
+        cc,
+        dtype,
+        class,
+        kernel,
+    }
+}
+
+/// Where ours beats cuBLAS under `Auto`, by the benchmark; everything not
+/// listed goes to cuBLAS. Empty for now: on an H200
+/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma.md) no class has
+/// ours ahead. Geomean of cuBLAS/ours, bf16: 0.93 at M <= 16 on the 7B
+/// weights (0.78 on the 0.5B ones), 0.67 at M = 64, 0.71 over the shapes
+/// with M >= 512 (0.86 on the 7B weights at M = 4096, 0.91 on 8192^3); f16
+/// alike. A class goes in (for example
+/// `tuned((9, 0), DType::BF16, ShapeClass::Large, MatmulKernel::CudaWgmma)`)
+/// when a run shows ours at or above 1.00x over all of its shapes.
+pub const CUDA_TUNING: &[Tuned] = &[];
+
+fn tuned_kernel(p: &MatmulProblem, x: &Ctx) -> Option<MatmulKernel> {
+    let cc = x.cc?;
+    let class = ShapeClass::of(p);
+    CUDA_TUNING
+        .iter()
+        .find(|t| t.cc == cc && t.dtype == p.a.dtype && t.class == class)
+        .map(|t| t.kernel)
+        .filter(|k| match k {
+            MatmulKernel::CudaWgmma => wgmma_fits(p, x),
+            MatmulKernel::CudaMma => mma_fits(p),
+            _ => true,
+        })
+}
+
+/// On CUDA: our kernel for block weights; for float operands the tuning
+/// table decides between ours and cuBLAS (the baseline our GEMM must beat).
+/// `Native` forces our float GEMM: wgmma on Hopper where the layout fits,
+/// else the `mma.sync` kernel where it fits, else the SIMT one.
 pub const CUDA_RULES: &[Rule] = &[
     Rule {
         name: "forced_vendor",
-        applies: |_, backend| backend == MatmulBackend::Vendor,
+        applies: |_, x| x.backend == MatmulBackend::Vendor,
         kernel: MatmulKernel::CudaVendor,
     },
     Rule {
@@ -110,14 +213,29 @@ pub const CUDA_RULES: &[Rule] = &[
         kernel: MatmulKernel::CudaQuant,
     },
     Rule {
+        name: "forced_native_wgmma",
+        applies: |p, x| x.backend == MatmulBackend::Native && wgmma_fits(p, x),
+        kernel: MatmulKernel::CudaWgmma,
+    },
+    Rule {
         name: "forced_native_mma",
-        applies: |p, backend| backend == MatmulBackend::Native && mma_fits(p),
+        applies: |p, x| x.backend == MatmulBackend::Native && mma_fits(p),
         kernel: MatmulKernel::CudaMma,
     },
     Rule {
         name: "forced_native",
-        applies: |_, backend| backend == MatmulBackend::Native,
+        applies: |_, x| x.backend == MatmulBackend::Native,
         kernel: MatmulKernel::CudaNative,
+    },
+    Rule {
+        name: "tuned_wgmma",
+        applies: |p, x| tuned_kernel(p, x) == Some(MatmulKernel::CudaWgmma),
+        kernel: MatmulKernel::CudaWgmma,
+    },
+    Rule {
+        name: "tuned_mma",
+        applies: |p, x| tuned_kernel(p, x) == Some(MatmulKernel::CudaMma),
+        kernel: MatmulKernel::CudaMma,
     },
     Rule {
         name: "default",
@@ -132,13 +250,14 @@ pub fn select(
     backend: MatmulBackend,
     device: &Device,
 ) -> Result<(&'static str, MatmulKernel)> {
-    let rules = match device {
-        Device::Cpu => CPU_RULES,
-        Device::Cuda(_) => CUDA_RULES,
+    let (rules, cc) = match device {
+        Device::Cpu => (CPU_RULES, None),
+        Device::Cuda(d) => (CUDA_RULES, Some(d.compute_capability())),
     };
+    let ctx = Ctx { backend, cc };
     let rule = rules
         .iter()
-        .find(|r| (r.applies)(problem, backend))
+        .find(|r| (r.applies)(problem, &ctx))
         .expect("every dispatch table ends with a rule that always applies");
     Ok((rule.name, rule.kernel))
 }

@@ -40,7 +40,10 @@
 
 mod dispatch;
 
-pub use dispatch::{mma_fits, select, MatmulKernel, Rule, CPU_RULES, CUDA_RULES};
+pub use dispatch::{
+    mma_fits, select, wgmma_fits, Ctx, MatmulKernel, Rule, ShapeClass, Tuned, CPU_RULES,
+    CUDA_RULES, CUDA_TUNING,
+};
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Storage, Tensor};

@@ -275,20 +275,40 @@ pub(super) fn run(
     let module = module(&tile, p.a.dtype);
     module.launch_shared(&x.dev, &name, launch, &mut a)?;
     if splits > 1 {
-        let (s32, total64) = (splits as i32, total as i64);
-        let mut a = [
-            arg(&partial),
-            arg(&s32),
-            arg(e),
-            arg(&x.c),
-            arg(&x.d),
-            arg(&x.bias),
-            arg(&m),
-            arg(&n),
-            arg(&total64),
-        ];
-        let grid = grid_for(total, 256);
-        module.launch(&x.dev, "gemm_splitk_epilogue", grid, (256, 1, 1), &mut a)?;
+        sum_splits(p, x, e, (partial, splits), total)?;
     }
     Ok(true)
+}
+
+/// `gemm_splitk_epilogue`: sums `splits` f32 partial products of `total`
+/// elements each (`[split][batch][M][N]` at `partial`) in a fixed order,
+/// then applies the epilogue. Shared with the wgmma GEMM's split K.
+pub(super) fn sum_splits(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    e: &Epilogue,
+    (partial, splits): (u64, usize),
+    total: usize,
+) -> Result<()> {
+    let (m, n) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?);
+    let (s32, total64) = (splits as i32, total as i64);
+    let mut a = [
+        arg(&partial),
+        arg(&s32),
+        arg(e),
+        arg(&x.c),
+        arg(&x.d),
+        arg(&x.bias),
+        arg(&m),
+        arg(&n),
+        arg(&total64),
+    ];
+    let grid = grid_for(total, 256);
+    module(&TILE_16X64X64, p.a.dtype).launch(
+        &x.dev,
+        "gemm_splitk_epilogue",
+        grid,
+        (256, 1, 1),
+        &mut a,
+    )
 }

@@ -1,0 +1,573 @@
+//! Host side of our Hopper GEMM (kernels/gemm_wgmma.cu): `wgmma` on
+//! TMA-loaded, 128-byte-swizzled tiles, an mbarrier pipeline between a
+//! producer warp and two consumer warpgroups, a persistent grid of one block
+//! per SM, optionally clusters of 2 blocks along M that multicast each B
+//! tile to both, split K where the tiles cannot fill the GPU, the matmul
+//! epilogue fused.
+//!
+//! One module per (tile, dtype), specialised by defines; the kernel's name
+//! says which (`gemm_bf16_wgmma_128x256x64`). It runs only on sm_90a, and
+//! only where TMA can describe the operands: the layout of
+//! [`mma_fits`](crate::ops::matmul::mma_fits) with 16-byte aligned base
+//! addresses and strides that a tensor map accepts; `run` returns
+//! `Ok(false)` otherwise and the caller falls back to the `mma.sync` GEMM.
+
+use std::ffi::c_void;
+use std::sync::Mutex;
+
+use cudarc::driver::sys;
+
+use super::{arg, i32_dim, mma, Chunk, Epilogue, Module, Ptrs, COMMON, EPILOGUE, OP};
+use crate::cuda::{CudaDevice, KernelSource};
+use crate::error::Result;
+use crate::ops::matmul::MatmulProblem;
+use crate::tensor::DType;
+
+/// Block tile rows and K step (fixed by the kernel: two consumer warpgroups
+/// of m64, and 64 bf16 = 128 bytes, the swizzle's row).
+const BM: usize = 128;
+const BK: usize = 64;
+/// Shared memory of the epilogue's staging buffers (gemm_wgmma.cu EPI_BYTES,
+/// one per consumer warpgroup) and the slack for aligning stages to 1024.
+const EPI_BYTES: usize = 64 * 36 * 4;
+const ALIGN_SLACK: usize = 1024;
+
+/// A block tile (128 x `bn` x 64), its pipeline depth, the blocks per
+/// cluster (1, or 2 sharing B tiles through TMA multicast), and the consumer
+/// warpgroups (2, one per m64 half; or 1 taking both, with two blocks per
+/// SM so that one block's epilogue overlaps the other's main loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WgmmaTile {
+    pub bn: usize,
+    pub stages: usize,
+    pub cluster: usize,
+    pub consumers: usize,
+    /// Rows of units swept together (a run-time argument, not a define):
+    /// a wave of blocks then reads `group` rows of A tiles and about
+    /// SMs / `group` columns of B tiles, which stay in L2.
+    pub group: usize,
+}
+
+impl WgmmaTile {
+    pub const fn threads(&self) -> usize {
+        128 * (self.consumers + 1)
+    }
+
+    /// Blocks resident on one SM (the persistent grid is this many per SM).
+    pub const fn blocks_per_sm(&self) -> usize {
+        3 - self.consumers
+    }
+
+    pub const fn shared_bytes(&self) -> usize {
+        self.stages * (BM + self.bn) * BK * 2 + self.consumers * EPI_BYTES + ALIGN_SLACK
+    }
+
+    /// `gemm_bf16_wgmma_128x256x64`, with `_c2` for clusters of 2.
+    pub fn name(&self, dtype: DType) -> String {
+        format!("gemm_{}_wgmma_{}", short(dtype), self.suffix())
+    }
+
+    fn suffix(&self) -> String {
+        let c = if self.cluster > 1 {
+            format!("_c{}", self.cluster)
+        } else {
+            String::new()
+        };
+        let o = if self.consumers == 1 { "_occ2" } else { "" };
+        let g = if self.group != GROUP {
+            format!("_g{}", self.group)
+        } else {
+            String::new()
+        };
+        format!("{BM}x{}x{BK}{c}{o}{g}", self.bn)
+    }
+
+    fn source(&self, dtype: DType) -> KernelSource {
+        KernelSource::new(
+            &self.name(dtype),
+            &[COMMON, EPILOGUE],
+            include_str!("../../kernels/gemm_wgmma.cu"),
+        )
+        .define("GEMM_NAME", self.name(dtype))
+        .define(
+            "GEMM_DT",
+            if dtype == DType::F16 {
+                "DT_F16"
+            } else {
+                "DT_BF16"
+            },
+        )
+        .define("GEMM_BN", self.bn)
+        .define("GEMM_STAGES", self.stages)
+        .define("GEMM_CLUSTER", self.cluster)
+        .define("GEMM_CONSUMERS", self.consumers)
+    }
+}
+
+fn short(d: DType) -> &'static str {
+    if d == DType::F16 {
+        "f16"
+    } else {
+        "bf16"
+    }
+}
+
+/// Unit rows swept together by default.
+const GROUP: usize = 16;
+
+/// Two m64n256 warpgroups: the most math per byte of shared memory read.
+pub const TILE_128X256X64: WgmmaTile = WgmmaTile {
+    bn: 256,
+    stages: 4,
+    cluster: 1,
+    consumers: 2,
+    group: GROUP,
+};
+/// Two m64n128 warpgroups: twice the tiles, for shapes where 128x256 leaves
+/// SMs idle.
+pub const TILE_128X128X64: WgmmaTile = WgmmaTile {
+    bn: 128,
+    stages: 6,
+    cluster: 1,
+    consumers: 2,
+    group: GROUP,
+};
+/// 128x128 with one consumer warpgroup and 3 stages: two blocks per SM.
+pub const TILE_128X128X64_OCC2: WgmmaTile = WgmmaTile {
+    bn: 128,
+    stages: 3,
+    cluster: 1,
+    consumers: 1,
+    group: GROUP,
+};
+/// 128x256 in clusters of 2 along M: each B tile read from L2 once for two
+/// blocks.
+pub const TILE_128X256X64_C2: WgmmaTile = WgmmaTile {
+    cluster: 2,
+    ..TILE_128X256X64
+};
+pub const TILE_128X128X64_C2: WgmmaTile = WgmmaTile {
+    cluster: 2,
+    ..TILE_128X128X64
+};
+
+pub const TILES: [WgmmaTile; 5] = [
+    TILE_128X256X64,
+    TILE_128X128X64,
+    TILE_128X128X64_OCC2,
+    TILE_128X256X64_C2,
+    TILE_128X128X64_C2,
+];
+
+impl std::str::FromStr for WgmmaTile {
+    type Err = String;
+    /// `128x256x64`, `128x256x64_c2`, ... (the kernel name's suffix), with
+    /// `_g<rows>` for another raster group.
+    fn from_str(s: &str) -> std::result::Result<WgmmaTile, String> {
+        let (base, group) = match s.rsplit_once("_g") {
+            Some((b, g)) => (b, g.parse().map_err(|_| format!("bad group in {s:?}"))?),
+            None => (s, GROUP),
+        };
+        TILES
+            .into_iter()
+            .find(|t| t.suffix() == base)
+            .map(|t| WgmmaTile { group, ..t })
+            .ok_or_else(|| format!("no wgmma tile {s:?}"))
+    }
+}
+
+macro_rules! modules {
+    ($($name:ident = $tile:expr, $dt:expr;)*) => {
+        $(static $name: Module = Module::new(|| $tile.source($dt));)*
+        fn module(tile: &WgmmaTile, dtype: DType) -> &'static Module {
+            // The group is a kernel argument: any group shares the module.
+            let tile = WgmmaTile { group: GROUP, ..*tile };
+            $(if tile == $tile && dtype == $dt { return &$name; })*
+            unreachable!("no gemm_wgmma module for {tile:?} {dtype}")
+        }
+        /// Every variant, for the compile test.
+        pub(crate) fn all_sources() -> Vec<KernelSource> {
+            vec![$($name.source().clone()),*]
+        }
+    };
+}
+
+modules! {
+    BF16_128X256X64 = TILE_128X256X64, DType::BF16;
+    F16_128X256X64 = TILE_128X256X64, DType::F16;
+    BF16_128X128X64 = TILE_128X128X64, DType::BF16;
+    F16_128X128X64 = TILE_128X128X64, DType::F16;
+    BF16_128X128X64_OCC2 = TILE_128X128X64_OCC2, DType::BF16;
+    F16_128X128X64_OCC2 = TILE_128X128X64_OCC2, DType::F16;
+    BF16_128X256X64_C2 = TILE_128X256X64_C2, DType::BF16;
+    F16_128X256X64_C2 = TILE_128X256X64_C2, DType::F16;
+    BF16_128X128X64_C2 = TILE_128X128X64_C2, DType::BF16;
+    F16_128X128X64_C2 = TILE_128X128X64_C2, DType::F16;
+}
+
+/// Units (a column of `tile.cluster` tiles, one K share) of `batch` `m x n`
+/// products split `splits` ways.
+fn units(tile: &WgmmaTile, (m, n, batch): (usize, usize, usize), splits: usize) -> usize {
+    batch * m.div_ceil(BM).div_ceil(tile.cluster) * n.div_ceil(tile.bn) * splits
+}
+
+/// The most ways K is split.
+const MAX_SPLITS: usize = 8;
+
+/// Estimated microseconds of `batch` `m x n x k` products with `tile` split
+/// `splits` ways on `sms` SMs: waves of units, each streaming its K tiles
+/// plus a fixed cost for filling the pipeline and the epilogue; split K adds
+/// the partials' round trip through memory and a second launch. The rates
+/// are measured (H200, bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma.md,
+/// fitted to shapes of many waves): a 128x256x64 step takes about 0.80 us
+/// with every SM busy and a unit's drain and epilogue 5 us; a 128x128x64
+/// step 0.44 us and its unit 1.5 us.
+fn estimate_us(
+    tile: &WgmmaTile,
+    (m, n, k, batch): (usize, usize, usize, usize),
+    splits: usize,
+    sms: usize,
+) -> f64 {
+    let (mut step_us, mut unit_us) = if tile.bn == 256 {
+        (0.80, 5.0)
+    } else {
+        (0.44, 1.5)
+    };
+    if tile.cluster > 1 {
+        // Measured slower than one block per SM (see AUTO_TILES).
+        step_us *= 1.7;
+    }
+    if tile.consumers == 1 {
+        // Two blocks share an SM: each steps at half the rate, and one's
+        // epilogue hides behind the other's main loop.
+        (step_us, unit_us) = (2.0 * 0.38, 1.0);
+    }
+    let per_unit = k.div_ceil(BK).div_ceil(splits);
+    let slots = (sms * tile.blocks_per_sm() / tile.cluster).max(1);
+    let waves = units(tile, (m, n, batch), splits).div_ceil(slots);
+    let mut us = waves as f64 * (per_unit as f64 * step_us + unit_us);
+    if splits > 1 {
+        let bytes = (batch * m * n) as f64 * (8.0 * splits as f64 + 2.0);
+        us += 3.0 + bytes / 3.0e6;
+    }
+    us
+}
+
+/// The tiles the planner chooses from. The others are correct
+/// (tests/cuda_wgmma.rs) but were not faster on an H200: the clustered ones
+/// ran at 0.4-0.6x of the unclustered (about 1.2 us per K step whatever the
+/// tile: a latency the pipeline does not hide, cause not found yet), and
+/// the two-blocks-per-SM 128x128 tile matched 128x256 on the largest shapes
+/// only (bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma.md).
+pub const AUTO_TILES: [WgmmaTile; 2] = [TILE_128X256X64, TILE_128X128X64];
+
+/// The tile and the number of K splits for `batch` `m x n x k` products on
+/// `sms` SMs (`tile` forces the tile): the lowest estimate, each split
+/// keeping at least 4 K tiles.
+pub fn plan(
+    (m, n, k, batch): (usize, usize, usize, usize),
+    sms: usize,
+    tile: Option<WgmmaTile>,
+) -> (WgmmaTile, usize) {
+    let tiles: Vec<WgmmaTile> = tile.map_or(AUTO_TILES.to_vec(), |t| vec![t]);
+    let max_splits = (k.div_ceil(BK) / 4).clamp(1, MAX_SPLITS);
+    let mut best = (tiles[0], 1, f64::INFINITY);
+    for t in tiles {
+        for s in 1..=max_splits {
+            let us = estimate_us(&t, (m, n, k, batch), s, sms);
+            if us < best.2 * 0.97 {
+                best = (t, s, us);
+            }
+        }
+    }
+    (best.0, best.1)
+}
+
+/// A 3-D tensor map (K, rows, batch) of a K-contiguous operand: `rows` rows
+/// of `k` elements `ld` apart, `count` matrices `bs` apart (one when `bs` is
+/// 0: the kernel then reads batch 0 for every batch), boxes of `box_rows` x
+/// 64 in the 128-byte swizzle; `None` where the driver refuses the layout.
+fn tensor_map(
+    base: u64,
+    dtype: DType,
+    (k, rows, ld): (usize, usize, usize),
+    (count, bs): (usize, usize),
+    box_rows: usize,
+) -> Option<sys::CUtensorMap> {
+    let es = 2u64;
+    let batched = bs != 0 && count > 1;
+    let dims: [u64; 3] = [
+        k as u64,
+        rows as u64,
+        if batched { count as u64 } else { 1 },
+    ];
+    let strides: [u64; 2] = [
+        ld as u64 * es,
+        if batched {
+            bs as u64 * es
+        } else {
+            (rows.max(1) * ld) as u64 * es
+        },
+    ];
+    let boxes: [u32; 3] = [BK as u32, box_rows as u32, 1];
+    let elem_strides: [u32; 3] = [1, 1, 1];
+    let ty = if dtype == DType::F16 {
+        sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+    } else {
+        sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+    };
+    let mut map = sys::CUtensorMap { opaque: [0; 16] };
+    // SAFETY: every array has the rank's length (3, or 2 for the strides);
+    // the driver only writes `map` and reads the arrays; `base` is a device
+    // address the driver checks for alignment.
+    let r = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            &mut map,
+            ty,
+            3,
+            base as *mut c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            elem_strides.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    match r.result() {
+        Ok(()) => Some(map),
+        Err(e) => {
+            log::debug!(
+                "[matmul] wgmma: cuTensorMapEncodeTiled refused {dims:?} {strides:?}: {e:?}"
+            );
+            None
+        }
+    }
+}
+
+/// How many clusters of `cluster` blocks of `name` run at once on `dev`
+/// (asked of the driver once per kernel and device).
+fn cluster_slots(
+    dev: &CudaDevice,
+    module: &Module,
+    name: &str,
+    launch: ((u32, u32, u32), u32),
+    cluster: usize,
+) -> Result<usize> {
+    static SLOTS: Mutex<Vec<(usize, String, usize)>> = Mutex::new(Vec::new());
+    let known = SLOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|e| e.0 == dev.ordinal() && e.1 == name)
+        .map(|e| e.2);
+    if let Some(n) = known {
+        return Ok(n);
+    }
+    let n = module.max_active_clusters(dev, name, launch, cluster as u32)? as usize;
+    if n == 0 {
+        crate::bail!(OP, "{name}: no cluster of {cluster} blocks fits on the GPU");
+    }
+    SLOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((dev.ordinal(), name.to_string(), n));
+    Ok(n)
+}
+
+/// How many clusters of `tile` (of `dtype`) the driver lets run at once on
+/// `dev` (the persistent grid of the clustered tiles), for benchmarks.
+pub fn max_clusters(dev: &CudaDevice, tile: &WgmmaTile, dtype: DType) -> Result<usize> {
+    let name = WgmmaTile {
+        group: GROUP,
+        ..*tile
+    }
+    .name(dtype);
+    let launch = ((tile.threads() as u32, 1, 1), tile.shared_bytes() as u32);
+    cluster_slots(dev, module(tile, dtype), &name, launch, tile.cluster)
+}
+
+/// Asks for the largest shared-memory carveout for `name` (once per kernel
+/// and device), so that two of its blocks fit on an SM.
+fn prefer_shared(dev: &CudaDevice, module: &Module, name: &str) -> Result<()> {
+    static DONE: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if !done.iter().any(|d| d.0 == dev.ordinal() && d.1 == name) {
+        module.prefer_max_shared(dev, name)?;
+        done.push((dev.ordinal(), name.to_string()));
+    }
+    Ok(())
+}
+
+/// Whether `dev` runs the wgmma kernel (Hopper, compiled for sm_90a).
+pub fn supported(dev: &CudaDevice) -> bool {
+    dev.arch() == "sm_90a"
+}
+
+/// Runs the chunk on the wgmma GEMM; `Ok(false)` when the device or the
+/// operands do not suit it (the caller falls back to the `mma.sync` GEMM).
+/// `tile` forces the tile (benchmarks); the splits are always planned.
+pub(super) fn run(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    ch: &Chunk,
+    e: &Epilogue,
+    tile: Option<WgmmaTile>,
+) -> Result<bool> {
+    if !supported(&x.dev) || p.a.dtype.block_bytes() != 2 || p.b.dtype != p.a.dtype {
+        return Ok(false);
+    }
+    let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
+    let count = ch.count;
+    let sms = x.dev.multiprocessors();
+    let (tile, splits) = plan((p.m, p.n, p.k, count), sms, tile);
+    // A = x: rows of K at A's row stride; B = W^T: W's rows (B's columns)
+    // at B's column stride.
+    let a_base = x.a + ch.a.off as u64 * 2;
+    let b_base = x.b + ch.b.off as u64 * 2;
+    if ch.a.cs != 1 || ch.b.rs != 1 || !a_base.is_multiple_of(16) || !b_base.is_multiple_of(16) {
+        log::debug!("[matmul] wgmma: operands not TMA-aligned, mma.sync fallback");
+        return Ok(false);
+    }
+    let map_a = tensor_map(
+        a_base,
+        p.a.dtype,
+        (p.k, p.m, ch.a.rs as usize),
+        (count, ch.a.bs as usize),
+        BM,
+    );
+    let map_b = tensor_map(
+        b_base,
+        p.b.dtype,
+        (p.k, p.n, ch.b.cs as usize),
+        (count, ch.b.bs as usize),
+        tile.bn / tile.cluster,
+    );
+    let (Some(map_a), Some(map_b)) = (map_a, map_b) else {
+        return Ok(false);
+    };
+    let units = units(&tile, (p.m, p.n, count), splits);
+    if units > i32::MAX as usize {
+        crate::bail!(
+            OP,
+            "{}x{} batch {count} needs more tiles than one launch holds",
+            p.m,
+            p.n
+        );
+    }
+    let total = count * p.m * p.n;
+    let scratch = if splits > 1 {
+        Some(x.dev.alloc(splits * total * 4)?)
+    } else {
+        None
+    };
+    let partial = scratch.as_ref().map_or(0u64, |s| s.ptr());
+    let group = tile.group.max(1) as i32;
+    let (batch, a_batched, b_batched, s32) = (
+        count as i32,
+        i32::from(ch.a.bs != 0 && count > 1),
+        i32::from(ch.b.bs != 0 && count > 1),
+        splits as i32,
+    );
+    let mut a = [
+        arg(&map_a),
+        arg(&map_b),
+        arg(e),
+        arg(&x.c),
+        arg(&x.d),
+        arg(&x.bias),
+        arg(&m),
+        arg(&n),
+        arg(&k),
+        arg(&batch),
+        arg(&a_batched),
+        arg(&b_batched),
+        arg(&s32),
+        arg(&partial),
+        arg(&group),
+    ];
+    // The kernel's name (the group is an argument, not part of it).
+    let name = WgmmaTile {
+        group: GROUP,
+        ..tile
+    }
+    .name(p.a.dtype);
+    let module = module(&tile, p.a.dtype);
+    let launch = ((tile.threads() as u32, 1, 1), tile.shared_bytes() as u32);
+    if tile.cluster > 1 {
+        let slots = cluster_slots(&x.dev, module, &name, launch, tile.cluster)?;
+        let grid = (units.min(slots) * tile.cluster) as u32;
+        log::debug!("[matmul] {name}: {units} units over {grid} blocks, {splits} K splits");
+        module.launch_cluster(
+            &x.dev,
+            &name,
+            ((grid, 1, 1), launch.0, launch.1),
+            tile.cluster as u32,
+            &mut a,
+        )?;
+    } else {
+        if tile.blocks_per_sm() > 1 {
+            prefer_shared(&x.dev, module, &name)?;
+        }
+        let grid = (units.min(sms * tile.blocks_per_sm()) as u32, 1, 1);
+        log::debug!(
+            "[matmul] {name}: {units} units over {} blocks, {splits} K splits",
+            grid.0
+        );
+        module.launch_shared(&x.dev, &name, (grid, launch.0, launch.1), &mut a)?;
+    }
+    if splits > 1 {
+        mma::sum_splits(p, x, e, (partial, splits), total)?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_splits_only_where_tiles_cannot_fill_the_gpu() {
+        // 8192^3: thousands of tiles, no split, the big tile.
+        let (t, s) = plan((8192, 8192, 8192, 1), 132, None);
+        assert_eq!((t.bn, s), (256, 1));
+        // Two tiles and a long K: split.
+        let (_, s) = plan((200, 300, 4096, 1), 132, None);
+        assert!(s > 1, "{s}");
+        // Short K: never below 4 K tiles per split.
+        assert_eq!(plan((200, 300, 256, 1), 132, None).1, 1);
+    }
+
+    #[test]
+    fn plan_picks_the_measured_faster_tile() {
+        // H200 bench: 128x256 on the lm_head and 7B gate+up; 128x128 for
+        // the 7B down projection (a long K over few columns) and the 0.5B
+        // gate+up at M = 512.
+        assert_eq!(plan((4096, 152064, 3584, 1), 132, None).0, TILE_128X256X64);
+        assert_eq!(plan((4096, 37888, 3584, 1), 132, None).0, TILE_128X256X64);
+        assert_eq!(plan((4096, 3584, 18944, 1), 132, None).0, TILE_128X128X64);
+        assert_eq!(plan((512, 9728, 896, 1), 132, None).0, TILE_128X128X64);
+    }
+
+    #[test]
+    fn tile_names_parse_back() {
+        for t in TILES {
+            let name = t.name(DType::BF16);
+            let suffix = name.strip_prefix("gemm_bf16_wgmma_").unwrap();
+            assert_eq!(suffix.parse::<WgmmaTile>(), Ok(t));
+        }
+    }
+
+    #[test]
+    fn shared_memory_fits_a_hopper_block() {
+        for t in TILES {
+            assert!(
+                t.shared_bytes() <= 227 * 1024,
+                "{t:?}: {}",
+                t.shared_bytes()
+            );
+        }
+    }
+}
