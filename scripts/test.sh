@@ -13,5 +13,7 @@ echo "== cargo test"
 # NVRTC for tests/cuda_kernels.rs (pip's nvidia-cuda-nvrtc; see .ci/run).
 source scripts/nvrtc_env.sh
 cargo test --workspace -- --nocapture 2>&1 | tee target/test.log
+echo "== aarch64 NEON kernels under qemu"
+bash scripts/test_aarch64.sh
 # Surface the op-test summary lines at the end of the log.
 grep -E "^op tests:" target/test.log || true

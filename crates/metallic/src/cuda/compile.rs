@@ -164,7 +164,8 @@ fn c_chars_to_string(log: &[c_char]) -> String {
     let bytes: Vec<u8> = log
         .iter()
         .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
+        // `c_char` is i8 on x86-64 and u8 on aarch64: reinterpret the byte.
+        .map(|&c| u8::from_ne_bytes(c.to_ne_bytes()))
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }

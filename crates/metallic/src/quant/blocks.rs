@@ -229,7 +229,7 @@ pub struct KUnpacked {
 /// pairs 0..4 are the low 6 bits of bytes 0..4 and 4..8; pairs 4..8 take
 /// their low 4 bits from bytes 8..12 and their top 2 bits from the spare top
 /// bits of bytes 0..8.
-fn scale_min_k4(j: usize, s: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, s: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
     } else {

@@ -14,7 +14,8 @@
 //! use f32 activations and f32 products.
 //!
 //! Two paths:
-//! - SIMD (x86-64 AVX2 or AVX-512 VNNI, chosen at run time; `x86.rs`) for
+//! - SIMD (x86-64 AVX2 or AVX-512 VNNI, `x86.rs`; aarch64 NEON or NEON with
+//!   `dotprod`, `neon.rs`; the level chosen at run time) for
 //!   Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K: activations go into a reused
 //!   [`panel::Panel`] (the same quantized values, laid out for vector loads);
 //!   rayon tasks take chunks of weight rows, and within a chunk each decoded
@@ -25,9 +26,10 @@
 //!   parallel over weight rows, each dotted with every activation row. Its
 //!   product is `[n, m]`.
 //!
-//! The SIMD kernels are tested against the scalar `vec_dot_*` in `tests.rs`.
+//! The SIMD kernels are tested against the scalar `vec_dot_*` in
+//! `simd_tests.rs` (the aarch64 ones under emulation: scripts/test_aarch64.sh).
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use std::cell::RefCell;
 
 use bytemuck::Pod;
@@ -38,13 +40,26 @@ use crate::ops::matmul::MatmulProblem;
 use crate::quant::{self, dot};
 use crate::tensor::{read_f32, DType};
 
-// The panel feeds the SIMD kernels, x86-64 only for now (no NEON yet).
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg(target_arch = "aarch64")]
+mod neon;
+// The panel feeds the SIMD kernels, which exist for x86-64 and aarch64.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 mod panel;
 #[cfg(test)]
 mod simd_tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+/// This architecture's kernels: each module has the same interface (`Level`,
+/// `supports`, `tile_rows`, `offset`, `gemm_rows`), which the SIMD driver
+/// below and `simd_tests.rs` use.
+#[cfg(target_arch = "aarch64")]
+use neon as arch;
+#[cfg(target_arch = "x86_64")]
+use x86 as arch;
 
 const OP: &str = "matmul";
 
@@ -67,9 +82,9 @@ pub(crate) fn quantized(
 ) -> Result<ProductLayout> {
     let x = Activations { p, a, a_off };
     let w = Weights { p, b, b_off };
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if let Some(level) = simd_level() {
-        if x86::supports(p.b.dtype) && p.k > 0 {
+        if arch::supports(p.b.dtype) && p.k > 0 {
             if let Some(layout) = simd(&x, &w, level, out)? {
                 return Ok(layout);
             }
@@ -99,11 +114,11 @@ pub(crate) fn quantized(
 
 /// The SIMD level this CPU runs, detected once; `None` leaves every format
 /// on the scalar path.
-#[cfg(target_arch = "x86_64")]
-fn simd_level() -> Option<x86::Level> {
-    static LEVEL: std::sync::OnceLock<Option<x86::Level>> = std::sync::OnceLock::new();
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn simd_level() -> Option<arch::Level> {
+    static LEVEL: std::sync::OnceLock<Option<arch::Level>> = std::sync::OnceLock::new();
     *LEVEL.get_or_init(|| {
-        let level = x86::Level::available().first().copied();
+        let level = arch::Level::available().first().copied();
         log::debug!(
             "[matmul] quantized kernels: {}",
             level.map_or("scalar", |l| l.name())
@@ -114,35 +129,35 @@ fn simd_level() -> Option<x86::Level> {
 
 /// Scratch reused by every quantized matmul on a thread: the activation
 /// panel and its row pointers.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[derive(Default)]
 struct Scratch {
     panel: panel::Panel,
     tiles: Vec<panel::ActTile>,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
 /// A raw output pointer shared by tasks that write disjoint columns.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 // SAFETY: tasks write disjoint elements (their own weight rows' columns).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 unsafe impl Send for OutPtr {}
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 unsafe impl Sync for OutPtr {}
 
 /// The SIMD path; `None` when the weight layout does not suit it (rows not
 /// evenly spaced or not aligned for the block type), leaving the scalar path.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn simd(
     x: &Activations,
     w: &Weights,
-    level: x86::Level,
+    level: arch::Level,
     out: &mut Vec<f32>,
 ) -> Result<Option<ProductLayout>> {
     let (m, n, k) = (x.p.m, x.p.n, x.p.k);
@@ -171,8 +186,8 @@ fn simd(
     SCRATCH.with(|s| -> Result<()> {
         let s = &mut *s.borrow_mut();
         s.panel
-            .fill(fmt, x86::offset(dtype), m, k, |i, buf| x.row(i, buf))?;
-        s.panel.tiles(x86::tile_rows(level), &mut s.tiles);
+            .fill(fmt, arch::offset(dtype), m, k, |i, buf| x.row(i, buf))?;
+        s.panel.tiles(arch::tile_rows(level), &mut s.tiles);
         out.clear();
         out.resize(m * n, 0.0);
         let tiles = &s.tiles;
@@ -195,7 +210,7 @@ fn simd(
             // quantized elements in `dtype`'s activation format; `out` has
             // m * n elements and this task writes only columns j0..j0+nr.
             unsafe {
-                x86::gemm_rows(
+                arch::gemm_rows(
                     level,
                     dtype,
                     (base + j0 * stride) as *const u8,

@@ -1,10 +1,13 @@
-//! The SIMD block-dot kernels against the scalar reference `vec_dot_*`.
+//! The SIMD block-dot kernels (this architecture's: `x86.rs` or `neon.rs`)
+//! against the scalar reference `vec_dot_*`.
 //!
 //! Integer sums are exact on both sides; the f32 combination differs in order
-//! (8 f32 lanes per row, then one horizontal sum), so each output must lie
+//! (vector lanes per row, then one horizontal sum), so each output must lie
 //! within `1e-5 * sum |w_l * a_l|` of the reference (the f32 rounding bound
 //! of a dot product of a few hundred terms, with margin); the instruction
-//! sets must agree with each other bit for bit.
+//! sets must agree with each other bit for bit. On aarch64 these run under
+//! qemu in CI (scripts/test_aarch64.sh), once on a CPU model with `dotprod`
+//! (both levels) and once on one without (base NEON only).
 
 use super::panel::{ActFormat, Panel};
 use crate::quant::{self, dequantize_row, random_row};
@@ -41,34 +44,40 @@ fn activations(m: usize, k: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[test]
 fn simd_kernels_match_scalar_vec_dot() {
-    use super::x86::{gemm_rows, Level};
+    use super::arch::{gemm_rows, offset, tile_rows, Level};
     let levels = Level::available();
+    let names: Vec<_> = levels.iter().map(|l| l.name()).collect();
     if levels.is_empty() {
-        println!("SKIP simd_kernels_match_scalar_vec_dot: no AVX2 on this CPU");
+        println!("SKIP simd_kernels_match_scalar_vec_dot: no SIMD level on this CPU");
         return;
     }
+    println!("simd levels on this CPU: {}", names.join(", "));
+    // M: decode (1, where weight rows go 4 at a time: N = 3, 4, 5, 6, 9
+    // cover whole groups and every tail), a full tile, tiles plus every tail
+    // length for tiles of 4 and of 8 rows; N odd; K: one block and odd block
+    // counts.
+    let cases = [
+        (1, 3, 1),
+        (1, 4, 2),
+        (1, 5, 7),
+        (1, 6, 1),
+        (1, 9, 3),
+        (4, 3, 2),
+        (5, 4, 3),
+        (7, 2, 5),
+        (8, 3, 1),
+        (9, 2, 3),
+        (14, 3, 1),
+        (19, 2, 2),
+        (10, 3, 1),
+    ];
     for (fi, dtype) in FORMATS.into_iter().enumerate() {
         let be = dtype.block_elems();
         let act = quant::vec_dot_type(dtype);
-        // M: decode (1, where weight rows go 4 at a time: N = 3, 5, 9 cover
-        // groups and tails), a full tile, tiles plus every tail length; N odd;
-        // K: one block and odd block counts.
-        for (ci, &(m, n, nb)) in [
-            (1, 3, 1),
-            (1, 5, 7),
-            (1, 9, 3),
-            (4, 3, 2),
-            (5, 4, 3),
-            (7, 2, 5),
-            (19, 2, 2),
-            (10, 3, 1),
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (ci, &(m, n, nb)) in cases.iter().enumerate() {
             let k = nb * be;
             let seed = (fi * 100 + ci) as u64;
             let w = random_row(dtype, n * k, seed);
@@ -79,13 +88,9 @@ fn simd_kernels_match_scalar_vec_dot() {
 
             let mut panel = Panel::default();
             panel
-                .fill(
-                    act_format(dtype),
-                    super::x86::offset(dtype),
-                    m,
-                    k,
-                    |i, buf| buf.copy_from_slice(&xs[i * k..(i + 1) * k]),
-                )
+                .fill(act_format(dtype), offset(dtype), m, k, |i, buf| {
+                    buf.copy_from_slice(&xs[i * k..(i + 1) * k])
+                })
                 .unwrap();
 
             // Weights copied into an aligned buffer (u32 words).
@@ -97,7 +102,7 @@ fn simd_kernels_match_scalar_vec_dot() {
             for &level in &levels {
                 let mut out = vec![f32::NAN; m * n];
                 let mut tiles = Vec::new();
-                panel.tiles(super::x86::tile_rows(level), &mut tiles);
+                panel.tiles(tile_rows(level), &mut tiles);
                 // SAFETY: level detected here; w_al holds n rows of row_bytes,
                 // 4-aligned; the panel holds m rows of k; out is m x n.
                 unsafe {
@@ -150,8 +155,43 @@ fn simd_kernels_match_scalar_vec_dot() {
             }
         }
         println!(
-            "{dtype}: {} level(s) match the scalar vec_dot",
-            levels.len()
+            "{dtype}: {} case(s) x level(s) [{}] match the scalar vec_dot",
+            cases.len(),
+            names.join(", ")
+        );
+    }
+}
+
+/// The driver really takes the SIMD path for every format with a kernel when
+/// the CPU has a level (its product is `[m, n]`, the scalar path's `[n, m]`),
+/// so the matmul tests in `tests` exercise the kernels through it.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[test]
+fn driver_takes_the_simd_path() {
+    use crate::ops::matmul::{validate, Matmul};
+    use crate::tensor::{HostBytes, Tensor};
+    if super::arch::Level::available().is_empty() {
+        println!("SKIP driver_takes_the_simd_path: no SIMD level on this CPU");
+        return;
+    }
+    for (fi, dtype) in FORMATS.into_iter().enumerate() {
+        let (m, n, k) = (3, 5, 2 * dtype.block_elems());
+        let w_bytes = random_row(dtype, n * k, 50 + fi as u64);
+        let w = Tensor::from_raw(HostBytes::from_bytes(&w_bytes), &[n, k], dtype).unwrap();
+        let x = Tensor::from_f32(&activations(m, k, 60 + fi as u64), &[m, k]).unwrap();
+        let b = w.t().unwrap();
+        let d = Tensor::zeros(&[m, n], DType::F32, &Default::default()).unwrap();
+        let p = validate(&x, &b, &d, &Matmul::default()).unwrap();
+        let (xa, wb) = (
+            x.cpu_storage("x").unwrap().read(),
+            b.cpu_storage("w").unwrap().read(),
+        );
+        let mut out = Vec::new();
+        let l = super::quantized(&p, xa.bytes(), 0, wb.bytes(), 0, &mut out).unwrap();
+        assert_eq!(
+            (l.row_stride, l.col_stride),
+            (n, 1),
+            "{dtype}: the quantized matmul took the scalar path"
         );
     }
 }
