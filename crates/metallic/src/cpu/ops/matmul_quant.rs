@@ -183,8 +183,13 @@ fn simd(
         return Ok(None);
     }
     let fmt = panel::ActFormat::for_weight(dtype);
-    SCRATCH.with(|s| -> Result<()> {
-        let s = &mut *s.borrow_mut();
+    // Taken out of the thread-local for the call, not borrowed: while this
+    // thread waits in the parallel loop below, rayon may run another task on
+    // it (another sequence's matmul), which then finds an empty scratch
+    // rather than a borrowed one.
+    let mut scratch = SCRATCH.with(|s| s.take());
+    let r = (|| -> Result<()> {
+        let s = &mut scratch;
         s.panel
             .fill(fmt, arch::offset(dtype), m, k, |i, buf| x.row(i, buf))?;
         s.panel.tiles(arch::tile_rows(level), &mut s.tiles);
@@ -229,7 +234,9 @@ fn simd(
             (0..tasks).into_par_iter().for_each(run);
         }
         Ok(())
-    })?;
+    })();
+    SCRATCH.with(|s| *s.borrow_mut() = scratch);
+    r?;
     Ok(Some(ProductLayout {
         row_stride: n,
         col_stride: 1,
