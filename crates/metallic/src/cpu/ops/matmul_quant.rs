@@ -40,6 +40,95 @@ use crate::ops::matmul::MatmulProblem;
 use crate::quant::{self, dot};
 use crate::tensor::{read_f32, DType};
 
+/// The per-architecture tile driver, written once: `gemm_rows_generic`
+/// walks the activation tiles and `rows_tile` the weight rows of one tile,
+/// calling the module's kernels `q4_0` .. `q6_k` (each `<I, R, NW>`, `NW`
+/// weight rows against an `R`-row tile) and its `prefetch_rows`. Expanded
+/// inside `x86` and `neon`, where those names resolve.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! tile_driver {
+    // `$d` is a literal `$` for the macros the driver defines inside.
+    ($d:tt) => {
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn gemm_rows_generic<I: Isa>(
+            dtype: DType,
+            w: *const u8,
+            row_bytes: usize,
+            rows: usize,
+            k: usize,
+            tiles: &[ActTile],
+            out: *mut f32,
+            ldo: usize,
+        ) {
+            let mut i0 = 0;
+            for tile in tiles {
+                let o = out.add(i0 * ldo);
+                macro_rules! tile {
+                    ($d($d n:literal)*) => {
+                        match tile.rows {
+                            $d($d n if $d n <= I::MR => rows_tile::<I, $d n>(dtype, w, row_bytes, rows, k, tile, o, ldo),)*
+                            n => unreachable!("a tile of {n} rows for a level of at most {}", I::MR),
+                        }
+                    };
+                }
+                tile!(1 2 3 4 5 6 7 8);
+                i0 += tile.rows;
+            }
+        }
+
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn rows_tile<I: Isa, const R: usize>(
+            dtype: DType,
+            w: *const u8,
+            row_bytes: usize,
+            rows: usize,
+            k: usize,
+            a: &ActTile,
+            out: *mut f32,
+            ldo: usize,
+        ) {
+            // Decode (one activation row) takes 4 weight rows at a time, so that 4
+            // independent accumulator chains hide the FMA latency and each
+            // activation block is loaded once for them.
+            macro_rules! each_row {
+                ($d blk:ty, $d kern:ident, $d elems:expr) => {{
+                    let nb = k / $d elems;
+                    let row = |j: usize| w.add(j * row_bytes) as *const $d blk;
+                    let mut j = 0;
+                    if R == 1 {
+                        while j + 4 <= rows {
+                            prefetch_rows(w, row_bytes, j + 8, rows);
+                            let v = $d kern::<I, R, 4>([row(j), row(j + 1), row(j + 2), row(j + 3)], nb, a);
+                            for (wi, vr) in v.iter().enumerate() {
+                                *out.add(j + wi) = vr[0];
+                            }
+                            j += 4;
+                        }
+                    }
+                    while j < rows {
+                        let [v] = $d kern::<I, R, 1>([row(j)], nb, a);
+                        for (r, x) in v.iter().enumerate() {
+                            *out.add(r * ldo + j) = *x;
+                        }
+                        j += 1;
+                    }
+                }};
+            }
+            match dtype {
+                DType::Q4_0 => each_row!(BlockQ4_0, q4_0, QK),
+                DType::Q4_1 => each_row!(BlockQ4_1, q4_1, QK),
+                DType::Q5_0 => each_row!(BlockQ5_0, q5_0, QK),
+                DType::Q8_0 => each_row!(BlockQ8_0, q8_0, QK),
+                DType::Q4K => each_row!(BlockQ4K, q4_k, QK_K),
+                DType::Q6K => each_row!(BlockQ6K, q6_k, QK_K),
+                _ => unreachable!("gemm_rows called for {dtype}, which `supports` rejects"),
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "aarch64")]
 mod neon;
 // The panel feeds the SIMD kernels, which exist for x86-64 and aarch64.
