@@ -16,6 +16,9 @@
 //   GEMM_CLUSTER 1, or 2: blocks in clusters of 2 along M that share each
 //                B tile, every block loading half of it and multicasting
 //                it to both (half the B traffic out of L2)
+//   GEMM_PINGPONG 0, or 1 (BN 128, 2 consumers, no cluster): each consumer
+//                warpgroup takes whole 128 x BN tiles, the two alternating,
+//                so that one's epilogue runs under the other's main loop
 //
 // Layout taken: y = x W^T, both operands K-contiguous (A [M, K], W [N, K],
 // row strides and batch strides multiples of 16 bytes, base addresses 16-byte
@@ -35,7 +38,9 @@
 //     epilogue (alpha, bias, D in the operands' dtype) is stored straight
 //     from the registers; the rest (beta * C, activations, other dtypes,
 //     split-K partials) goes through a small shared-memory staging buffer
-//     and matmul_epilogue.cuh.
+//     and matmul_epilogue.cuh. With GEMM_PINGPONG each of the two takes
+//     all 128 rows of every other unit of the block instead (m64nBNk16 on
+//     both m64 halves), and a turn barrier runs their main loops in order.
 // A unit is one (split, batch, tile) triple (with clusters: a column of
 // GEMM_CLUSTER tiles, one per block); units go to blocks (clusters)
 // round-robin, in groups of `group` rows of units so that a wave shares A's
@@ -47,10 +52,17 @@
 #ifndef GEMM_CONSUMERS
 #define GEMM_CONSUMERS 2
 #endif
+#ifndef GEMM_PINGPONG
+#define GEMM_PINGPONG 0
+#endif
 #define CONSUMERS GEMM_CONSUMERS
 #define THREADS (128 * (CONSUMERS + 1))
 // m64 row blocks per consumer warpgroup, and its f32 accumulators per thread.
-#define MH (2 / CONSUMERS)
+#define MH (GEMM_PINGPONG ? 2 : 2 / CONSUMERS)
+// The first m64 row block of consumer warpgroup `cw` within the tile.
+#define WG_MH0(cw) (GEMM_PINGPONG ? 0 : (cw) * MH)
+// Consumer warpgroups that read each stage (ping-pong: only the stage's owner).
+#define READERS (GEMM_PINGPONG ? 1 : CONSUMERS)
 #define ACC (MH * GEMM_BN / 2)
 // One consumer warpgroup: two blocks share an SM, so that one block's
 // epilogue runs while the other's tensor cores work.
@@ -83,6 +95,9 @@
 #endif
 #if GEMM_CLUSTER != 1 && GEMM_CLUSTER != 2
 #error "gemm_wgmma: clusters of 1 or 2 blocks"
+#endif
+#if GEMM_PINGPONG && (GEMM_BN != 128 || CONSUMERS != 2 || GEMM_CLUSTER != 1)
+#error "gemm_wgmma: ping-pong needs BN 128, 2 consumer warpgroups, no cluster"
 #endif
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -313,6 +328,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
               float* partial, int group) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     __shared__ __align__(8) u64 full_bar[GEMM_STAGES], empty_bar[GEMM_STAGES];
+    // Ping-pong: turn_bar[c] completes a phase each time the other consumer
+    // warpgroup has passed the full-barrier waits of one of its units.
+    __shared__ __align__(8) u64 turn_bar[2];
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // The swizzle pattern repeats every 1024 bytes and the descriptors
     // assume stages start on that boundary: align by hand (the host adds
@@ -338,8 +356,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
             mbar_init(smem_addr(&full_bar[s]), 1);
             // One arrival per consumer warp of every block in the cluster:
             // a stage is free only when all of them have read it.
-            mbar_init(smem_addr(&empty_bar[s]), CONSUMERS * 4 * GEMM_CLUSTER);
+            mbar_init(smem_addr(&empty_bar[s]), READERS * 4 * GEMM_CLUSTER);
         }
+        for (int c = 0; c < 2; ++c) mbar_init(smem_addr(&turn_bar[c]), 1);
         // Make the initialised barriers visible to the async (TMA) proxy.
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
@@ -386,20 +405,39 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         const bool vec16 = !(((u64)d + 2 * e.d.off) & 15) && !((e.d.rs | e.d.bs) & 7);
         float acc[ACC];
         int it = 0;
-        for (int u = first_unit; u < units; u += unit_step) {
+        for (int u = first_unit, ui = 0; u < units; u += unit_step, ++ui) {
             const Unit w = decode_unit(u, tiles_m, tiles_n, batch, group, rank);
             const int kt0 = w.split * kt_per, kt1 = min(kt_all, kt0 + kt_per);
+#if GEMM_PINGPONG
+            // The block's units alternate between the two warpgroups; the
+            // producer loads them all in order, so the other's k tiles are
+            // skipped in the stage count.
+            if ((ui & 1) != cw) {
+                it += max(kt1 - kt0, 0);
+                continue;
+            }
+            // A full-barrier wait by parity cannot tell the phase wanted from
+            // the one before it: start only once the other warpgroup has
+            // seen every load of its previous unit arrive (then the previous
+            // phase of every stage this unit waits on has completed). This
+            // also runs the two main loops one after the other, each
+            // warpgroup's epilogue under the other's main loop.
+            if (ui > 0) mbar_wait(smem_addr(&turn_bar[cw]), ((ui - 1) / 2) & 1);
+#endif
 #pragma unroll
             for (int i = 0; i < ACC; ++i) acc[i] = 0.0f;
-            // Each k tile's four wgmma form one group; one group stays in flight
+            // Each k tile's wgmma form one group; one group stays in flight
             // while the next tile's are issued, and the stage of a completed
-            // group goes back to the producer.
+            // group goes back to the producer. (Two in flight did not make
+            // the ping-pong tile faster: 7B down at M = 512 took 1.24x the
+            // cooperative 128x128's time, against 1.11-1.22x with one; H100,
+            // 2026-11-26.)
             int prev = -1;
             for (int kt = kt0; kt < kt1; ++kt, ++it) {
                 const int s = it % GEMM_STAGES;
                 mbar_wait(smem_addr(&full_bar[s]), (it / GEMM_STAGES) & 1);
                 wgmma_fence();
-                const unsigned a0 = sA + s * A_STAGE + cw * MH * 64 * 128, b0 = sB + s * B_STAGE;
+                const unsigned a0 = sA + s * A_STAGE + WG_MH0(cw) * 64 * 128, b0 = sB + s * B_STAGE;
 #pragma unroll
                 for (int ks = 0; ks < BK / 16; ++ks) wgmma<0>(acc, smem_desc(a0 + ks * 32), smem_desc(b0 + ks * 32));
 #if MH == 2
@@ -412,6 +450,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
                 if (prev >= 0 && lane == 0) release(smem_addr(&empty_bar[prev]));
                 prev = s;
             }
+#if GEMM_PINGPONG
+            if (t == 0) mbar_arrive(smem_addr(&turn_bar[1 - cw]));
+#endif
             wgmma_wait<0>(acc);
             if (prev >= 0 && lane == 0) release(smem_addr(&empty_bar[prev]));
 
@@ -446,7 +487,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
                                                    e.alpha * acc[mh * (GEMM_BN / 2) + 4 * (j + jj) + 2 * h + 1] + b1);
                     }
                     quad_transpose(wd, lane);
-                    const int m = w.m0 + (cw * MH + mh) * 64 + r0 + 8 * (q & 1), n = w.n0 + 8 * (j + (q >> 1));
+                    const int m = w.m0 + (WG_MH0(cw) + mh) * 64 + r0 + 8 * (q & 1), n = w.n0 + 8 * (j + (q >> 1));
                     if (m >= M || n >= N) continue;
                     u16* p = dz + (i64)m * e.d.rs + n;
                     if (vec16 && n + 8 <= N) {
@@ -480,7 +521,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
 #pragma unroll 1
                 for (int idx = t; idx < 64 * EPI_COLS / 2; idx += 128) {
                     const int r = idx / (EPI_COLS / 2), col = (idx % (EPI_COLS / 2)) * 2;
-                    const int m = w.m0 + (cw * MH + mh) * 64 + r, n = w.n0 + ch * EPI_COLS + col;
+                    const int m = w.m0 + (WG_MH0(cw) + mh) * 64 + r, n = w.n0 + ch * EPI_COLS + col;
                     if (m >= M || n >= N) continue;
                     const float v0 = epi[r * EPI_LD + col], v1 = epi[r * EPI_LD + col + 1];
                     if (out) {

@@ -2,8 +2,9 @@
 //! TMA-loaded, 128-byte-swizzled tiles, an mbarrier pipeline between a
 //! producer warp and two consumer warpgroups, a persistent grid of one block
 //! per SM, optionally clusters of 2 blocks along M that multicast each B
-//! tile to both, split K where the tiles cannot fill the GPU, the matmul
-//! epilogue fused.
+//! tile to both, or a ping-pong schedule (each consumer warpgroup takes
+//! whole 128x128 tiles in turn, one's epilogue under the other's main loop),
+//! split K where the tiles cannot fill the GPU, the matmul epilogue fused.
 //!
 //! One module per (tile, dtype), specialised by defines; the kernel's name
 //! says which (`gemm_bf16_wgmma_128x256x64`). It runs only on sm_90a, and
@@ -42,6 +43,10 @@ pub struct WgmmaTile {
     pub stages: usize,
     pub cluster: usize,
     pub consumers: usize,
+    /// Ping-pong (128x128, 2 consumers, no cluster): each consumer
+    /// warpgroup takes whole tiles, the two alternating, so that one's
+    /// epilogue runs while the other's main loop keeps the tensor cores busy.
+    pub pingpong: bool,
     /// Rows of units swept together (a run-time argument, not a define):
     /// a wave of blocks then reads `group` rows of A tiles and about
     /// SMs / `group` columns of B tiles, which stay in L2.
@@ -74,12 +79,13 @@ impl WgmmaTile {
             String::new()
         };
         let o = if self.consumers == 1 { "_occ2" } else { "" };
+        let p = if self.pingpong { "_pingpong" } else { "" };
         let g = if self.group != GROUP {
             format!("_g{}", self.group)
         } else {
             String::new()
         };
-        format!("{BM}x{}x{BK}{c}{o}{g}", self.bn)
+        format!("{BM}x{}x{BK}{c}{o}{p}{g}", self.bn)
     }
 
     fn source(&self, dtype: DType) -> KernelSource {
@@ -101,6 +107,7 @@ impl WgmmaTile {
         .define("GEMM_STAGES", self.stages)
         .define("GEMM_CLUSTER", self.cluster)
         .define("GEMM_CONSUMERS", self.consumers)
+        .define("GEMM_PINGPONG", u8::from(self.pingpong))
     }
 }
 
@@ -121,6 +128,7 @@ pub const TILE_128X256X64: WgmmaTile = WgmmaTile {
     stages: 4,
     cluster: 1,
     consumers: 2,
+    pingpong: false,
     group: GROUP,
 };
 /// Two m64n128 warpgroups: twice the tiles, for shapes where 128x256 leaves
@@ -130,6 +138,7 @@ pub const TILE_128X128X64: WgmmaTile = WgmmaTile {
     stages: 6,
     cluster: 1,
     consumers: 2,
+    pingpong: false,
     group: GROUP,
 };
 /// 128x128 with one consumer warpgroup and 3 stages: two blocks per SM.
@@ -138,6 +147,7 @@ pub const TILE_128X128X64_OCC2: WgmmaTile = WgmmaTile {
     stages: 3,
     cluster: 1,
     consumers: 1,
+    pingpong: false,
     group: GROUP,
 };
 /// 128x256 in clusters of 2 along M: each B tile read from L2 once for two
@@ -151,12 +161,21 @@ pub const TILE_128X128X64_C2: WgmmaTile = WgmmaTile {
     ..TILE_128X128X64
 };
 
-pub const TILES: [WgmmaTile; 5] = [
+/// 128x128 tiles, each taken whole by one of the two consumer warpgroups in
+/// turn (ping-pong): the epilogue of one tile overlaps the next tile's main
+/// loop instead of stalling the tensor cores.
+pub const TILE_128X128X64_PINGPONG: WgmmaTile = WgmmaTile {
+    pingpong: true,
+    ..TILE_128X128X64
+};
+
+pub const TILES: [WgmmaTile; 6] = [
     TILE_128X256X64,
     TILE_128X128X64,
     TILE_128X128X64_OCC2,
     TILE_128X256X64_C2,
     TILE_128X128X64_C2,
+    TILE_128X128X64_PINGPONG,
 ];
 
 impl std::str::FromStr for WgmmaTile {
@@ -203,6 +222,8 @@ modules! {
     F16_128X256X64_C2 = TILE_128X256X64_C2, DType::F16;
     BF16_128X128X64_C2 = TILE_128X128X64_C2, DType::BF16;
     F16_128X128X64_C2 = TILE_128X128X64_C2, DType::F16;
+    BF16_128X128X64_PINGPONG = TILE_128X128X64_PINGPONG, DType::BF16;
+    F16_128X128X64_PINGPONG = TILE_128X128X64_PINGPONG, DType::F16;
 }
 
 /// Units (a column of `tile.cluster` tiles, one K share) of `batch` `m x n`
@@ -221,7 +242,17 @@ const MAX_SPLITS: usize = 8;
 /// are measured (H200, bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma.md,
 /// fitted to shapes of many waves): a 128x256x64 step takes about 0.80 us
 /// with every SM busy and a unit's drain and epilogue 5 us; a 128x128x64
-/// step 0.44 us and its unit 1.5 us.
+/// step 0.44 us and its unit 1.5 us. The ping-pong tile
+/// (bench/results/2026-11-26-nvidia-h100-gemm-bench-wgmma2.md) steps at the
+/// 128x128 rate with its epilogues hidden, but only pays where every SM gets
+/// several units of at least 32 K tiles: with one unit per SM a single
+/// warpgroup's main loop took 1.11-1.24x the time of two, and with short K the
+/// units came out slower than the cooperative 128x128 ones (0.5B gate+up
+/// and the attention products at M = 512: 1.15-1.4x the time). On the
+/// longest runs (over ~1 ms: 8192^3, the 7B lm_head and gate+up at M =
+/// 4096) it lost to 128x256, which moves fewer shared-memory and L2 bytes
+/// per flop; the 5% there is fitted, its cause (clocks under sustained load
+/// is our guess) not measured.
 fn estimate_us(
     tile: &WgmmaTile,
     (m, n, k, batch): (usize, usize, usize, usize),
@@ -245,7 +276,21 @@ fn estimate_us(
     let per_unit = k.div_ceil(BK).div_ceil(splits);
     let slots = (sms * tile.blocks_per_sm() / tile.cluster).max(1);
     let waves = units(tile, (m, n, batch), splits).div_ceil(slots);
-    let mut us = waves as f64 * (per_unit as f64 * step_us + unit_us);
+    let main_us = per_unit as f64 * step_us;
+    let mut us = if tile.pingpong {
+        // The main loops of a block's units run back to back, each
+        // epilogue under the next unit's main loop; only where the epilogue
+        // is the longer part does it show (two units per main loop plus
+        // epilogue), and the last one always does.
+        let us = waves as f64 * main_us.max((main_us + unit_us) / 2.0) + unit_us;
+        if us > 1000.0 {
+            us * 1.05
+        } else {
+            us
+        }
+    } else {
+        waves as f64 * (main_us + unit_us)
+    };
     if splits > 1 {
         let bytes = (batch * m * n) as f64 * (8.0 * splits as f64 + 2.0);
         us += 3.0 + bytes / 3.0e6;
@@ -253,13 +298,27 @@ fn estimate_us(
     us
 }
 
+/// Where the ping-pong tile was measured to pay (see `estimate_us`): every
+/// SM gets more than one unit, each of at least 32 K tiles.
+fn pingpong_pays(
+    tile: &WgmmaTile,
+    (m, n, k, batch): (usize, usize, usize, usize),
+    splits: usize,
+    sms: usize,
+) -> bool {
+    units(tile, (m, n, batch), splits) > sms && k.div_ceil(BK).div_ceil(splits) >= 32
+}
+
 /// The tiles the planner chooses from. The others are correct
 /// (tests/cuda_wgmma.rs) but were not faster on an H200: the clustered ones
 /// ran at 0.4-0.6x of the unclustered (about 1.2 us per K step whatever the
 /// tile: a latency the pipeline does not hide, cause not found yet), and
 /// the two-blocks-per-SM 128x128 tile matched 128x256 on the largest shapes
-/// only (bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma.md).
-pub const AUTO_TILES: [WgmmaTile; 2] = [TILE_128X256X64, TILE_128X128X64];
+/// only (bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma.md). Earlier
+/// tiles win ties (a later one must be 3% faster by the estimate): the
+/// ping-pong tile comes before the cooperative 128x128, which it matched or
+/// beat wherever `estimate_us` lets it run.
+pub const AUTO_TILES: [WgmmaTile; 3] = [TILE_128X256X64, TILE_128X128X64_PINGPONG, TILE_128X128X64];
 
 /// The tile and the number of K splits for `batch` `m x n x k` products on
 /// `sms` SMs (`tile` forces the tile): the lowest estimate, each split
@@ -274,6 +333,11 @@ pub fn plan(
     let mut best = (tiles[0], 1, f64::INFINITY);
     for t in tiles {
         for s in 1..=max_splits {
+            // The planner leaves the ping-pong tile out where it was
+            // measured slower; forced (benchmarks, tests), it runs anywhere.
+            if tile.is_none() && t.pingpong && !pingpong_pays(&t, (m, n, k, batch), s, sms) {
+                continue;
+            }
             let us = estimate_us(&t, (m, n, k, batch), s, sms);
             if us < best.2 * 0.97 {
                 best = (t, s, us);
@@ -547,8 +611,20 @@ mod tests {
         // gate+up at M = 512.
         assert_eq!(plan((4096, 152064, 3584, 1), 132, None).0, TILE_128X256X64);
         assert_eq!(plan((4096, 37888, 3584, 1), 132, None).0, TILE_128X256X64);
-        assert_eq!(plan((4096, 3584, 18944, 1), 132, None).0, TILE_128X128X64);
         assert_eq!(plan((512, 9728, 896, 1), 132, None).0, TILE_128X128X64);
+        // H100 bench (wgmma2): ping-pong where every SM gets several units
+        // of a long K, not for one unit per SM nor for short K.
+        for mnk in [(4096, 3584, 18944), (512, 37888, 3584), (4096, 4608, 3584)] {
+            let (m, n, k) = mnk;
+            assert_eq!(
+                plan((m, n, k, 1), 132, None).0,
+                TILE_128X128X64_PINGPONG,
+                "{mnk:?}"
+            );
+        }
+        assert_eq!(plan((512, 3584, 18944, 1), 132, None).0, TILE_128X128X64);
+        assert_eq!(plan((8192, 8192, 8192, 1), 132, None).0, TILE_128X256X64);
+        assert_eq!(plan((512, 512, 128, 28), 132, None).0, TILE_128X128X64);
     }
 
     #[test]
