@@ -231,25 +231,12 @@ pub fn matmul_mma_tile(
     params: &crate::ops::matmul::Matmul,
     tile: mma::MmaTile,
 ) -> Result<()> {
-    let p = crate::ops::matmul::validate(a, b, d, params)?;
-    if !crate::ops::matmul::mma_fits(&p) {
-        crate::bail!(OP, "the tensor-core GEMM does not take this layout");
-    }
-    let ops = Operands {
-        a,
-        b,
-        c: params.c.filter(|_| p.c.is_some()),
-        bias: params.bias,
-        d,
-    };
-    let ptrs = ptrs(&ops)?;
-    for ch in chunks(&p) {
-        let e = epilogue(&p, &ops, &ch)?;
-        if !mma::run(&p, &ptrs, &ch, &e, Some(tile))? {
-            crate::bail!(OP, "operands not 16-byte aligned for the tensor-core GEMM");
-        }
-    }
-    Ok(())
+    forced_tile(
+        (a, b, d, params),
+        "the tensor-core GEMM",
+        "operands not 16-byte aligned for the tensor-core GEMM",
+        |p, x, ch, e| mma::run(p, x, ch, e, Some(tile)),
+    )
 }
 
 /// `matmul` forced onto the wgmma GEMM with a given tile (benchmarks time
@@ -261,9 +248,33 @@ pub fn matmul_wgmma_tile(
     params: &crate::ops::matmul::Matmul,
     tile: wgmma::WgmmaTile,
 ) -> Result<()> {
+    forced_tile(
+        (a, b, d, params),
+        "the wgmma GEMM",
+        "the wgmma GEMM needs sm_90a and TMA-aligned operands",
+        |p, x, ch, e| wgmma::run(p, x, ch, e, Some(tile)),
+    )
+}
+
+type Args<'a> = (
+    &'a crate::tensor::Tensor,
+    &'a crate::tensor::Tensor,
+    &'a crate::tensor::Tensor,
+    &'a crate::ops::matmul::Matmul<'a>,
+);
+
+/// Validates a matmul for one of our tensor-core kernels (`what`) and runs
+/// `run` on each chunk; `run` returning false (the kernel cannot take the
+/// operands) is the error `refused`.
+fn forced_tile(
+    (a, b, d, params): Args,
+    what: &str,
+    refused: &str,
+    run: impl Fn(&MatmulProblem, &Ptrs, &Chunk, &Epilogue) -> Result<bool>,
+) -> Result<()> {
     let p = crate::ops::matmul::validate(a, b, d, params)?;
     if !crate::ops::matmul::mma_fits(&p) {
-        crate::bail!(OP, "the wgmma GEMM does not take this layout");
+        crate::bail!(OP, "{what} does not take this layout");
     }
     let ops = Operands {
         a,
@@ -275,8 +286,8 @@ pub fn matmul_wgmma_tile(
     let ptrs = ptrs(&ops)?;
     for ch in chunks(&p) {
         let e = epilogue(&p, &ops, &ch)?;
-        if !wgmma::run(&p, &ptrs, &ch, &e, Some(tile))? {
-            crate::bail!(OP, "the wgmma GEMM needs sm_90a and TMA-aligned operands");
+        if !run(&p, &ptrs, &ch, &e)? {
+            crate::bail!(OP, "{refused}");
         }
     }
     Ok(())
