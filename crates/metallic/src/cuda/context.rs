@@ -338,15 +338,7 @@ impl CudaDevice {
                 call: "cuLaunchKernel",
                 msg: format!("{name} grid {grid:?} block {block:?}: {e:?}"),
             })?;
-        if cfg!(debug_assertions) {
-            // SAFETY: our live stream.
-            unsafe { drv::stream::synchronize(self.stream()) }.map_err(|e| Error::Cuda {
-                op: "kernel",
-                call: "cuStreamSynchronize",
-                msg: format!("after {name}: {e:?}"),
-            })?;
-        }
-        Ok(())
+        self.check_launch(name)
     }
 
     /// As [`CudaDevice::launch`], in thread-block clusters of `cluster`
@@ -374,6 +366,12 @@ impl CudaDevice {
                 call: "cuLaunchKernelEx",
                 msg: format!("{name} grid {grid:?} block {block:?} cluster {cluster}: {e:?}"),
             })?;
+        self.check_launch(name)
+    }
+
+    /// In builds with debug assertions (the test profile), waits for the
+    /// kernel just launched and reports its error by name.
+    fn check_launch(&self, name: &str) -> Result<()> {
         if cfg!(debug_assertions) {
             // SAFETY: our live stream.
             unsafe { drv::stream::synchronize(self.stream()) }.map_err(|e| Error::Cuda {

@@ -293,6 +293,15 @@ fn forced_tile(
     Ok(())
 }
 
+/// The tensor-core GEMMs' `GEMM_DT` define for f16 or bf16 operands.
+fn gemm_dt(d: DType) -> &'static str {
+    if d == DType::F16 {
+        "DT_F16"
+    } else {
+        "DT_BF16"
+    }
+}
+
 fn short(d: DType) -> &'static str {
     match d {
         DType::F32 => "f32",

@@ -59,14 +59,7 @@ impl MmaTile {
             include_str!("../../kernels/gemm_mma.cu"),
         )
         .define("GEMM_NAME", self.name(dtype))
-        .define(
-            "GEMM_DT",
-            if dtype == DType::F16 {
-                "DT_F16"
-            } else {
-                "DT_BF16"
-            },
-        )
+        .define("GEMM_DT", super::gemm_dt(dtype))
         .define("GEMM_BM", self.bm)
         .define("GEMM_BN", self.bn)
         .define("GEMM_BK", self.bk)

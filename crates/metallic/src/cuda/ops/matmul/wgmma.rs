@@ -95,14 +95,7 @@ impl WgmmaTile {
             include_str!("../../kernels/gemm_wgmma.cu"),
         )
         .define("GEMM_NAME", self.name(dtype))
-        .define(
-            "GEMM_DT",
-            if dtype == DType::F16 {
-                "DT_F16"
-            } else {
-                "DT_BF16"
-            },
-        )
+        .define("GEMM_DT", super::gemm_dt(dtype))
         .define("GEMM_BN", self.bn)
         .define("GEMM_STAGES", self.stages)
         .define("GEMM_CLUSTER", self.cluster)
