@@ -174,7 +174,15 @@ fn agreement(
 /// with it more often than the exact model does, save by luck; so the bar
 /// here is 98%, or where the exact model itself stays below that, the exact
 /// model's own agreement less half a point. Against the exact model we ask
-/// for >= 97% top-1 and a KL bound.
+/// for top-1 agreement within one point of llama.cpp's own and a KL bound.
+///
+/// How large that noise is was measured on SmolLM2: our two CPU kernel
+/// layouts (row by row, and 16 weight rows per register, `packed.rs`), each
+/// with exact integer block sums and only the f32 order of the block sums
+/// differing, agree on just 97.05% of top-1s with each other. A rounding
+/// difference of one ulp flips some activation's 8-bit rounding a layer
+/// later, and the model carries that on; so a point of top-1 agreement
+/// is within what float order alone moves.
 fn teacher_forced_matches_llama_cpp(model_file: &str, tag: &str, kl_bound: f64) {
     let Some((model, _tok)) = load(model_file) else {
         return;
@@ -233,10 +241,13 @@ fn teacher_forced_matches_llama_cpp(model_file: &str, tag: &str, kl_bound: f64) 
         "mean KL vs llama.cpp {:.5} exceeds {kl_bound}",
         vs_llama.kl
     );
+    // llama.cpp's own agreement with the exact model.
+    let llama_vs_exact = ceiling;
     assert!(
-        vs_exact.top1 >= 0.97,
-        "top-1 agreement with the exact model {:.2}% < 97%",
-        100.0 * vs_exact.top1
+        vs_exact.top1 >= llama_vs_exact - 0.01,
+        "top-1 agreement with the exact model {:.2}% < llama.cpp's own {:.2}% less one point",
+        100.0 * vs_exact.top1,
+        100.0 * llama_vs_exact
     );
     assert!(
         vs_exact.kl.abs() <= kl_bound,

@@ -133,11 +133,25 @@ impl Weights {
             Some(t) => t,
             None => tok_embd.clone(),
         };
-        Ok(Weights {
+        let w = Weights {
             tok_embd,
             layers,
             output_norm,
             output,
-        })
+        };
+        if *device == Device::Cpu {
+            for t in w.matmul_weights() {
+                crate::cpu::ops::matmul::prepack_weight(t)?;
+            }
+        }
+        Ok(w)
+    }
+
+    /// Every weight matrix the forward pass multiplies by.
+    fn matmul_weights(&self) -> impl Iterator<Item = &Tensor> {
+        self.layers
+            .iter()
+            .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+            .chain([&self.output])
     }
 }

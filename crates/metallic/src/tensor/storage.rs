@@ -1,8 +1,9 @@
 //! Host memory behind CPU tensors: owned, 64-byte aligned buffers that ops may
 //! write, and read-only windows into a memory-mapped file (GGUF weights).
 
+use std::any::Any;
 use std::ops::Range;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 
@@ -88,13 +89,29 @@ impl HostBytes {
 /// duration of one kernel.
 pub struct CpuStorage {
     data: RwLock<HostBytes>,
+    /// A backend's derived copy of the bytes (the CPU matmul's repacked
+    /// weights), dropped whenever the bytes are written.
+    derived: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
 }
 
 impl CpuStorage {
     pub fn new(bytes: HostBytes) -> Arc<CpuStorage> {
         Arc::new(CpuStorage {
             data: RwLock::new(bytes),
+            derived: Mutex::new(None),
         })
+    }
+
+    /// The derived copy, if one of type `T` is attached.
+    pub fn derived<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let d = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        d.clone().and_then(|a| a.downcast::<T>().ok())
+    }
+
+    /// Attaches a copy derived from the current bytes (replacing any
+    /// other); the next `write` drops it.
+    pub fn set_derived<T: Any + Send + Sync>(&self, v: Arc<T>) {
+        *self.derived.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, HostBytes> {
@@ -108,6 +125,11 @@ impl CpuStorage {
         if guard.is_mapped() {
             return Err(Error::ReadOnly { op });
         }
+        // Whatever was derived from the old bytes no longer holds.
+        self.derived
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         Ok(guard)
     }
 

@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::matmul_quant::PackedWeights;
 use crate::error::Result;
 use crate::ops::matmul::{epilogue, MatView, MatmulKernel, MatmulProblem, Operands};
 use crate::tensor::{read_f32, write_f32, DType};
@@ -31,7 +32,12 @@ pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()
         crate::bail!(OP, "kernel {kernel:?} does not run on the CPU");
     }
     let a_store = ops.a.cpu_storage(OP)?.read();
-    let b_store = ops.b.cpu_storage(OP)?.read();
+    let b_storage = ops.b.cpu_storage(OP)?;
+    let packed = match kernel {
+        MatmulKernel::CpuQuant => b_storage.derived::<PackedWeights>(),
+        _ => None,
+    };
+    let b_store = b_storage.read();
     let bias: Option<Vec<f32>> = ops.bias.map(|t| t.to_vec_f32()).transpose()?;
     let c_store = match ops.c {
         Some(c) if !p.c_is_d => Some(c.cpu_storage(OP)?.read()),
@@ -51,7 +57,9 @@ pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()
         let b_off = p.b.batch_offset(&p.batch_shape, bi);
         let prod = match kernel {
             MatmulKernel::CpuBlocked => blocked(p, a_bytes, a_off, b_bytes, b_off),
-            MatmulKernel::CpuQuant => quantized(p, a_bytes, a_off, b_bytes, b_off)?,
+            MatmulKernel::CpuQuant => {
+                quantized(p, a_bytes, a_off, b_bytes, b_off, packed.as_deref())?
+            }
             MatmulKernel::CpuVendor => {
                 if p.b.dtype.is_quantized() && vendor_w.as_ref().is_none_or(|w| w.0 != b_off) {
                     vendor_w = Some((b_off, dequantize_weight(p, b_bytes, b_off)?));
@@ -239,13 +247,27 @@ fn block_byte_offset(dtype: DType, elem: usize) -> usize {
     elem / dtype.block_elems() * dtype.block_bytes()
 }
 
+/// Repacks a quantized weight matrix for this CPU's fastest kernels, when it
+/// has some (see `matmul_quant::prepack`); the matmul then uses the copy.
+/// Returns whether it did.
+pub fn prepack_weight(w: &crate::tensor::Tensor) -> Result<bool> {
+    super::matmul_quant::prepack(w)
+}
+
 /// Our kernel for GGUF block weights (`matmul_quant.rs`): activations
 /// quantized to the weight's 8-bit partner format, integer block dot products,
 /// weight rows in parallel. Its product buffer is reused across calls
 /// (`QUANT_OUT`, given back after the epilogue).
-fn quantized(p: &MatmulProblem, a: &[u8], a_off: usize, b: &[u8], b_off: usize) -> Result<Product> {
+fn quantized(
+    p: &MatmulProblem,
+    a: &[u8],
+    a_off: usize,
+    b: &[u8],
+    b_off: usize,
+    packed: Option<&PackedWeights>,
+) -> Result<Product> {
     let mut data = QUANT_OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
-    let l = super::matmul_quant::quantized(p, a, a_off, b, b_off, &mut data)?;
+    let l = super::matmul_quant::quantized(p, a, a_off, b, b_off, packed, &mut data)?;
     Ok(Product {
         data,
         row_stride: l.row_stride,

@@ -132,6 +132,8 @@ macro_rules! tile_driver {
 #[cfg(target_arch = "aarch64")]
 mod neon;
 // The panel feeds the SIMD kernels, which exist for x86-64 and aarch64.
+#[cfg(target_arch = "x86_64")]
+mod packed;
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
     allow(dead_code)
@@ -141,6 +143,13 @@ mod panel;
 mod simd_tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use packed::PackedWeights;
+/// Weights repacked for the CPU's kernels; nothing is repacked on this
+/// architecture.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) struct PackedWeights;
 
 /// This architecture's kernels: each module has the same interface (`Level`,
 /// `supports`, `tile_rows`, `offset`, `gemm_rows`), which the SIMD driver
@@ -161,20 +170,33 @@ pub(crate) struct ProductLayout {
 
 /// The F32 product of one batch matrix into `out` (resized; reused across
 /// calls by the caller), laid out as the returned strides say.
+/// `packed`: the weight storage's repacked copy, if it has one (used when
+/// it was packed from exactly this batch's view).
 pub(crate) fn quantized(
     p: &MatmulProblem,
     a: &[u8],
     a_off: usize,
     b: &[u8],
     b_off: usize,
+    packed: Option<&PackedWeights>,
     out: &mut Vec<f32>,
 ) -> Result<ProductLayout> {
     let x = Activations { p, a, a_off };
     let w = Weights { p, b, b_off };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = packed;
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if let Some(level) = simd_level() {
         if arch::supports(p.b.dtype) && p.k > 0 {
-            if let Some(layout) = simd(&x, &w, level, out)? {
+            #[cfg(target_arch = "x86_64")]
+            let packed = packed.filter(|pw| {
+                level == arch::Level::Avx512Vnni
+                    && (pw.dtype, pw.n, pw.k) == (p.b.dtype, p.n, p.k)
+                    && pw.origin == (b_off, p.b.col_stride)
+            });
+            #[cfg(not(target_arch = "x86_64"))]
+            let packed: Option<&PackedWeights> = None;
+            if let Some(layout) = simd(&x, &w, level, packed, out)? {
                 return Ok(layout);
             }
         }
@@ -199,6 +221,54 @@ pub(crate) fn quantized(
         row_stride: 1,
         col_stride: p.m,
     })
+}
+
+/// Repacks a quantized weight matrix `[n, k]` (a 2-D tensor with unit
+/// column stride) for this CPU's fastest kernels and attaches the copy to
+/// its storage, where `quantized` finds it; the storage's bytes are kept
+/// (other views, e.g. a tied embedding's row lookups, read them). Returns
+/// whether it packed: only on x86-64 with AVX-512 VNNI, for Q4_0, Q4_1,
+/// Q5_0, Q8_0, Q4_K and Q6_K, and not when `METALLIC_CPU_REPACK=0`.
+pub(crate) fn prepack(w: &crate::tensor::Tensor) -> Result<bool> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let dtype = w.dtype();
+        let enabled = std::env::var("METALLIC_CPU_REPACK").map_or(true, |v| v != "0");
+        if !enabled
+            || simd_level() != Some(arch::Level::Avx512Vnni)
+            || !packed::supports(dtype)
+            || w.shape().len() != 2
+            || w.strides()[1] != 1
+        {
+            return Ok(false);
+        }
+        let Ok(store) = w.cpu_storage("prepack") else {
+            return Ok(false);
+        };
+        let (n, k, be) = (w.shape()[0], w.shape()[1], dtype.block_elems());
+        let (off, stride) = (w.layout().offset(), w.strides()[0]);
+        if off % be != 0 || stride % be != 0 {
+            return Ok(false);
+        }
+        let bytes = store.read();
+        let start = off / be * dtype.block_bytes();
+        let row_bytes = stride / be * dtype.block_bytes();
+        let Some(src) = bytes.bytes().get(start..) else {
+            return Ok(false);
+        };
+        let Some(pw) = packed::pack(dtype, src, row_bytes, n, k, (off, stride)) else {
+            return Ok(false);
+        };
+        drop(bytes);
+        log::debug!("[matmul] repacked {dtype} [{n}, {k}] ({} bytes)", pw.len());
+        store.set_derived(std::sync::Arc::new(pw));
+        Ok(true)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = w;
+        Ok(false)
+    }
 }
 
 /// The SIMD level this CPU runs, detected once; `None` leaves every format
@@ -247,6 +317,7 @@ fn simd(
     x: &Activations,
     w: &Weights,
     level: arch::Level,
+    packed: Option<&PackedWeights>,
     out: &mut Vec<f32>,
 ) -> Result<Option<ProductLayout>> {
     let (m, n, k) = (x.p.m, x.p.n, x.p.k);
@@ -272,6 +343,15 @@ fn simd(
         return Ok(None);
     }
     let fmt = panel::ActFormat::for_weight(dtype);
+    // The repacked weights' quants carry their own offsets, and their
+    // kernels take tiles of up to 8 rows.
+    #[cfg(target_arch = "x86_64")]
+    let (offset, mr) = match packed {
+        Some(_) => (packed::offset(dtype), panel::LANES),
+        None => (arch::offset(dtype), arch::tile_rows(level)),
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (offset, mr) = (arch::offset(dtype), arch::tile_rows(level));
     // Taken out of the thread-local for the call, not borrowed: while this
     // thread waits in the parallel loop below, rayon may run another task on
     // it (another sequence's matmul), which then finds an empty scratch
@@ -279,16 +359,38 @@ fn simd(
     let mut scratch = SCRATCH.with(|s| s.take());
     let r = (|| -> Result<()> {
         let s = &mut scratch;
-        s.panel
-            .fill(fmt, arch::offset(dtype), m, k, |i, buf| x.row(i, buf))?;
-        s.panel.tiles(arch::tile_rows(level), &mut s.tiles);
+        s.panel.fill(fmt, offset, m, k, |i, buf| x.row(i, buf))?;
+        s.panel.tiles(mr, &mut s.tiles);
         out.clear();
         out.resize(m * n, 0.0);
         let tiles = &s.tiles;
         let o = OutPtr(out.as_mut_ptr());
+        let threads = rayon::current_num_threads().max(1);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(pw) = packed {
+            // Tasks take a few groups of 16 weight rows each.
+            let groups = packed::groups(pw);
+            let chunk = groups.div_ceil(threads * 4).max(1);
+            let run = |t: usize| {
+                let g0 = t * chunk;
+                #[allow(clippy::redundant_locals)]
+                let o = o;
+                // SAFETY: `packed` was kept only where the level is
+                // Avx512Vnni and the packing matches this matmul's dtype, n
+                // and k; the panel was filled with the packed offset and
+                // tiled by 8; `out` has m * n elements.
+                unsafe { packed::gemm_groups(pw, g0, (g0 + chunk).min(groups), tiles, o.0, n) }
+            };
+            let tasks = groups.div_ceil(chunk);
+            if tasks == 1 {
+                run(0);
+            } else {
+                (0..tasks).into_par_iter().for_each(run);
+            }
+            return Ok(());
+        }
         // Chunks of weight rows: a few per thread for balance, at least 8
         // rows so that per-task overhead stays small in decode.
-        let threads = rayon::current_num_threads().max(1);
         let chunk = n.div_ceil(threads * 4).clamp(8, 256);
         let tasks = n.div_ceil(chunk);
         let run = |t: usize| {
@@ -580,7 +682,7 @@ mod tests {
             b.cpu_storage("t").unwrap().read(),
         );
         let mut got = Vec::new();
-        let l = super::quantized(&p, xa.bytes(), 0, wb.bytes(), 0, &mut got).unwrap();
+        let l = super::quantized(&p, xa.bytes(), 0, wb.bytes(), 0, None, &mut got).unwrap();
         assert_eq!(
             (l.row_stride, l.col_stride),
             (1, m),

@@ -66,7 +66,9 @@ pub(crate) struct Panel {
     pub qs: Vec<i8>,
     /// `[m, k / block]` block scales.
     pub d: Vec<f32>,
-    /// Q8_0/Q8_1: `[m, k / 32]` block sums of the quants times `-offset`.
+    /// Q8_0/Q8_1: `[m, k / 32]` block sums of the quants times `-offset`;
+    /// Q8_K with a non-zero offset: `[m, k / 16]` the 16-element sums times
+    /// `-offset` (empty otherwise).
     pub corr: Vec<i32>,
     /// Q8_1: `[m, k / 32]` the blocks' `s` (f16, widened).
     pub s: Vec<f32>,
@@ -193,7 +195,11 @@ impl Panel {
         let lens = RowLens {
             k,
             nb: k / fmt.block(),
-            corr: if fmt == ActFormat::Q8K { 0 } else { n32 },
+            corr: match fmt {
+                ActFormat::Q8K if offset != 0 => k / 16,
+                ActFormat::Q8K => 0,
+                _ => n32,
+            },
             s: if fmt == ActFormat::Q8_1 { n32 } else { 0 },
             bsum16: if fmt == ActFormat::Q8K { k / 16 } else { 0 },
             bsum32: if fmt == ActFormat::Q8K { n32 } else { 0 },
@@ -238,6 +244,7 @@ impl Panel {
         let (m, k) = (self.m, self.k);
         let nb = k / self.fmt.block();
         let n32 = k / QK;
+        let ncorr = self.corr.len() / m.max(1);
         let t = &mut self.tiled;
         interleave(&self.qs, &mut t.qs, m, mr, self.fmt.block());
         interleave_lanes(&self.d, &mut t.d, m, mr);
@@ -251,7 +258,7 @@ impl Panel {
             rows: mr.min(m - i),
             qs: t.qs.as_ptr().wrapping_add(i * k),
             d: t.d.as_ptr().wrapping_add(ti * nb * LANES),
-            corr: t.corr.as_ptr().wrapping_add(ti * n32 * LANES),
+            corr: t.corr.as_ptr().wrapping_add(ti * ncorr * LANES),
             s: t.s.as_ptr().wrapping_add(ti * n32 * LANES),
             bsum16: t.bsum16.as_ptr().wrapping_add(i * (k / 16)),
             bsum32: t.bsum32.as_ptr().wrapping_add(i * n32),
@@ -368,6 +375,11 @@ fn quantize_one(
                 out.qs[b * QK_K..(b + 1) * QK_K].copy_from_slice(&blk.qs);
                 out.d[b] = blk.d;
                 out.bsum16[b * 16..(b + 1) * 16].copy_from_slice(&blk.bsums);
+                if offset != 0 {
+                    for (c, &s) in out.corr[b * 16..(b + 1) * 16].iter_mut().zip(&blk.bsums) {
+                        *c = -offset * s as i32;
+                    }
+                }
                 for s in 0..8 {
                     out.bsum32[b * 8 + s] = blk.bsums[2 * s] + blk.bsums[2 * s + 1];
                 }

@@ -187,7 +187,7 @@ fn driver_takes_the_simd_path() {
             b.cpu_storage("w").unwrap().read(),
         );
         let mut out = Vec::new();
-        let l = super::quantized(&p, xa.bytes(), 0, wb.bytes(), 0, &mut out).unwrap();
+        let l = super::quantized(&p, xa.bytes(), 0, wb.bytes(), 0, None, &mut out).unwrap();
         assert_eq!(
             (l.row_stride, l.col_stride),
             (n, 1),
@@ -219,5 +219,163 @@ fn panel_matches_reference_quantizer() {
                 assert_eq!(got.to_bits(), w.to_bits(), "{fmt:?} [{i}, {l}]");
             }
         }
+    }
+}
+
+/// The repacked AVX-512 VNNI kernels (`packed.rs`) against the scalar
+/// `vec_dot_*`, with the same bound: every format, decode (one row) and
+/// tiles with every tail, weight rows in whole and partial groups of 16,
+/// and group ranges that start past the first group.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn packed_kernels_match_scalar_vec_dot() {
+    use super::packed::{gemm_groups, groups, offset, pack, GROUP};
+    use super::panel::LANES;
+    if !super::x86::Level::available().contains(&super::x86::Level::Avx512Vnni) {
+        println!("SKIP packed_kernels_match_scalar_vec_dot: no AVX-512 VNNI on this CPU");
+        return;
+    }
+    // (m, n, blocks per row)
+    let cases = [
+        (1, 16, 1),
+        (1, 37, 3),
+        (2, 15, 2),
+        (5, 17, 1),
+        (8, 33, 2),
+        (9, 1, 3),
+        (17, 20, 1),
+        (13, 48, 5),
+    ];
+    for (fi, dtype) in FORMATS.into_iter().enumerate() {
+        let be = dtype.block_elems();
+        let act = quant::vec_dot_type(dtype);
+        for (ci, &(m, n, nb)) in cases.iter().enumerate() {
+            let k = nb * be;
+            let seed = (fi * 100 + ci) as u64 + 5000;
+            let row_bytes = dtype.bytes_for(k).unwrap();
+            // Rows `row_bytes + pad` apart, as in a strided view.
+            let pad = if ci % 2 == 1 { dtype.block_bytes() } else { 0 };
+            let w = random_row(dtype, n * k, seed);
+            let mut ws = vec![0u8; n * (row_bytes + pad)];
+            for j in 0..n {
+                ws[j * (row_bytes + pad)..][..row_bytes]
+                    .copy_from_slice(&w[j * row_bytes..(j + 1) * row_bytes]);
+            }
+            let pw = pack(dtype, &ws, row_bytes + pad, n, k, (0, 0)).unwrap();
+            let xs = activations(m, k, seed + 7);
+            let mut panel = Panel::default();
+            panel
+                .fill(act_format(dtype), offset(dtype), m, k, |i, buf| {
+                    buf.copy_from_slice(&xs[i * k..(i + 1) * k])
+                })
+                .unwrap();
+            let mut tiles = Vec::new();
+            panel.tiles(LANES, &mut tiles);
+            let mut out = vec![f32::NAN; m * n];
+            let ng = groups(&pw);
+            // Two calls: the first group, then the rest.
+            // SAFETY: AVX-512 VNNI checked above; the panel holds m rows of
+            // k in the format's activations with the packed offset, tiled by
+            // LANES; out is m x n.
+            unsafe {
+                gemm_groups(&pw, 0, 1, &tiles, out.as_mut_ptr(), n);
+                gemm_groups(&pw, 1, ng, &tiles, out.as_mut_ptr(), n);
+            }
+            assert_eq!(ng, n.div_ceil(GROUP));
+            let mut wf = vec![0.0; n * k];
+            dequantize_row(dtype, &w, &mut wf).unwrap();
+            for i in 0..m {
+                let mut a = vec![0u8; act.bytes_for(k).unwrap()];
+                quant::quantize_row(act, &xs[i * k..(i + 1) * k], &mut a).unwrap();
+                let mut af = vec![0.0; k];
+                dequantize_row(act, &a, &mut af).unwrap();
+                for j in 0..n {
+                    let want =
+                        quant::vec_dot(dtype, &w[j * row_bytes..(j + 1) * row_bytes], &a).unwrap();
+                    let bound: f32 = wf[j * k..(j + 1) * k]
+                        .iter()
+                        .zip(&af)
+                        .map(|(x, y)| (x * y).abs())
+                        .sum();
+                    let got = out[i * n + j];
+                    assert!(
+                        (got - want).abs() <= 1e-5 * bound,
+                        "packed {dtype} m={m} n={n} k={k} [{i}, {j}]: got {got}, want {want} (bound {bound})"
+                    );
+                }
+            }
+        }
+        println!(
+            "packed {dtype}: {} cases match the scalar vec_dot",
+            cases.len()
+        );
+    }
+}
+
+/// A prepacked weight goes through the matmul entry (bias, alpha and the
+/// epilogue as usual), agrees with the same weight unpacked within the
+/// kernels' bound, is used only for the view it was packed from, and is
+/// dropped when its storage is written.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn prepacked_weights_through_the_matmul_entry() {
+    use super::PackedWeights;
+    use crate::cpu::ops::matmul::prepack_weight;
+    use crate::ops::matmul::{matmul, Matmul};
+    use crate::tensor::{HostBytes, Tensor};
+    if !super::x86::Level::available().contains(&super::x86::Level::Avx512Vnni) {
+        println!("SKIP prepacked_weights_through_the_matmul_entry: no AVX-512 VNNI on this CPU");
+        return;
+    }
+    for (fi, dtype) in FORMATS.into_iter().enumerate() {
+        let (m, n, k) = (11, 37, 3 * dtype.block_elems());
+        let w_bytes = random_row(dtype, n * k, 70 + fi as u64);
+        let packed_w = Tensor::from_raw(HostBytes::from_bytes(&w_bytes), &[n, k], dtype).unwrap();
+        let plain_w = Tensor::from_raw(HostBytes::from_bytes(&w_bytes), &[n, k], dtype).unwrap();
+        assert!(prepack_weight(&packed_w).unwrap(), "{dtype} was not packed");
+        let x = Tensor::from_f32(&activations(m, k, 80 + fi as u64), &[m, k]).unwrap();
+        let bias = Tensor::from_f32(&activations(1, n, 90), &[n]).unwrap();
+        let run = |w: &Tensor| {
+            let d = Tensor::from_f32(&vec![f32::NAN; m * n], &[m, n]).unwrap();
+            let p = Matmul {
+                alpha: 0.5,
+                bias: Some(&bias),
+                ..Default::default()
+            };
+            matmul(&x, &w.t().unwrap(), &d, &p).unwrap();
+            d.to_vec_f32().unwrap()
+        };
+        let (got, want) = (run(&packed_w), run(&plain_w));
+        let scale = want.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-5 * scale,
+                "{dtype}: packed {g}, plain {w}"
+            );
+        }
+        // A view of other rows does not take the packing.
+        let rows = packed_w.narrow(0, 1, n - 1).unwrap();
+        let d = Tensor::from_f32(&vec![f32::NAN; m * (n - 1)], &[m, n - 1]).unwrap();
+        matmul(&x, &rows.t().unwrap(), &d, &Matmul::default()).unwrap();
+        let sub = d.to_vec_f32().unwrap();
+        for i in 0..m {
+            for j in 0..n - 1 {
+                let (g, w) = (
+                    sub[i * (n - 1) + j],
+                    (want[i * n + j + 1] - bias.to_vec_f32().unwrap()[j + 1]) * 2.0,
+                );
+                assert!(
+                    (g - w).abs() <= 1e-4 * scale,
+                    "{dtype} narrowed [{i}, {j}]: {g} vs {w}"
+                );
+            }
+        }
+        let store = packed_w.cpu_storage("test").unwrap();
+        assert!(store.derived::<PackedWeights>().is_some());
+        drop(store.write("test").unwrap());
+        assert!(
+            store.derived::<PackedWeights>().is_none(),
+            "{dtype}: a write kept the packing"
+        );
     }
 }
