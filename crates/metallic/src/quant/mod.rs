@@ -49,6 +49,24 @@ fn write_blocks<B: Pod, const N: usize>(src: &[f32], out: &mut [u8], f: fn(&[f32
     }
 }
 
+/// Quantizes a row of activations to a matmul's 8-bit partner format as
+/// llama.cpp's CPU backend does at run time: Q8_0 and Q8_1 by its SIMD
+/// quantizers (`quantize::q8_0_act`, `q8_1_act`), Q8_K (and anything else)
+/// by [`quantize_row`].
+pub fn quantize_activation_row(dtype: DType, src: &[f32], out: &mut [u8]) -> Result<()> {
+    match dtype {
+        DType::Q8_0 if dtype.bytes_for(src.len()) == Some(out.len()) => {
+            write_blocks(src, out, quantize::q8_0_act);
+            Ok(())
+        }
+        DType::Q8_1 if dtype.bytes_for(src.len()) == Some(out.len()) => {
+            write_blocks(src, out, quantize::q8_1_act);
+            Ok(())
+        }
+        _ => quantize_row(dtype, src, out),
+    }
+}
+
 /// Quantizes `src` (whole blocks) into `out`, which must be exactly its size
 /// in `dtype`. Bit-exact with ggml's `quantize_row_*_ref`.
 pub fn quantize_row(dtype: DType, src: &[f32], out: &mut [u8]) -> Result<()> {

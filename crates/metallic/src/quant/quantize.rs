@@ -128,6 +128,46 @@ pub fn q8_1(x: &[f32; QK]) -> BlockQ8_1 {
     }
 }
 
+/// Q8_0 as llama.cpp's CPU backend quantizes activations at run time (its
+/// AVX and NEON `quantize_row_q8_0`, not the `_ref` above): the inverse
+/// scale is `127 / amax` rather than `1 / (amax / 127)` (they differ by an
+/// ulp for some `amax`), and halves round to even. Matching it keeps our
+/// 8-bit activations identical to llama.cpp's.
+pub fn q8_0_act(x: &[f32; QK]) -> BlockQ8_0 {
+    let (d, id) = act_scale(x);
+    BlockQ8_0 {
+        d: f16::from_f32(d),
+        qs: x.map(|v| round_half_even(v * id) as i8),
+    }
+}
+
+/// Q8_1 at run time, as [`q8_0_act`]; `s` is `d * sum(q)` with the f32 `d`.
+pub fn q8_1_act(x: &[f32; QK]) -> BlockQ8_1 {
+    let (d, id) = act_scale(x);
+    let qs = x.map(|v| round_half_even(v * id) as i8);
+    let sum: i32 = qs.iter().map(|&q| q as i32).sum();
+    BlockQ8_1 {
+        d: f16::from_f32(d),
+        s: f16::from_f32(d * sum as f32),
+        qs,
+    }
+}
+
+/// The run-time quantizers' `(d, id)`: `amax / 127` and `127 / amax` (0
+/// for an all-zero block).
+fn act_scale(x: &[f32; QK]) -> (f32, f32) {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    (amax / 127.0, id)
+}
+
+/// Round half to even for |x| <= 2^22 (adding and removing 1.5 * 2^23
+/// leaves the integer part, rounded by the f32 addition itself), as the
+/// SIMD rounding instructions do; plain adds, so it vectorises.
+fn round_half_even(x: f32) -> i32 {
+    ((x + 12_582_912.0) - 12_582_912.0) as i32
+}
+
 /// ggml's `nearest_int`: round half to even by adding 1.5 * 2^23, valid for
 /// |x| <= 2^22 (Q8_K values are within +-127).
 fn nearest_int(x: f32) -> i32 {

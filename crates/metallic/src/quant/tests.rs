@@ -272,3 +272,50 @@ fn to_vec_f32_of_quantized_tensor_uses_dequantize_view() {
     let tt = t.t().unwrap().to_vec_f32().unwrap();
     assert_eq!(tt[5 * 4 + 2], want[2 * 64 + 5]);
 }
+
+/// The run-time activation quantizers (llama.cpp's SIMD `quantize_row_q8_0`
+/// and `_q8_1`): `id = 127 / amax`, halves to even, Q8_1's `s` from the f32
+/// `d`; against the `_ref` quantizers they differ by at most one step.
+#[test]
+fn activation_quantizers_follow_llama_cpp_run_time() {
+    // amax 127 makes id exactly 1: 2.5 -> 2 and -3.5 -> -4 (to even),
+    // where roundf gives 3 and -4.
+    let mut x = [0.0f32; QK];
+    x[0] = 127.0;
+    x[1] = 2.5;
+    x[2] = -3.5;
+    x[3] = 0.5;
+    let a = quantize::q8_0_act(&x);
+    assert_eq!(&a.qs[..4], &[127, 2, -4, 0]);
+    let r = quantize::q8_0(&x);
+    assert_eq!(&r.qs[..4], &[127, 3, -4, 1]);
+    let b = quantize::q8_1_act(&x);
+    assert_eq!(b.qs, a.qs);
+    let sum: i32 = a.qs.iter().map(|&q| q as i32).sum();
+    assert_eq!(b.s, half::f16::from_f32(sum as f32 * (127.0f32 / 127.0)));
+    assert_eq!(quantize::q8_0_act(&[0.0; QK]).qs, [0; QK]);
+    // Random blocks: the same scale, quants within one step of the _ref's.
+    for seed in 0..50u64 {
+        let mut st = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let row: Vec<f32> = (0..QK)
+            .map(|_| {
+                st ^= st << 13;
+                st ^= st >> 7;
+                st ^= st << 17;
+                ((st >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 7.0
+            })
+            .collect();
+        let x: &[f32; QK] = row[..].try_into().unwrap();
+        let (a, r) = (quantize::q8_0_act(x), quantize::q8_0(x));
+        assert_eq!(a.d, r.d);
+        let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for ((&qa, &qr), &v) in a.qs.iter().zip(&r.qs).zip(x) {
+            assert!(
+                (qa as i32 - qr as i32).abs() <= 1,
+                "seed {seed}: {qa} vs {qr}"
+            );
+            let want = (v * (127.0 / amax)).round_ties_even();
+            assert_eq!(qa as f32, want, "seed {seed}: {v}");
+        }
+    }
+}

@@ -4,8 +4,9 @@
 //!
 //! Treatment of activations: each row of `op(A)` (F32, F16 or BF16, any
 //! strides) is read as f32 (F16/BF16 widen exactly) and quantized once per
-//! batch matrix, before the parallel loop, with the reference quantizer of
-//! the weight's `vec_dot_type`: Q8_0 for Q4_0/Q5_0/Q8_0 (and Q8_1) weights,
+//! batch matrix, before the parallel loop, as llama.cpp's CPU backend
+//! quantizes them at run time (`quant::quantize_activation_row`), to the
+//! weight's `vec_dot_type`: Q8_0 for Q4_0/Q5_0/Q8_0 (and Q8_1) weights,
 //! Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants. That rounds each activation to
 //! one of 255 levels of its block's absolute maximum (a relative error of
 //! about 2^-9 per element), the same approximation llama.cpp makes; the
@@ -506,7 +507,7 @@ fn quantize_activations<A: Pod>(x: &Activations, act: DType) -> Result<Vec<A>> {
     let mut row = vec![0.0f32; k];
     for (i, dst) in out.chunks_exact_mut(nb.max(1)).enumerate().take(m) {
         x.row(i, &mut row);
-        quant::quantize_row(act, &row, bytemuck::cast_slice_mut(dst))?;
+        quant::quantize_activation_row(act, &row, bytemuck::cast_slice_mut(dst))?;
     }
     Ok(out)
 }

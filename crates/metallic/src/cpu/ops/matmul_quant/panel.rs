@@ -1,8 +1,8 @@
 //! Activation rows quantized for the SIMD block-dot kernels.
 //!
-//! The values are exactly those of the reference quantizers (`quant::
-//! quantize_row` to Q8_0, Q8_1 or Q8_K, bit-exact with ggml's `_ref`
-//! versions); only the layout differs from the GGUF blocks: all quants of a
+//! The values are exactly those of `quant::quantize_activation_row` (Q8_0
+//! and Q8_1 as llama.cpp's CPU backend quantizes activations at run time,
+//! Q8_K by ggml's reference quantizer); only the layout differs from the GGUF blocks: all quants of a
 //! row are contiguous (a kernel loads 32 of them with one unaligned load), and
 //! each block's scale and sums sit in arrays beside them, already widened:
 //! `d` as f32, the block sum of the quants times minus the weight format's
@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::quant::blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K};
-use crate::quant::quantize_row;
+use crate::quant::quantize_activation_row;
 use crate::tensor::DType;
 
 /// Which 8-bit activation format a panel holds (ggml's `vec_dot_type`).
@@ -351,7 +351,7 @@ fn quantize_one(
     match fmt {
         ActFormat::Q8_0 => {
             sc.q8_0.resize(k / QK, bytemuck::Zeroable::zeroed());
-            quantize_row(DType::Q8_0, x, bytemuck::cast_slice_mut(&mut sc.q8_0))?;
+            quantize_activation_row(DType::Q8_0, x, bytemuck::cast_slice_mut(&mut sc.q8_0))?;
             for (b, blk) in sc.q8_0.iter().enumerate() {
                 out.qs[b * QK..(b + 1) * QK].copy_from_slice(&blk.qs);
                 out.d[b] = blk.d.to_f32();
@@ -360,7 +360,7 @@ fn quantize_one(
         }
         ActFormat::Q8_1 => {
             sc.q8_1.resize(k / QK, bytemuck::Zeroable::zeroed());
-            quantize_row(DType::Q8_1, x, bytemuck::cast_slice_mut(&mut sc.q8_1))?;
+            quantize_activation_row(DType::Q8_1, x, bytemuck::cast_slice_mut(&mut sc.q8_1))?;
             for (b, blk) in sc.q8_1.iter().enumerate() {
                 out.qs[b * QK..(b + 1) * QK].copy_from_slice(&blk.qs);
                 out.d[b] = blk.d.to_f32();
@@ -370,7 +370,7 @@ fn quantize_one(
         }
         ActFormat::Q8K => {
             sc.q8k.resize(k / QK_K, bytemuck::Zeroable::zeroed());
-            quantize_row(DType::Q8K, x, bytemuck::cast_slice_mut(&mut sc.q8k))?;
+            quantize_activation_row(DType::Q8K, x, bytemuck::cast_slice_mut(&mut sc.q8k))?;
             for (b, blk) in sc.q8k.iter().enumerate() {
                 out.qs[b * QK_K..(b + 1) * QK_K].copy_from_slice(&blk.qs);
                 out.d[b] = blk.d;

@@ -122,7 +122,7 @@ fn simd_kernels_match_scalar_vec_dot() {
             }
             for i in 0..m {
                 let mut a = vec![0u8; act.bytes_for(k).unwrap()];
-                quant::quantize_row(act, &xs[i * k..(i + 1) * k], &mut a).unwrap();
+                quant::quantize_activation_row(act, &xs[i * k..(i + 1) * k], &mut a).unwrap();
                 let mut af = vec![0.0; k];
                 dequantize_row(act, &a, &mut af).unwrap();
                 for j in 0..n {
@@ -196,9 +196,9 @@ fn driver_takes_the_simd_path() {
     }
 }
 
-/// The panel holds exactly the reference quantizer's values.
+/// The panel holds exactly the run-time quantizer's values.
 #[test]
-fn panel_matches_reference_quantizer() {
+fn panel_matches_run_time_quantizer() {
     for fmt in [ActFormat::Q8_0, ActFormat::Q8_1, ActFormat::Q8K] {
         let (m, k) = (3, 512);
         let xs = activations(m, k, 3);
@@ -210,7 +210,7 @@ fn panel_matches_reference_quantizer() {
             .unwrap();
         for i in 0..m {
             let mut a = vec![0u8; fmt.dtype().bytes_for(k).unwrap()];
-            quant::quantize_row(fmt.dtype(), &xs[i * k..(i + 1) * k], &mut a).unwrap();
+            quant::quantize_activation_row(fmt.dtype(), &xs[i * k..(i + 1) * k], &mut a).unwrap();
             let mut want = vec![0.0; k];
             dequantize_row(fmt.dtype(), &a, &mut want).unwrap();
             let blk = if fmt == ActFormat::Q8K { 256 } else { 32 };
@@ -286,7 +286,7 @@ fn packed_kernels_match_scalar_vec_dot() {
             dequantize_row(dtype, &w, &mut wf).unwrap();
             for i in 0..m {
                 let mut a = vec![0u8; act.bytes_for(k).unwrap()];
-                quant::quantize_row(act, &xs[i * k..(i + 1) * k], &mut a).unwrap();
+                quant::quantize_activation_row(act, &xs[i * k..(i + 1) * k], &mut a).unwrap();
                 let mut af = vec![0.0; k];
                 dequantize_row(act, &a, &mut af).unwrap();
                 for j in 0..n {
