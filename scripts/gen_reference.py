@@ -113,6 +113,16 @@ GREEDY_PROMPTS = [
     "import numpy as np\n\n# compute the mean of a list\n",
     "Q: What is 12 times 7?\nA:",
     "The best way to learn a new language is",
+    # Continuations a model is sure of at every step (sequences, a nursery
+    # rhyme, a repeated code pattern): free text like the prompts above
+    # meets a near-tie within 32 tokens, where float order alone may choose
+    # either way (see tests/model_e2e.rs); these should never diverge.
+    "1, 2, 3, 4, 5, 6, 7, 8,",
+    "A B C D E F G H I J",
+    "Monday, Tuesday, Wednesday,",
+    "Twinkle, twinkle, little star,",
+    "x = [0, 10, 20, 30, 40, 50,",
+    "for i in range(10):\n    print(i)\nfor j in range(10):\n",
 ]
 GREEDY_N = 32
 GREEDY_CTX = 512

@@ -29,10 +29,10 @@ fn argmax(row: &[f32]) -> u32 {
 
 /// Greedy continuations must equal llama.cpp's for at least `min_equal`
 /// prompts, and where one differs it must be at a near-tie: llama.cpp's own
-/// top-2 logit margin at the first differing step below `MAX_TIE_MARGIN`
+/// top-2 logit margin at the first differing step below `max_tie_margin`
 /// (an error in the model would show as a divergence where llama.cpp is
 /// sure). The step and the margin are printed.
-fn greedy_matches_llama_cpp(model_file: &str, golden: &str, min_equal: usize) {
+fn greedy_matches_llama_cpp(model_file: &str, golden: &str, min_equal: usize, max_tie_margin: f64) {
     let Some((model, tok)) = load(model_file) else {
         return;
     };
@@ -76,7 +76,7 @@ fn greedy_matches_llama_cpp(model_file: &str, golden: &str, min_equal: usize) {
             None => equal += 1,
             Some(i) => {
                 assert!(
-                    margins[i] < MAX_TIE_MARGIN,
+                    margins[i] < max_tie_margin,
                     "{prompt:?} diverges at step {i} where llama.cpp's top-2 margin is {:.3}",
                     margins[i]
                 );
@@ -101,21 +101,35 @@ fn greedy_matches_llama_cpp(model_file: &str, golden: &str, min_equal: usize) {
     );
 }
 
-/// Logit units: the divergences seen are at margins of 0.02 to 0.17.
-const MAX_TIE_MARGIN: f64 = 0.25;
+/// How far a top-2 margin moves with float order alone, in logit units:
+/// our two CPU kernel layouts (`METALLIC_CPU_REPACK=0` and `1`, each with
+/// ggml's exact integer block sums, only the f32 order of the block sums
+/// differing), teacher-forced over the golden text (examples/dump_logits),
+/// move the top-2 margin by up to 0.40 on Qwen2.5 (99th percentile 0.26) and
+/// 0.71 on SmolLM2 (99th percentile 0.40). A divergence at a margin below
+/// that is rounding, not a bug; an error in the model moves margins by whole
+/// logits.
+const QWEN_TIE_MARGIN: f64 = 0.4;
+const SMOLLM_TIE_MARGIN: f64 = 0.75;
 
 #[test]
 fn qwen_greedy_matches_llama_cpp() {
-    greedy_matches_llama_cpp(common::QWEN, "qwen2.5-0.5b-q4_k_m.greedy.json", 3);
+    greedy_matches_llama_cpp(
+        common::QWEN,
+        "qwen2.5-0.5b-q4_k_m.greedy.json",
+        3,
+        QWEN_TIE_MARGIN,
+    );
 }
 
 #[test]
 fn smollm_greedy_matches_llama_cpp() {
-    // Below the bar of 3: on SmolLM2-135M llama.cpp's own flash-
-    // attention driver (llama-simple) matches its classic path (the goldens)
-    // on only 2 of these 8 prompts, and so do we; every divergence is at a
-    // near-tie (see tests/golden/README.md).
-    greedy_matches_llama_cpp(common::SMOLLM, "smollm2-135m-q4_1.greedy.json", 2);
+    greedy_matches_llama_cpp(
+        common::SMOLLM,
+        "smollm2-135m-q4_1.greedy.json",
+        3,
+        SMOLLM_TIE_MARGIN,
+    );
 }
 
 /// Top-1 agreement and mean KL(ref || ours) against a reference's top-20

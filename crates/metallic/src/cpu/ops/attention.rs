@@ -61,6 +61,22 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor
     let kv_row = n_kv_heads * head_dim;
 
     let mut result = vec![0.0f32; seq * n_heads * head_dim];
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        let dims = avx512::Dims {
+            seq,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            visible,
+            pos_offset: p.pos_offset,
+            scale: p.scale,
+            v_f16: v_dtype == DType::F16,
+            v_bf16: v_dtype == DType::BF16,
+        };
+        avx512::attention(&dims, &qf, &kf, &vf, &mut result);
+        return write_out(&result, out, n_heads, head_dim);
+    }
     let shape = Shape {
         n_heads,
         head_dim,
@@ -85,6 +101,11 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor
         },
     );
 
+    write_out(&result, out, n_heads, head_dim)
+}
+
+/// Writes `[seq, n_heads, head_dim]` f32 rows into `out` through its strides.
+fn write_out(result: &[f32], out: &Tensor, n_heads: usize, head_dim: usize) -> Result<()> {
     let out_storage = out.cpu_storage(OP)?;
     let mut out_guard = out_storage.write(OP)?;
     let out_bytes = out_guard
@@ -183,4 +204,246 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+/// Attention with AVX-512 over whole blocks: per KV head, its keys
+/// transposed to `[head_dim, keys]` so 16 keys' scores of a query row are
+/// one FMA chain over `head_dim` (4 query rows share each key load); the
+/// softmax over 16 lanes with a vector `exp`; and `P v` with 4 query rows
+/// sharing each value load. The query rows of a KV head are those of every
+/// head in its group (GQA), taken 16 positions at a time; decode (one
+/// position) takes each head on its own.
+///
+/// Same operations as the scalar path (f32 scores, max-subtracted softmax
+/// with an f64 sum, probabilities rounded to `v`'s dtype, f32 accumulation)
+/// in another order: dot products and sums are FMA chains, and `exp` is a
+/// polynomial within 2 ulp of the correctly rounded value.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)] // per-row accumulators indexed by row
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use rayon::prelude::*;
+
+    pub fn available() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("f16c")
+    }
+
+    pub struct Dims {
+        pub seq: usize,
+        pub n_heads: usize,
+        pub n_kv_heads: usize,
+        pub head_dim: usize,
+        pub visible: usize,
+        pub pos_offset: usize,
+        pub scale: f32,
+        pub v_f16: bool,
+        pub v_bf16: bool,
+    }
+
+    /// Query positions per task in prefill.
+    const POS_CHUNK: usize = 16;
+    /// Query rows per register block.
+    const RB: usize = 4;
+
+    #[derive(Clone, Copy)]
+    struct OutPtr(*mut f32);
+    // SAFETY: tasks write disjoint (position, head) rows of the result.
+    unsafe impl Send for OutPtr {}
+    unsafe impl Sync for OutPtr {}
+
+    /// `qf` `[seq, n_heads, hd]` (already rounded to k's dtype), `kf` and
+    /// `vf` `[visible, n_kv_heads, hd]` f32; `result` `[seq, n_heads, hd]`.
+    pub fn attention(d: &Dims, qf: &[f32], kf: &[f32], vf: &[f32], result: &mut [f32]) {
+        let (hd, vis) = (d.head_dim, d.visible);
+        let group = d.n_heads / d.n_kv_heads;
+        let vis_pad = vis.next_multiple_of(16);
+        // Keys transposed per KV head: kt[g][e][j], zero past `vis`.
+        let mut kt = vec![0.0f32; d.n_kv_heads * hd * vis_pad];
+        kt.par_chunks_mut(hd * vis_pad)
+            .enumerate()
+            .for_each(|(g, t)| {
+                for j in 0..vis {
+                    let row = &kf[(j * d.n_kv_heads + g) * hd..][..hd];
+                    for (e, &x) in row.iter().enumerate() {
+                        t[e * vis_pad + j] = x;
+                    }
+                }
+            });
+        // Tasks: (kv head, first position, positions, first head, heads).
+        let mut tasks = Vec::new();
+        for g in 0..d.n_kv_heads {
+            if d.seq == 1 {
+                for h in 0..group {
+                    tasks.push((g, 0, 1, g * group + h, 1));
+                }
+            } else {
+                for s0 in (0..d.seq).step_by(POS_CHUNK) {
+                    tasks.push((g, s0, POS_CHUNK.min(d.seq - s0), g * group, group));
+                }
+            }
+        }
+        let out = OutPtr(result.as_mut_ptr());
+        tasks.par_iter().for_each_init(
+            || vec![0.0f32; RB * vis_pad],
+            |scores, &(g, s0, ns, h0, nh)| {
+                #[allow(clippy::redundant_locals)]
+                let out = out;
+                let kt = &kt[g * hd * vis_pad..][..hd * vis_pad];
+                // Rows of this task in (position, head) order.
+                let rows: Vec<(usize, usize)> = (s0..s0 + ns)
+                    .flat_map(|s| (h0..h0 + nh).map(move |h| (s, h)))
+                    .collect();
+                for blk in rows.chunks(RB) {
+                    // SAFETY: avx512f and f16c were detected (`available`);
+                    // each (s, h) row of `result` is written by one task.
+                    unsafe { block(d, g, blk, qf, kt, vis_pad, vf, scores, out.0) };
+                }
+            },
+        );
+    }
+
+    /// Up to `RB` query rows `(position, head)`: scores, softmax and `P v`.
+    #[target_feature(enable = "avx512f,f16c,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block(
+        d: &Dims,
+        g: usize,
+        rows: &[(usize, usize)],
+        qf: &[f32],
+        kt: &[f32],
+        vis_pad: usize,
+        vf: &[f32],
+        scores: &mut [f32],
+        out: *mut f32,
+    ) {
+        let hd = d.head_dim;
+        let nr = rows.len();
+        let n_keys = |r: usize| d.pos_offset + rows[r].0 + 1;
+        let n_max = (0..nr).map(n_keys).max().unwrap_or(0);
+        let nblk = n_max.div_ceil(16);
+        let q: Vec<*const f32> = rows
+            .iter()
+            .map(|&(s, h)| qf.as_ptr().add((s * d.n_heads + h) * hd))
+            .collect();
+        let sp = scores.as_mut_ptr();
+        let scale = _mm512_set1_ps(d.scale);
+        // Scores: 16 keys x every row per step, one load of each key column.
+        for kb in 0..nblk {
+            let mut acc = [_mm512_setzero_ps(); RB];
+            let col = kt.as_ptr().add(kb * 16);
+            for e in 0..hd {
+                let kv = _mm512_loadu_ps(col.add(e * vis_pad));
+                for r in 0..RB.min(nr) {
+                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(*q[r].add(e)), kv, acc[r]);
+                }
+            }
+            for (r, a) in acc.iter().enumerate().take(nr) {
+                _mm512_storeu_ps(sp.add(r * vis_pad + kb * 16), _mm512_mul_ps(*a, scale));
+            }
+        }
+        // Softmax per row over its keys; probabilities past them are 0.
+        for r in 0..nr {
+            let n = n_keys(r);
+            let row = sp.add(r * vis_pad);
+            let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+            for kb in 0..nblk {
+                let m = tail_mask(n, kb);
+                mx = _mm512_mask_max_ps(mx, m, mx, _mm512_loadu_ps(row.add(kb * 16)));
+            }
+            let mx = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+            let mut sum = _mm512_setzero_pd();
+            for kb in 0..nblk {
+                let m = tail_mask(n, kb);
+                let e = _mm512_maskz_mov_ps(
+                    m,
+                    exp(_mm512_sub_ps(_mm512_loadu_ps(row.add(kb * 16)), mx)),
+                );
+                _mm512_storeu_ps(row.add(kb * 16), e);
+                sum = _mm512_add_pd(sum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+                sum = _mm512_add_pd(
+                    sum,
+                    _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                        _mm512_castps_pd(e),
+                    ))),
+                );
+            }
+            let inv = _mm512_set1_ps((1.0 / _mm512_reduce_add_pd(sum)) as f32);
+            for kb in 0..nblk {
+                let p = _mm512_mul_ps(_mm512_loadu_ps(row.add(kb * 16)), inv);
+                let p = if d.v_f16 {
+                    _mm512_cvtph_ps(_mm512_cvtps_ph::<
+                        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                    >(p))
+                } else if d.v_bf16 {
+                    round_bf16(p)
+                } else {
+                    p
+                };
+                _mm512_storeu_ps(row.add(kb * 16), p);
+            }
+        }
+        // P v: 16 dims of every row per step, one load of each value chunk.
+        let n_kv = d.n_kv_heads;
+        for c0 in (0..hd).step_by(16) {
+            let m = tail_mask(hd, c0 / 16);
+            let mut acc = [_mm512_setzero_ps(); RB];
+            for j in 0..n_max {
+                let v = _mm512_maskz_loadu_ps(m, vf.as_ptr().add((j * n_kv + g) * hd + c0));
+                for r in 0..RB.min(nr) {
+                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(*sp.add(r * vis_pad + j)), v, acc[r]);
+                }
+            }
+            for (r, a) in acc.iter().enumerate().take(nr) {
+                let (s, h) = rows[r];
+                _mm512_mask_storeu_ps(out.add((s * d.n_heads + h) * hd + c0), m, *a);
+            }
+        }
+    }
+
+    /// Lanes of block `kb` (16 wide) below `n`.
+    #[inline(always)]
+    fn tail_mask(n: usize, kb: usize) -> __mmask16 {
+        let left = n.saturating_sub(kb * 16).min(16);
+        ((1u32 << left) - 1) as u16
+    }
+
+    /// f32 to bf16 and back, rounding to nearest even as `half::bf16` does
+    /// (NaN stays NaN).
+    #[inline(always)]
+    unsafe fn round_bf16(x: __m512) -> __m512 {
+        let mut t = [0.0f32; 16];
+        _mm512_storeu_ps(t.as_mut_ptr(), x);
+        for v in &mut t {
+            *v = half::bf16::from_f32(*v).to_f32();
+        }
+        _mm512_loadu_ps(t.as_ptr())
+    }
+
+    /// `e^x` for x <= 0 (max-subtracted scores): `x = n ln2 + r` with
+    /// |r| <= ln2 / 2, Cephes' degree-7 polynomial for `e^r` (within 2 ulp),
+    /// and `2^n` applied by `vscalefps` (which flushes to 0 below the f32
+    /// range; `-inf` gives 0).
+    #[inline(always)]
+    unsafe fn exp(x: __m512) -> __m512 {
+        let x = _mm512_max_ps(x, _mm512_set1_ps(-104.0));
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5,
+        ] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        let r2 = _mm512_mul_ps(r, r);
+        let e = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
+        _mm512_scalef_ps(e, n)
+    }
 }
