@@ -16,7 +16,7 @@ echo "== building (tests, CLI, tiny-model writer)"
 cargo build --release -p metallic-cli
 cargo build --release -p metallic --example tiny_model
 cargo test -p metallic --no-run --message-format=json \
-    --test ops --test cuda_model --test cuda_kernels --test cuda_device --test cuda_wgmma >.carry/build.json
+    --test ops --test cuda_model --test cuda_kernels --test cuda_device --test cuda_wgmma --test cuda_f32 >.carry/build.json
 python3 - <<'PY'
 import json, shutil
 for line in open(".carry/build.json"):

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine over .carry-gemm/ (the ops, cuda_kernels and
-# cuda_wgmma test binaries and examples/gemm_bench, built here): every wgmma
-# tile against cuBLAS, the matmul op cases on cuda-native and cuda-vendor,
-# racecheck and memcheck over them, the register / shared memory report of
-# the tensor-core GEMMs' CUBINs, then the benchmark.
+# Runs on the lent GPU machine over .carry-gemm/ (the ops, cuda_kernels,
+# cuda_wgmma and cuda_f32 test binaries and examples/gemm_bench, built here):
+# every wgmma tile and every f32 tile against cuBLAS, the matmul op cases on
+# cuda-native and cuda-vendor, racecheck and memcheck over them, the register
+# / shared memory report of the GEMMs' CUBINs, then the benchmark.
 # Logs go to $OUT. Usage: bash scripts/gpu_gemm.sh [bench args...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,8 @@ export LD_LIBRARY_PATH
     fi
     echo "===== every wgmma tile against cuBLAS"
     timeout 120 $B/cuda_wgmma --nocapture; echo "rc=$?"
+    echo "===== every f32 tile (exact and TF32) against cuBLAS"
+    timeout 120 $B/cuda_f32 --nocapture; echo "rc=$?"
     echo "===== op cases, matmul only, verbose"
     METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul METALLIC_OPTEST_VERBOSE=1 timeout 120 $B/ops --nocapture
     echo "rc=$?" | tee "$OUT/matmul-rc"
@@ -44,6 +46,8 @@ grep -q "rc=0" "$OUT/matmul-rc" || { echo "matmul op cases failed: stopping"; ex
     METALLIC_CUDA_POOL=off METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
     echo "===== compute-sanitizer memcheck (every wgmma tile)"
     METALLIC_CUDA_POOL=off timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/cuda_wgmma --nocapture 2>&1 | tail -3; echo "rc=$?"
+    echo "===== compute-sanitizer memcheck (every f32 tile)"
+    METALLIC_CUDA_POOL=off timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/cuda_f32 --nocapture 2>&1 | tail -3; echo "rc=$?"
     echo "===== resource usage of the gemm CUBINs"
     for f in /tmp/metallic-kernels/gemm_*.cubin; do cuobjdump -res-usage "$f" 2>&1 | grep -E "Function|REG"; done
     echo "===== wgmma SASS: HGMMA and UTMALDG count per CUBIN"

@@ -8,7 +8,9 @@
 //!
 //! `--tiles` also times those kernel variants by name (one row each, beside
 //! the dispatcher's own pick) where M >= 64: `BMxBNxBK` names a tile of the
-//! `mma.sync` GEMM, `wgmma_128xBNx64` one of the Hopper GEMM.
+//! `mma.sync` GEMM, `wgmma_128xBNx64` one of the Hopper GEMM (both for
+//! f16/bf16 rows), `simt_BMxBNxBK` one of the exact f32 GEMM and
+//! `tf32_BMxBNxBK` one of its TF32 tensor-core variant (f32 rows).
 //!
 //! Method (shared/.../METHOD.md): CUDA events on the device's stream, a
 //! warm-up, the median of `--reps` (default 50) single calls, inputs rotated
@@ -24,8 +26,11 @@
 //! minimal bytes / copy bandwidth, over our time.
 
 use metallic::cuda::bench::{copy_d2d, cublas_xwt_batched, EventPair};
+use metallic::cuda::ops::matmul::f32::{self as f32_gemm, F32Tile};
 use metallic::cuda::ops::matmul::wgmma::{self, WgmmaTile};
-use metallic::cuda::ops::matmul::{matmul_mma_tile, matmul_wgmma_tile, mma, mma::MmaTile};
+use metallic::cuda::ops::matmul::{
+    matmul_f32_tile, matmul_mma_tile, matmul_wgmma_tile, mma, mma::MmaTile,
+};
 use metallic::cuda::CudaDevice;
 use metallic::ops::matmul::{matmul, select, validate, Matmul, MatmulBackend, MatmulKernel};
 use metallic::{DType, Device, Tensor};
@@ -120,14 +125,25 @@ fn copy_bandwidth(dev: &CudaDevice) -> Res<f64> {
 enum Variant {
     Mma(MmaTile),
     Wgmma(WgmmaTile),
+    F32(F32Tile),
+}
+
+impl Variant {
+    /// Whether the variant takes operands of `dtype`.
+    fn takes(&self, dtype: DType) -> bool {
+        matches!(self, Variant::F32(_)) == (dtype == DType::F32)
+    }
 }
 
 impl std::str::FromStr for Variant {
     type Err = String;
     fn from_str(s: &str) -> Result<Variant, String> {
-        match s.strip_prefix("wgmma_") {
-            Some(t) => t.parse().map(Variant::Wgmma),
-            None => s.parse().map(Variant::Mma),
+        if let Some(t) = s.strip_prefix("wgmma_") {
+            t.parse().map(Variant::Wgmma)
+        } else if s.starts_with("simt_") || s.starts_with("tf32_") {
+            s.parse().map(Variant::F32)
+        } else {
+            s.parse().map(Variant::Mma)
         }
     }
 }
@@ -161,6 +177,11 @@ fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem
             }
         }
         MatmulKernel::CudaMma => mma::pick_tile(m, n, batch).name(problem.a.dtype),
+        MatmulKernel::CudaNative if problem.a.dtype == DType::F32 => f32_gemm::kernel_label(
+            (m, n, k, batch),
+            problem.b.row_stride == 1,
+            dev.multiprocessors(),
+        ),
         other => format!("{other:?}"),
     })
 }
@@ -202,11 +223,12 @@ fn run_shape(
     let wts: Vec<Tensor> = ws.iter().map(|w| w.t()).collect::<Result<_, _>>()?;
     let problem = validate(&xs[0], &wts[0], &y_ours, &p)?;
     let mut variants: Vec<(String, Option<Variant>)> = vec![(native_label(dev, &problem)?, None)];
-    if m >= 64 && dtype != DType::F32 {
-        variants.extend(tiles.iter().map(|t| {
+    if m >= 64 {
+        variants.extend(tiles.iter().filter(|t| t.takes(dtype)).map(|t| {
             let name = match t {
                 Variant::Mma(t) => t.name(dtype),
                 Variant::Wgmma(t) => t.name(dtype),
+                Variant::F32(t) => t.name(),
             };
             (name, Some(*t))
         }));
@@ -215,6 +237,7 @@ fn run_shape(
         None => matmul(&xs[s], &wts[s], &y_ours, &p),
         Some(Variant::Mma(t)) => matmul_mma_tile(&xs[s], &wts[s], &y_ours, &p, t),
         Some(Variant::Wgmma(t)) => matmul_wgmma_tile(&xs[s], &wts[s], &y_ours, &p, t),
+        Some(Variant::F32(t)) => matmul_f32_tile(&xs[s], &wts[s], &y_ours, &p, t),
     };
     let blas = |s: usize| {
         cublas_xwt_batched(

@@ -574,6 +574,36 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         (c.batch, c.beta, c.c) = (2, -1.0, CMode::Separate);
         v.push(c);
     }
+    // The exact f32 GEMM's tiles (64x64, and 128x128 where its blocks fill
+    // the GPU) and operand layouts: y = x W^T, row-major B, A transposed,
+    // the strided fallback (a padded view one element in), M, N and K tails,
+    // and the epilogue.
+    for (m, n, k, ta, tb) in [
+        (300, 520, 264, false, true),
+        (1500, 1500, 36, false, true),
+        (1100, 1300, 20, true, false),
+        (257, 130, 72, false, false),
+        (200, 300, 65, true, true),
+    ] {
+        let mut c = MatmulCase::new(m, n, k);
+        (c.a.trans, c.b.trans) = (ta, tb);
+        v.push(c);
+    }
+    let mut c = MatmulCase::new(150, 170, 99);
+    c.a = Operand {
+        pad: 3,
+        ..Operand::PLAIN
+    };
+    c.b.trans = true;
+    (c.bias, c.act, c.alpha, c.beta, c.c) = (true, Activation::Silu, 0.5, 1.0, CMode::AliasD);
+    v.push(c);
+    let mut c = MatmulCase::new(130, 200, 72);
+    c.b = Operand {
+        batch: Batch::Broadcast,
+        ..Operand::T
+    };
+    (c.batch, c.beta, c.c) = (3, 0.25, CMode::Separate);
+    v.push(c);
     // The Hopper (wgmma) GEMM's own paths, for M > 16 in the same layout:
     // more tiles than SMs (each block loops over several) with K under one
     // 64-wide step; few tiles and a long K (split K, the summing epilogue

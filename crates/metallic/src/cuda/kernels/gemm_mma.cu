@@ -157,7 +157,7 @@ extern "C" __global__ void __launch_bounds__(THREADS)
     const i64 z = blockIdx.z;
 
     // Split K: block y of gridDim.y takes an equal share of the K tiles and
-    // writes its f32 partial tile; gemm_splitk_epilogue sums them.
+    // writes its f32 partial tile; gemm_splitk_epilogue (matmul.cu) sums them.
     const int kt_all = (K + GEMM_BK - 1) / GEMM_BK;
     const int kt_per = (kt_all + gridDim.y - 1) / gridDim.y;
     const int kt_begin = min(kt_all, (int)blockIdx.y * kt_per);
@@ -261,17 +261,5 @@ extern "C" __global__ void __launch_bounds__(THREADS)
         } else {
             epilogue_store(e, c, d, bias, z, m, n, v0);
         }
-    }
-}
-
-// The split-K sum: `splits` f32 partial products ([split][batch][M][N]) added
-// in a fixed order (deterministic), then the epilogue.
-extern "C" __global__ void gemm_splitk_epilogue(const float* partial, int splits, Epilogue e, const void* c, void* d,
-                                                const void* bias, int M, int N, i64 total) {
-    GRID_STRIDE_LOOP(i, total) {
-        const i64 n = i % N, m = (i / N) % M, z = i / ((i64)M * N);
-        float acc = 0.0f;
-        for (int s = 0; s < splits; ++s) acc += partial[s * total + i];
-        epilogue_store(e, c, d, bias, z, m, n, acc);
     }
 }

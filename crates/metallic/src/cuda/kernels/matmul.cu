@@ -1,6 +1,7 @@
 // Float matmul pieces: the epilogue pass after the vendor and quantized
-// products, and our simple tiled SIMT GEMM (the `Native` fallback for the
-// layouts and dtypes the tensor-core GEMM of gemm_mma.cu does not take).
+// products, the split-K sum of our GEMMs, and our simple tiled SIMT GEMM
+// (the `Native` GEMM for the dtype pairs that gemm_f32.cu and the
+// tensor-core GEMMs do not take).
 // The epilogue itself (struct Epilogue, epilogue_store) is in
 // matmul_epilogue.cuh.
 
@@ -11,6 +12,19 @@ extern "C" __global__ void matmul_epilogue(const float* t, Epilogue e, const voi
     GRID_STRIDE_LOOP(i, total) {
         const i64 n = i % N, m = (i / N) % M, z = i / ((i64)M * N);
         epilogue_store(e, c, d, bias, z, m, n, t[i]);
+    }
+}
+
+// The split-K sum of our GEMMs (gemm_mma.cu, gemm_wgmma.cu, gemm_f32.cu):
+// `splits` f32 partial products ([split][batch][M][N]) added in a fixed
+// order (deterministic), then the epilogue.
+extern "C" __global__ void gemm_splitk_epilogue(const float* partial, int splits, Epilogue e, const void* c, void* d,
+                                                const void* bias, int M, int N, i64 total) {
+    GRID_STRIDE_LOOP(i, total) {
+        const i64 n = i % N, m = (i / N) % M, z = i / ((i64)M * N);
+        float acc = 0.0f;
+        for (int s = 0; s < splits; ++s) acc += partial[s * total + i];
+        epilogue_store(e, c, d, bias, z, m, n, acc);
     }
 }
 

@@ -14,8 +14,11 @@
 //! - `CudaMma`: our tensor-core GEMM for f16/bf16 K-contiguous operands
 //!   (`gemm_<dtype>_mma_<BM>x<BN>x<BK>`, kernels/gemm_mma.cu, host side in
 //!   `matmul/mma.rs`), epilogue fused.
-//! - `CudaNative`: our tiled SIMT GEMM with the epilogue fused
-//!   (`gemm_simt_64x64x16_<a>_<b>`, kernels/matmul.cu), for every layout.
+//! - `CudaNative`: our SIMT GEMMs with the epilogue fused, for every
+//!   layout: f32 operands on the exact fp32 GEMM (`gemm_f32_simt_<tile>`,
+//!   kernels/gemm_f32.cu, host side in `matmul/f32.rs`, which also holds
+//!   the TF32 tensor-core variant run only by name); other dtype pairs on
+//!   the simple 64x64 one (`gemm_simt_64x64x16_<a>_<b>`, kernels/matmul.cu).
 //! - `CudaQuant`: our block-weight kernel (`matmul_<type>_warp_row`,
 //!   kernels/matmul_quant.cu) into an f32 scratch product, then the epilogue.
 //!
@@ -33,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::ops::matmul::{Activation, MatView, MatmulKernel, MatmulProblem, Operands};
 use crate::tensor::DType;
 
+pub mod f32;
 pub mod mma;
 pub mod wgmma;
 
@@ -233,9 +237,29 @@ pub fn matmul_mma_tile(
 ) -> Result<()> {
     forced_tile(
         (a, b, d, params),
-        "the tensor-core GEMM",
+        ("the tensor-core GEMM", crate::ops::matmul::mma_fits),
         "operands not 16-byte aligned for the tensor-core GEMM",
         |p, x, ch, e| mma::run(p, x, ch, e, Some(tile)),
+    )
+}
+
+/// `matmul` forced onto the f32 GEMM with a given tile, exact or TF32
+/// (benchmarks and tests run the variants by name); errors unless A and B
+/// are f32.
+pub fn matmul_f32_tile(
+    a: &crate::tensor::Tensor,
+    b: &crate::tensor::Tensor,
+    d: &crate::tensor::Tensor,
+    params: &crate::ops::matmul::Matmul,
+    tile: f32::F32Tile,
+) -> Result<()> {
+    forced_tile(
+        (a, b, d, params),
+        ("the f32 GEMM", |p| {
+            p.a.dtype == DType::F32 && p.b.dtype == DType::F32
+        }),
+        "unreachable: the f32 GEMM takes every layout",
+        |p, x, ch, e| f32::run(p, x, ch, e, Some(tile)).map(|()| true),
     )
 }
 
@@ -250,7 +274,7 @@ pub fn matmul_wgmma_tile(
 ) -> Result<()> {
     forced_tile(
         (a, b, d, params),
-        "the wgmma GEMM",
+        ("the wgmma GEMM", crate::ops::matmul::mma_fits),
         "the wgmma GEMM needs sm_90a and TMA-aligned operands",
         |p, x, ch, e| wgmma::run(p, x, ch, e, Some(tile)),
     )
@@ -263,17 +287,17 @@ type Args<'a> = (
     &'a crate::ops::matmul::Matmul<'a>,
 );
 
-/// Validates a matmul for one of our tensor-core kernels (`what`) and runs
-/// `run` on each chunk; `run` returning false (the kernel cannot take the
-/// operands) is the error `refused`.
+/// Validates a matmul for one of our kernels (`what`, which takes the
+/// problems `fits` accepts) and runs `run` on each chunk; `run` returning
+/// false (the kernel cannot take the operands) is the error `refused`.
 fn forced_tile(
     (a, b, d, params): Args,
-    what: &str,
+    (what, fits): (&str, fn(&MatmulProblem) -> bool),
     refused: &str,
     run: impl Fn(&MatmulProblem, &Ptrs, &Chunk, &Epilogue) -> Result<bool>,
 ) -> Result<()> {
     let p = crate::ops::matmul::validate(a, b, d, params)?;
-    if !crate::ops::matmul::mma_fits(&p) {
+    if !fits(&p) {
         crate::bail!(OP, "{what} does not take this layout");
     }
     let ops = Operands {
@@ -310,7 +334,8 @@ fn short(d: DType) -> &'static str {
     }
 }
 
-/// Our SIMT GEMM, epilogue fused.
+/// Our SIMT GEMMs, epilogue fused: the exact f32 one for f32 operands, the
+/// simple 64x64 one for every other dtype pair.
 fn native(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     if p.b.dtype.is_quantized() {
         crate::bail!(
@@ -318,6 +343,9 @@ fn native(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
             "the native float GEMM does not take {} weights",
             p.b.dtype
         );
+    }
+    if p.a.dtype == DType::F32 && p.b.dtype == DType::F32 {
+        return f32::run(p, x, ch, e, None);
     }
     let name = format!(
         "gemm_simt_64x64x16_{}_{}",

@@ -124,6 +124,7 @@ pub fn all_modules() -> Vec<KernelSource> {
         matmul::QUANT_MODULE.source().clone(),
     ]
     .into_iter()
+    .chain(matmul::f32::all_sources())
     .chain(matmul::mma::all_sources())
     .chain(matmul::wgmma::all_sources())
     .collect()

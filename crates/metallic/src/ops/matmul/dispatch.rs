@@ -19,8 +19,11 @@ pub enum MatmulKernel {
     /// The `gemm` crate, in the vendor library's seat (quantized weights are
     /// dequantized whole first, as llama.cpp's BLAS path does).
     CpuVendor,
-    /// Ours on CUDA for float operands: a simple tiled SIMT GEMM with the
-    /// epilogue fused (`gemm_simt_64x64x16_*`), for every layout and dtype.
+    /// Ours on CUDA for float operands on the CUDA cores, epilogue fused,
+    /// every layout: f32 operands on the exact fp32 GEMM (never TF32:
+    /// `gemm_f32_rows_m<MR>` for M <= 16 against a K-contiguous weight,
+    /// else `gemm_f32_simt_<BM>x<BN>x<BK>`), other dtype pairs on a simple
+    /// tiled one (`gemm_simt_64x64x16_*`).
     CudaNative,
     /// Ours on Hopper (sm_90a): f16/bf16 operands, both K-contiguous, `wgmma`
     /// on TMA-loaded swizzled tiles, warp-specialised and persistent, split K
@@ -180,7 +183,12 @@ const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKe
 /// with M >= 512 (0.86 on the 7B weights at M = 4096, 0.91 on 8192^3); f16
 /// alike. A class goes in (for example
 /// `tuned((9, 0), DType::BF16, ShapeClass::Large, MatmulKernel::CudaWgmma)`)
-/// when a run shows ours at or above 1.00x over all of its shapes.
+/// when a run shows ours at or above 1.00x over all of its shapes. f32
+/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-f32.md): our exact GEMM
+/// is at 0.81 geomean over M >= 512, 0.76 at worst, and about at cuBLAS at
+/// M = 1 on the 7B weights; no class reaches 1.00x. (Its TF32 variant, 1.5-
+/// 1.9x cuBLAS's exact SGEMM on the large shapes, is another function and
+/// never goes in this table: it runs only by name.)
 pub const CUDA_TUNING: &[Tuned] = &[];
 
 fn tuned_kernel(p: &MatmulProblem, x: &Ctx) -> Option<MatmulKernel> {

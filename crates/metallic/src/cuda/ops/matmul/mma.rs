@@ -275,7 +275,8 @@ pub(super) fn run(
 
 /// `gemm_splitk_epilogue`: sums `splits` f32 partial products of `total`
 /// elements each (`[split][batch][M][N]` at `partial`) in a fixed order,
-/// then applies the epilogue. Shared with the wgmma GEMM's split K.
+/// then applies the epilogue (kernels/matmul.cu). Shared with the wgmma and
+/// f32 GEMMs' split K.
 pub(super) fn sum_splits(
     p: &MatmulProblem,
     x: &Ptrs,
@@ -297,11 +298,5 @@ pub(super) fn sum_splits(
         arg(&total64),
     ];
     let grid = grid_for(total, 256);
-    module(&TILE_16X64X64, p.a.dtype).launch(
-        &x.dev,
-        "gemm_splitk_epilogue",
-        grid,
-        (256, 1, 1),
-        &mut a,
-    )
+    super::MODULE.launch(&x.dev, "gemm_splitk_epilogue", grid, (256, 1, 1), &mut a)
 }

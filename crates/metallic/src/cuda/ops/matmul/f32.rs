@@ -1,0 +1,483 @@
+//! Host side of our f32 GEMM (kernels/gemm_f32.cu): block tiles through a
+//! double-buffered shared-memory pipeline, the matmul epilogue fused, any
+//! strides, transposes and batches, split K where the tiles cannot fill the
+//! GPU.
+//!
+//! Two kinds of arithmetic, one kernel source:
+//! - exact (`gemm_f32_simt_<BM>x<BN>x<BK>`): fp32 FMA on the CUDA cores, an
+//!   8x8 micro-tile per thread. This is what `MatmulBackend::Native` runs for
+//!   f32 operands: the same arithmetic as cuBLAS's SGEMM with TF32 off.
+//! - tf32 (`gemm_f32_tf32_<BM>x<BN>x<BK>`): `mma.sync.m16n8k8` with the
+//!   operands rounded to TF32 (about 3 decimal digits), f32 accumulation.
+//!   Never picked by the dispatcher: only by name ([`matmul_f32_tile`]
+//!   (super::matmul_f32_tile), `--tiles tf32_128x128x16`).
+//!
+//! - rows (`gemm_f32_rows_m<MR>`, kernels/gemm_f32_rows.cu): exact, for M
+//!   <= 16 against a K-contiguous weight (y = x W^T): streams W once, A's
+//!   few rows through shared memory, split K where W's rows cannot fill
+//!   the GPU.
+//!
+//! Each tiled module holds one kernel per operand layout pair (suffix `_kk`, `_kn`,
+//! `_mk`, `_mn`, `_ss`; see the kernel source): an operand contiguous along
+//! K or along M / N, with 16-byte aligned groups of 4, is read 16 bytes at a
+//! time; anything else element by element.
+
+use super::{arg, i32_dim, Chunk, Epilogue, Geom, Module, Ptrs, COMMON, EPILOGUE, OP};
+use crate::cuda::KernelSource;
+use crate::error::Result;
+use crate::ops::matmul::MatmulProblem;
+use crate::tensor::DType;
+
+/// A block tile and its arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct F32Tile {
+    pub bm: usize,
+    pub bn: usize,
+    pub bk: usize,
+    /// TF32 tensor cores instead of exact fp32 FMA.
+    pub tf32: bool,
+}
+
+impl F32Tile {
+    pub const fn threads(&self) -> usize {
+        if self.tf32 {
+            256
+        } else {
+            (self.bm / 8) * (self.bn / 8)
+        }
+    }
+
+    /// Dynamic shared memory (gemm_f32.cu SMEM_FLOATS): two buffers of the
+    /// K-major A and B tiles (rows padded by 8 for TF32, 4 for exact), or
+    /// half the f32 output tile staged for the epilogue (rows padded by 4),
+    /// whichever is larger.
+    pub const fn shared_bytes(&self) -> usize {
+        let pad = if self.tf32 { 8 } else { 4 };
+        let pipe = 2 * self.bk * (self.bm + pad + self.bn + pad);
+        let stage = self.bm / 2 * (self.bn + 4);
+        4 * if pipe > stage { pipe } else { stage }
+    }
+
+    /// Blocks resident on one SM (gemm_f32.cu MIN_BLOCKS: the register cap
+    /// the kernel is compiled for).
+    pub const fn blocks_per_sm(&self) -> usize {
+        if self.tf32 && self.bk > 16 {
+            1
+        } else if self.threads() >= 256 {
+            2
+        } else {
+            1024 / self.threads() / 2
+        }
+    }
+
+    /// `simt_128x128x8` or `tf32_128x128x16`: the name `--tiles` takes.
+    pub fn suffix(&self) -> String {
+        let math = if self.tf32 { "tf32" } else { "simt" };
+        format!("{math}_{}x{}x{}", self.bm, self.bn, self.bk)
+    }
+
+    /// `gemm_f32_simt_128x128x8`: the kernels' name without the layout suffix.
+    pub fn name(&self) -> String {
+        format!("gemm_f32_{}", self.suffix())
+    }
+
+    fn source(&self) -> KernelSource {
+        KernelSource::new(
+            &self.name(),
+            &[COMMON, EPILOGUE],
+            include_str!("../../kernels/gemm_f32.cu"),
+        )
+        .define("GEMM_NAME", self.name())
+        .define("GEMM_BM", self.bm)
+        .define("GEMM_BN", self.bn)
+        .define("GEMM_BK", self.bk)
+        .define("GEMM_TF32", u8::from(self.tf32))
+    }
+}
+
+/// 256 threads of 8x8 outputs: the large-M tile.
+pub const SIMT_128X128X8: F32Tile = F32Tile {
+    bm: 128,
+    bn: 128,
+    bk: 8,
+    tf32: false,
+};
+/// 128x128 with K steps of 16: half the barriers, twice the loads in flight.
+pub const SIMT_128X128X16: F32Tile = F32Tile {
+    bk: 16,
+    ..SIMT_128X128X8
+};
+/// 64 threads of 8x8 outputs: four times the blocks, for shapes where
+/// 128x128 tiles leave SMs idle.
+pub const SIMT_64X64X8: F32Tile = F32Tile {
+    bm: 64,
+    bn: 64,
+    bk: 8,
+    tf32: false,
+};
+/// 8 warps of 64x32 on the TF32 tensor cores.
+pub const TF32_128X128X16: F32Tile = F32Tile {
+    bm: 128,
+    bn: 128,
+    bk: 16,
+    tf32: true,
+};
+pub const TF32_128X128X32: F32Tile = F32Tile {
+    bk: 32,
+    ..TF32_128X128X16
+};
+
+/// Every tile, for benchmarks and tests that run them by name.
+pub const TILES: [F32Tile; 5] = [
+    SIMT_128X128X8,
+    SIMT_128X128X16,
+    SIMT_64X64X8,
+    TF32_128X128X16,
+    TF32_128X128X32,
+];
+
+impl std::str::FromStr for F32Tile {
+    type Err = String;
+    /// `simt_128x128x8`, `tf32_128x128x16` (the kernel name's suffix).
+    fn from_str(s: &str) -> std::result::Result<F32Tile, String> {
+        TILES
+            .into_iter()
+            .find(|t| t.suffix() == s)
+            .ok_or_else(|| format!("no f32 tile {s:?}"))
+    }
+}
+
+static ROWS_MODULE: Module = Module::new(|| {
+    KernelSource::new(
+        "gemm_f32_rows",
+        &[COMMON, EPILOGUE],
+        include_str!("../../kernels/gemm_f32_rows.cu"),
+    )
+});
+
+macro_rules! modules {
+    ($($name:ident = $tile:expr;)*) => {
+        $(static $name: Module = Module::new(|| $tile.source());)*
+        fn module(tile: &F32Tile) -> &'static Module {
+            $(if *tile == $tile { return &$name; })*
+            unreachable!("no gemm_f32 module for {tile:?}")
+        }
+        /// Every variant, for the compile test.
+        pub(crate) fn all_sources() -> Vec<KernelSource> {
+            vec![ROWS_MODULE.source().clone(), $($name.source().clone()),*]
+        }
+    };
+}
+
+modules! {
+    M_SIMT_128X128X8 = SIMT_128X128X8;
+    M_SIMT_128X128X16 = SIMT_128X128X16;
+    M_SIMT_64X64X8 = SIMT_64X64X8;
+    M_TF32_128X128X16 = TF32_128X128X16;
+    M_TF32_128X128X32 = TF32_128X128X32;
+}
+
+/// The exact tile for an `m x n` product, `batch` times, on `sms` SMs:
+/// 128x128x16 (on an H200, 4-17% faster than x8 and 20-35% faster than
+/// 64x64 at M = 512 and 4096) unless its blocks cannot fill half the SMs
+/// (64x64, four times the blocks).
+pub fn pick_tile(m: usize, n: usize, batch: usize, sms: usize) -> F32Tile {
+    if 2 * batch * m.div_ceil(128) * n.div_ceil(128) >= sms {
+        SIMT_128X128X16
+    } else {
+        SIMT_64X64X8
+    }
+}
+
+/// How many ways to split K, where the tiles cannot fill the GPU's block
+/// slots (`sms` x [`F32Tile::blocks_per_sm`]). B tiles split s ways take
+/// about ceil(B s / slots) / s of the unsplit time (a last wave is as long
+/// as a full one), so the split with the fewest such waves wins where it
+/// saves at least 5% (each split also writes an f32 partial product that
+/// `gemm_splitk_epilogue` sums), keeping at least 16 K tiles per split. On
+/// an H200, 7B down at M = 512 (112 tiles of 128x128 for 264 slots) went
+/// from 0.64x cuBLAS unsplit to 0.82x in 7 splits, 7B qkv (144 tiles) from
+/// 0.49x to 0.75x in 5; 7B gate+up (1184 tiles, 4.5 waves), which the
+/// model would split in 2, lost 5% that way, hence no split past one wave.
+pub fn k_splits(
+    tile: &F32Tile,
+    (m, n, k, batch): (usize, usize, usize, usize),
+    sms: usize,
+) -> usize {
+    let blocks = (batch * m.div_ceil(tile.bm) * n.div_ceil(tile.bn)).max(1);
+    let slots = sms.max(1) * tile.blocks_per_sm();
+    if blocks >= slots {
+        return 1;
+    }
+    let k_tiles = k.div_ceil(tile.bk);
+    let time = |s: usize| (blocks * s).div_ceil(slots) as f64 / s as f64;
+    let mut best = 1;
+    for s in 2..=8 {
+        if k_tiles / s < 16 {
+            break;
+        }
+        if time(s) < 0.95 * time(best) {
+            best = s;
+        }
+    }
+    best
+}
+
+/// Most rows of A the rows kernel takes (gemm_f32_rows.cu).
+pub const ROWS_MAX_M: usize = 16;
+/// W rows per block and K columns per chunk of the rows kernel.
+const ROWS_N: usize = 32;
+const ROWS_KC: usize = 256;
+
+/// The rows kernel's bound on M for `m` rows: `gemm_f32_rows_m<MR>`.
+fn rows_bound(m: usize) -> usize {
+    m.next_power_of_two().max(1)
+}
+
+/// Splits of K for the rows kernel: enough blocks for 4 per SM, every
+/// split keeping at least 4 chunks of K.
+pub fn rows_splits((n, k, batch): (usize, usize, usize), sms: usize) -> usize {
+    let blocks = batch * n.div_ceil(ROWS_N);
+    (4 * sms / blocks.max(1))
+        .min(k.div_ceil(ROWS_KC) / 4)
+        .clamp(1, 16)
+}
+
+/// The name of what `Native` runs for an f32 problem (the bench's label),
+/// given whether B is K-contiguous with 16-byte aligned rows.
+pub fn kernel_label(
+    (m, n, k, batch): (usize, usize, usize, usize),
+    b_k_contiguous: bool,
+    sms: usize,
+) -> String {
+    if m <= ROWS_MAX_M && b_k_contiguous {
+        let splits = rows_splits((n, k, batch), sms);
+        let name = format!("gemm_f32_rows_m{}", rows_bound(m));
+        return if splits > 1 {
+            format!("{name} split {splits}")
+        } else {
+            name
+        };
+    }
+    let tile = pick_tile(m, n, batch, sms);
+    let splits = k_splits(&tile, (m, n, k, batch), sms);
+    if splits > 1 {
+        format!("{} split {splits}", tile.name())
+    } else {
+        tile.name()
+    }
+}
+
+/// How the kernel reads one operand (gemm_f32.cu LAYOUT_*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Unit stride along M (A) or N (B), 16-byte groups: `m` / `n`.
+    X,
+    /// Unit stride along K, 16-byte groups: `k`.
+    K,
+    /// Anything else, element by element.
+    Strided,
+}
+
+/// The layout of an operand at `ptr` with geometry `g`, `x_stride` and
+/// `k_stride` its strides along M (or N) and K, over `count` batches.
+fn layout(ptr: u64, g: &Geom, (x_stride, k_stride): (i64, i64), count: usize) -> Layout {
+    let base = (ptr + g.off as u64 * 4).is_multiple_of(16) && (count == 1 || g.bs % 4 == 0);
+    if base && k_stride == 1 && x_stride % 4 == 0 {
+        Layout::K
+    } else if base && x_stride == 1 && k_stride % 4 == 0 {
+        Layout::X
+    } else {
+        Layout::Strided
+    }
+}
+
+/// The kernel suffix for A's and B's layouts.
+fn layout_suffix(a: Layout, b: Layout) -> &'static str {
+    match (a, b) {
+        (Layout::K, Layout::K) => "kk",
+        (Layout::K, Layout::X) => "kn",
+        (Layout::X, Layout::K) => "mk",
+        (Layout::X, Layout::X) => "mn",
+        _ => "ss",
+    }
+}
+
+/// Runs the chunk on the `forced` tile, or when `None` on the rows kernel
+/// (M <= 16 against an aligned K-contiguous B) or the exact tile for the
+/// shape; A and B must be f32.
+pub(super) fn run(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    ch: &Chunk,
+    e: &Epilogue,
+    forced: Option<F32Tile>,
+) -> Result<()> {
+    if p.a.dtype != DType::F32 || p.b.dtype != DType::F32 {
+        crate::bail!(
+            OP,
+            "the f32 GEMM takes f32 operands, got {} x {}",
+            p.a.dtype,
+            p.b.dtype
+        );
+    }
+    let sms = x.dev.multiprocessors();
+    let tile = forced.unwrap_or_else(|| pick_tile(p.m, p.n, ch.count, sms));
+    let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
+    let blocks = p.m.div_ceil(tile.bm) * p.n.div_ceil(tile.bn);
+    if blocks > i32::MAX as usize {
+        crate::bail!(
+            OP,
+            "{}x{} needs more blocks than one launch holds",
+            p.m,
+            p.n
+        );
+    }
+    let la = layout(x.a, &ch.a, (ch.a.rs, ch.a.cs), ch.count);
+    let lb = layout(x.b, &ch.b, (ch.b.cs, ch.b.rs), ch.count);
+    if forced.is_none() && p.m <= ROWS_MAX_M && lb == Layout::K {
+        return rows(p, x, ch, e);
+    }
+    let name = format!("{}_{}", tile.name(), layout_suffix(la, lb));
+    let splits = k_splits(&tile, (p.m, p.n, p.k, ch.count), sms);
+    let total = ch.count * p.m * p.n;
+    let scratch = if splits > 1 {
+        Some(x.dev.alloc(splits * total * 4)?)
+    } else {
+        None
+    };
+    let partial = scratch.as_ref().map_or(0u64, |s| s.ptr());
+    let mut a = [
+        arg(&x.a),
+        arg(&ch.a),
+        arg(&x.b),
+        arg(&ch.b),
+        arg(e),
+        arg(&x.c),
+        arg(&x.d),
+        arg(&x.bias),
+        arg(&m),
+        arg(&n),
+        arg(&k),
+        arg(&partial),
+    ];
+    let launch = (
+        (blocks as u32, splits as u32, ch.count as u32),
+        (tile.threads() as u32, 1, 1),
+        tile.shared_bytes() as u32,
+    );
+    module(&tile).launch_shared(&x.dev, &name, launch, &mut a)?;
+    if splits > 1 {
+        super::mma::sum_splits(p, x, e, (partial, splits), total)?;
+    }
+    Ok(())
+}
+
+/// The rows kernel (M <= 16, B K-contiguous and aligned), then the split
+/// sum where K is split.
+fn rows(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
+    let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
+    let splits = rows_splits((p.n, p.k, ch.count), x.dev.multiprocessors());
+    let total = ch.count * p.m * p.n;
+    let scratch = if splits > 1 {
+        Some(x.dev.alloc(splits * total * 4)?)
+    } else {
+        None
+    };
+    let partial = scratch.as_ref().map_or(0u64, |s| s.ptr());
+    let mut a = [
+        arg(&x.a),
+        arg(&ch.a),
+        arg(&x.b),
+        arg(&ch.b),
+        arg(e),
+        arg(&x.c),
+        arg(&x.d),
+        arg(&x.bias),
+        arg(&m),
+        arg(&n),
+        arg(&k),
+        arg(&partial),
+    ];
+    let grid = (p.n.div_ceil(ROWS_N) as u32, splits as u32, ch.count as u32);
+    let bound = rows_bound(p.m);
+    // gemm_f32_rows.cu: 4 W rows per warp, 2 from MR 8 on (twice the warps).
+    let threads = if bound >= 8 { 512 } else { 256 };
+    let name = format!("gemm_f32_rows_m{bound}");
+    ROWS_MODULE.launch(&x.dev, &name, grid, (threads, 1, 1), &mut a)?;
+    if splits > 1 {
+        super::mma::sum_splits(p, x, e, (partial, splits), total)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_names_parse_back() {
+        for t in TILES {
+            assert_eq!(t.suffix().parse::<F32Tile>(), Ok(t));
+        }
+        assert!("simt_1x1x1".parse::<F32Tile>().is_err());
+    }
+
+    #[test]
+    fn shared_memory_and_threads_match_the_kernel() {
+        // 128x128x8: half the output tile (64 rows of 132 floats) is larger
+        // than the two pipeline buffers.
+        assert_eq!(SIMT_128X128X8.shared_bytes(), 64 * 132 * 4);
+        assert_eq!(TF32_128X128X32.shared_bytes(), 2 * 32 * 272 * 4);
+        assert_eq!(SIMT_128X128X8.threads(), 256);
+        assert_eq!(SIMT_64X64X8.threads(), 64);
+        for t in TILES {
+            assert!(t.shared_bytes() <= 227 * 1024, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn layouts_need_unit_stride_and_16_byte_groups() {
+        let g = |off, rs, cs, bs| Geom { off, rs, cs, bs };
+        // A [M, K] row-major with K % 4 == 0: K-contiguous.
+        assert_eq!(layout(256, &g(0, 64, 1, 0), (64, 1), 1), Layout::K);
+        // One element in: not 16-byte aligned.
+        assert_eq!(layout(256, &g(1, 64, 1, 0), (64, 1), 1), Layout::Strided);
+        // A row stride of 65 breaks the groups of later rows.
+        assert_eq!(layout(256, &g(0, 65, 1, 0), (65, 1), 1), Layout::Strided);
+        // Transposed: contiguous along M.
+        assert_eq!(layout(256, &g(0, 1, 64, 0), (1, 64), 1), Layout::X);
+        // A batch stride off the groups matters only with several batches.
+        assert_eq!(layout(256, &g(0, 64, 1, 7), (64, 1), 1), Layout::K);
+        assert_eq!(layout(256, &g(0, 64, 1, 7), (64, 1), 2), Layout::Strided);
+        assert_eq!(layout_suffix(Layout::K, Layout::Strided), "ss");
+    }
+
+    #[test]
+    fn k_splits_only_where_tiles_cannot_fill_the_gpu() {
+        let t = SIMT_128X128X16;
+        // 7B down at M = 512: 112 tiles for 264 slots; 7 splits make 784
+        // blocks, 2.97 waves of a seventh of the work each.
+        assert_eq!(k_splits(&t, (512, 3584, 18944, 1), 132), 7);
+        // 7B qkv at M = 512: 144 tiles, 5 splits (2.7 waves of a fifth).
+        assert_eq!(k_splits(&t, (512, 4608, 3584, 1), 132), 5);
+        // 4096^3 and 7B gate+up: more tiles than slots.
+        assert_eq!(k_splits(&t, (4096, 4096, 4096, 1), 132), 1);
+        assert_eq!(k_splits(&t, (512, 37888, 3584, 1), 132), 1);
+        // Few tiles but a short K: at least 16 K tiles per split.
+        assert_eq!(k_splits(&t, (512, 512, 64, 1), 132), 1);
+        assert_eq!(pick_tile(4096, 4096, 1, 132), SIMT_128X128X16);
+        assert_eq!(pick_tile(128, 256, 1, 132), SIMT_64X64X8);
+    }
+
+    #[test]
+    fn rows_kernel_splits_k_for_few_weight_rows() {
+        // 7B down (N 3584): 112 blocks of 32 rows for 528 slots.
+        assert_eq!(rows_splits((3584, 18944, 1), 132), 4);
+        // 7B gate+up (N 37888): 1184 blocks.
+        assert_eq!(rows_splits((37888, 3584, 1), 132), 1);
+        assert_eq!(rows_bound(1), 1);
+        assert_eq!(rows_bound(3), 4);
+        assert_eq!(rows_bound(16), 16);
+    }
+}

@@ -1,0 +1,368 @@
+//! Every tile of the f32 GEMM (exact and TF32), forced by name, against
+//! cuBLAS (`MatmulBackend::Vendor`, f32 compute, TF32 off) on the same
+//! inputs: the dispatcher picks one exact tile per shape, so the op cases
+//! alone would leave the others, and the TF32 ones, unrun. Cases cover M, N
+//! and K tails, each operand layout the kernels specialise (A row-major or
+//! transposed, B a transposed weight or row-major) and the strided fallback
+//! (a padded leading dimension that breaks 16-byte groups, a view one
+//! element in), batches (dense, and a broadcast B), alpha, beta with C, C
+//! aliasing D, bias and an activation.
+//!
+//! Tolerance, as the relative L2 error |ours - cuBLAS| / |cuBLAS|: 1e-5 for
+//! the exact tiles (both are fp32 FMA chains that differ only in summation
+//! order, ~sqrt(K) * 2^-24), 3e-3 for TF32 (operands rounded to 10 mantissa
+//! bits, 2^-11 relative each; METHOD.md puts a TF32 product near 3e-4 on
+//! such inputs, so 3e-3 leaves room for long K while still failing a wrong
+//! index, which lands near 1). Without a CUDA device it prints SKIP.
+
+use metallic::cuda::default_device;
+use metallic::cuda::ops::matmul::{f32 as f32_gemm, matmul_f32_tile};
+use metallic::ops::matmul::{matmul, Activation, Matmul, MatmulBackend};
+use metallic::{DType, Device, Tensor};
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// How an operand is stored.
+#[derive(Debug, Clone, Copy)]
+enum Store {
+    /// Row-major, rows of the logical matrix.
+    Rows,
+    /// Stored transposed (the logical matrix is the storage's `.t()`).
+    Trans,
+    /// Row-major with the leading dimension padded by 3 (16-byte groups
+    /// broken) and the view starting one element in.
+    Padded,
+    /// Stored transposed, rows padded to the next multiple of 4 plus 4 (a
+    /// K tail inside aligned rows).
+    Wide,
+}
+
+struct Case {
+    batch: usize,
+    b_broadcast: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Store,
+    b: Store,
+    alpha: f32,
+    /// beta with a separate C, or with C = D.
+    beta: Option<(f32, bool)>,
+    bias: bool,
+    act: Activation,
+}
+
+/// A logical `[batch?, rows, cols]` f32 operand stored as `store` says, on
+/// `dev`.
+fn operand(
+    dev: &Device,
+    store: Store,
+    batch: Option<usize>,
+    (rows, cols): (usize, usize),
+    seed: u64,
+) -> Tensor {
+    let nb = batch.unwrap_or(1);
+    let (sr, sc) = match store {
+        Store::Trans | Store::Wide => (cols, rows),
+        _ => (rows, cols),
+    };
+    let (ld, off) = match store {
+        Store::Padded => (sc + 3, 1),
+        Store::Wide => (sc.next_multiple_of(4) + 4, 0),
+        _ => (sc, 0),
+    };
+    let per = sr * ld;
+    let total = off + nb * per;
+    let base = Tensor::from_f32(&random(total, seed), &[total])
+        .and_then(|t| t.to_device(dev))
+        .unwrap();
+    let view = match batch {
+        Some(nb) => base.as_strided(&[nb, sr, sc], &[per, ld, 1], off),
+        None => base.as_strided(&[sr, sc], &[ld, 1], off),
+    }
+    .unwrap();
+    match store {
+        Store::Trans | Store::Wide => view.t().unwrap(),
+        _ => view,
+    }
+}
+
+/// The case's epilogue for output `d` (C is `d` itself where the case says so).
+fn params<'a>(
+    c: &Case,
+    d: &'a Tensor,
+    c_init: &'a Tensor,
+    bias: Option<&'a Tensor>,
+    backend: MatmulBackend,
+) -> Matmul<'a> {
+    Matmul {
+        alpha: c.alpha,
+        beta: c.beta.map_or(0.0, |b| b.0),
+        c: match c.beta {
+            Some((_, true)) => Some(d),
+            Some((_, false)) => Some(c_init),
+            None => None,
+        },
+        bias,
+        activation: c.act,
+        backend,
+    }
+}
+
+/// Runs case `c` (inputs from `seed`) through `ours` and through cuBLAS;
+/// returns the relative L2 error between them (infinite if ours is not
+/// finite everywhere).
+fn compare(
+    dev: &Device,
+    c: &Case,
+    seed: u64,
+    ours: &dyn Fn(&Tensor, &Tensor, &Tensor, &Matmul) -> metallic::Result<()>,
+) -> f64 {
+    let batch = (c.batch > 1).then_some(c.batch);
+    let x = operand(dev, c.a, batch, (c.m, c.k), seed + 1);
+    let w = operand(
+        dev,
+        c.b,
+        batch.filter(|_| !c.b_broadcast),
+        (c.k, c.n),
+        seed + 2,
+    );
+    let out_shape: Vec<usize> = batch.into_iter().chain([c.m, c.n]).collect();
+    let nout: usize = out_shape.iter().product();
+    let c_init = Tensor::from_f32(&random(nout, seed + 3), &out_shape)
+        .and_then(|t| t.to_device(dev))
+        .unwrap();
+    let bias = c.bias.then(|| {
+        Tensor::from_f32(&random(c.n, seed + 4), &[c.n])
+            .and_then(|t| t.to_device(dev))
+            .unwrap()
+    });
+    // D starts as C (so C = D accumulates) or as NaN (every element must be
+    // written).
+    let fresh = || {
+        if matches!(c.beta, Some((_, true))) {
+            let d = Tensor::zeros(&out_shape, DType::F32, dev).unwrap();
+            metallic::ops::copy::copy(&c_init, &d).unwrap();
+            d
+        } else {
+            Tensor::full(&out_shape, f32::NAN, DType::F32, dev).unwrap()
+        }
+    };
+    let (y, y_ref) = (fresh(), fresh());
+    let p = params(c, &y, &c_init, bias.as_ref(), MatmulBackend::Native);
+    ours(&x, &w, &y, &p).unwrap();
+    let theirs = params(c, &y_ref, &c_init, bias.as_ref(), MatmulBackend::Vendor);
+    matmul(&x, &w, &y_ref, &theirs).unwrap();
+    let (got, want) = (y.to_vec_f32().unwrap(), y_ref.to_vec_f32().unwrap());
+    let (mut err, mut norm) = (0.0f64, 0.0f64);
+    for (g, w) in got.iter().zip(&want) {
+        err += ((g - w) as f64).powi(2);
+        norm += (*w as f64).powi(2);
+    }
+    if got.iter().all(|v| v.is_finite()) {
+        (err / norm.max(1e-30)).sqrt()
+    } else {
+        f64::INFINITY
+    }
+}
+
+fn describe(c: &Case) -> String {
+    format!(
+        "batch {} (B broadcast: {}) {}x{}x{} A {:?} B {:?} alpha {} beta {:?} bias {} {:?}",
+        c.batch, c.b_broadcast, c.m, c.n, c.k, c.a, c.b, c.alpha, c.beta, c.bias, c.act
+    )
+}
+
+fn case(m: usize, n: usize, k: usize, a: Store, b: Store) -> Case {
+    Case {
+        batch: 1,
+        b_broadcast: false,
+        m,
+        n,
+        k,
+        a,
+        b,
+        alpha: 1.0,
+        beta: None,
+        bias: false,
+        act: Activation::None,
+    }
+}
+
+#[test]
+fn every_f32_tile_matches_cublas() {
+    let Some(gpu) = default_device() else {
+        println!("SKIP: no CUDA device");
+        return;
+    };
+    let dev = Device::Cuda(gpu);
+    let cases = [
+        // y = x W^T (`_kk`), tails on every side.
+        case(300, 520, 264, Store::Rows, Store::Trans),
+        case(129, 200, 1001, Store::Rows, Store::Trans),
+        // Row-major B (`_kn`), A transposed (`_mk`, `_mn`).
+        case(257, 130, 72, Store::Rows, Store::Rows),
+        case(200, 300, 65, Store::Trans, Store::Trans),
+        case(131, 255, 130, Store::Trans, Store::Rows),
+        // The strided fallback (`_ss`).
+        case(150, 170, 99, Store::Padded, Store::Trans),
+        case(70, 90, 33, Store::Rows, Store::Padded),
+        // Batches: dense, and a weight shared by every batch (with split K); the
+        // epilogue.
+        Case {
+            batch: 3,
+            alpha: 0.5,
+            beta: Some((0.25, false)),
+            bias: true,
+            ..case(130, 200, 72, Store::Rows, Store::Trans)
+        },
+        Case {
+            batch: 4,
+            b_broadcast: true,
+            beta: Some((1.0, true)),
+            act: Activation::Silu,
+            ..case(65, 140, 1024, Store::Rows, Store::Trans)
+        },
+        // Long K over few tiles (split K), alpha and an activation.
+        Case {
+            alpha: -2.0,
+            act: Activation::Gelu,
+            ..case(256, 256, 4096, Store::Rows, Store::Rows)
+        },
+    ];
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for tile in f32_gemm::TILES {
+        let tol = if tile.tf32 { 3e-3 } else { 1e-5 };
+        for (i, c) in cases.iter().enumerate() {
+            let rel = compare(&dev, c, 100 * i as u64, &|x, w, y, p| {
+                matmul_f32_tile(x, w, y, p, tile)
+            });
+            let what = format!(
+                "{} {}: rel err {rel:.1e} (tol {tol:.0e})",
+                tile.name(),
+                describe(c)
+            );
+            println!("{what}");
+            runs += 1;
+            if rel > tol {
+                failures.push(what);
+            }
+        }
+    }
+    println!("{runs} runs, {} failed", failures.len());
+    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+}
+
+/// M <= 16 against a K-contiguous weight: `Native` runs the rows kernel
+/// (gemm_f32_rows_m<MR>); each bound on M, K tails (a weight whose rows are
+/// padded to keep them aligned), split K, batches and the epilogue.
+#[test]
+fn f32_rows_kernel_matches_cublas() {
+    let Some(gpu) = default_device() else {
+        println!("SKIP: no CUDA device");
+        return;
+    };
+    let dev = Device::Cuda(gpu);
+    let cases = [
+        case(1, 300, 1024, Store::Rows, Store::Trans),
+        case(2, 129, 600, Store::Trans, Store::Trans),
+        case(3, 1000, 64, Store::Rows, Store::Trans),
+        case(7, 96, 1021, Store::Rows, Store::Wide),
+        case(16, 3584, 18944, Store::Rows, Store::Trans),
+        case(5, 40, 4100, Store::Padded, Store::Trans),
+        Case {
+            batch: 3,
+            b_broadcast: true,
+            alpha: 0.5,
+            beta: Some((1.0, true)),
+            bias: true,
+            act: Activation::Silu,
+            ..case(12, 200, 520, Store::Rows, Store::Trans)
+        },
+        Case {
+            batch: 2,
+            beta: Some((0.25, false)),
+            ..case(16, 70, 3000, Store::Rows, Store::Wide)
+        },
+    ];
+    let mut failures = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let rel = compare(&dev, c, 7000 + 100 * i as u64, &|x, w, y, p| {
+            matmul(x, w, y, p)
+        });
+        let what = format!(
+            "Native f32 rows {}: rel err {rel:.1e} (tol 1e-5)",
+            describe(c)
+        );
+        println!("{what}");
+        if rel > 1e-5 {
+            failures.push(what);
+        }
+    }
+    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+}
+
+/// The TF32 tiles really round to TF32 (they differ from the exact result by
+/// more than fp32 rounding) and the exact ones really do not: the dispatcher
+/// must never hand an f32 problem to TF32 silently.
+#[test]
+fn tf32_rounds_and_the_exact_path_does_not() {
+    let Some(gpu) = default_device() else {
+        println!("SKIP: no CUDA device");
+        return;
+    };
+    let dev = Device::Cuda(gpu);
+    let (m, n, k) = (256, 256, 512);
+    let x = operand(&dev, Store::Rows, None, (m, k), 7);
+    let w = operand(&dev, Store::Trans, None, (k, n), 8);
+    let run = |tile: Option<f32_gemm::F32Tile>| {
+        let y = Tensor::zeros(&[m, n], DType::F32, &dev).unwrap();
+        let p = Matmul {
+            backend: if tile.is_some() {
+                MatmulBackend::Native
+            } else {
+                MatmulBackend::Vendor
+            },
+            ..Default::default()
+        };
+        match tile {
+            Some(t) => matmul_f32_tile(&x, &w, &y, &p, t).unwrap(),
+            None => matmul(&x, &w, &y, &p).unwrap(),
+        }
+        y.to_vec_f32().unwrap()
+    };
+    let rel = |a: &[f32], b: &[f32]| {
+        let e: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+        let n: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+        (e / n).sqrt()
+    };
+    let want = run(None);
+    let native = {
+        let y = Tensor::zeros(&[m, n], DType::F32, &dev).unwrap();
+        let p = Matmul {
+            backend: MatmulBackend::Native,
+            ..Default::default()
+        };
+        matmul(&x, &w, &y, &p).unwrap();
+        y.to_vec_f32().unwrap()
+    };
+    let exact = rel(&native, &want);
+    let tf32 = rel(&run(Some(f32_gemm::TF32_128X128X16)), &want);
+    println!("Native f32 vs cuBLAS: {exact:.1e}; TF32 tile vs cuBLAS: {tf32:.1e}");
+    assert!(exact < 1e-6, "Native f32 is not exact: {exact:.1e}");
+    assert!(
+        tf32 > 1e-5,
+        "the TF32 tile did not round to TF32: {tf32:.1e}"
+    );
+}
