@@ -3,6 +3,9 @@
 //! printing the time per call and the weight bytes streamed per second.
 //!
 //! M=1 RAYON_NUM_THREADS=1 cargo run --release --example qmm_bench -- MODEL TENSOR...
+//!
+//! Weights are repacked as a model load does (`prepack_weight`) unless
+//! `PACK=0`.
 
 use metallic::device::Device;
 use metallic::gguf::GgufFile;
@@ -27,6 +30,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let xs: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let x = Tensor::from_f32(&xs, &[m, k])?;
         let y = Tensor::zeros(&[m, n], DType::F32, &Device::Cpu)?;
+        if std::env::var("PACK").map_or(true, |v| v != "0") {
+            metallic::cpu::ops::matmul::prepack_weight(&w)?;
+        }
         let wt = w.t()?;
         for _ in 0..5 {
             matmul(&x, &wt, &y, &Matmul::default())?;

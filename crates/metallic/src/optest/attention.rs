@@ -190,6 +190,32 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             seed: 0,
         });
     }
+    // Decode on F16 caches (the CPU reads them in place when head_dim is a
+    // multiple of 16): GQA groups of 3 and 4, head_dim 64 and 128, the
+    // first token and later ones, caches contiguous and padded (strided).
+    for (i, &(n_heads, n_kv_heads, head_dim, pos_offset)) in [
+        (9, 3, 64, 0),
+        (9, 3, 64, 200),
+        (4, 1, 128, 33),
+        (14, 2, 64, 5),
+    ]
+    .iter()
+    .enumerate()
+    {
+        v.push(AttentionCase {
+            seq: 1,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            pos_offset,
+            kv_len: pos_offset + 1 + i % 2,
+            ctx: pos_offset + 8,
+            q: (pl(i + 1), dt(i)),
+            cache: (Placement::ALL[i % 2], DType::F16),
+            out: (pl(i + 2), dt(i + 1)),
+            seed: 0,
+        });
+    }
     v.into_iter()
         .enumerate()
         .map(|(i, mut c)| {

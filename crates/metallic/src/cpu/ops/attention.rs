@@ -56,6 +56,28 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor
     let mut qf = to_f32(q, seq)?;
     let (k_dtype, v_dtype) = (k.dtype(), v.dtype());
     qf.iter_mut().for_each(|x| *x = round_to(k_dtype, *x));
+    #[cfg(target_arch = "x86_64")]
+    if seq == 1 && avx512::decodes(k, v) {
+        // Decode straight from the F16 cache: no copy of it per step.
+        let (kg, vg) = (k.cpu_storage(OP)?.read(), v.cpu_storage(OP)?.read());
+        let (kc, vc) = (
+            avx512::Cache::of(k, kg.bytes()),
+            avx512::Cache::of(v, vg.bytes()),
+        );
+        let mut result = vec![0.0f32; n_heads * head_dim];
+        if avx512::decode(
+            &qf,
+            &kc,
+            &vc,
+            n_heads,
+            n_kv_heads,
+            visible,
+            p.scale,
+            &mut result,
+        ) {
+            return write_out(&result, out, n_heads, head_dim);
+        }
+    }
     let kf = to_f32(k, visible)?;
     let vf = to_f32(v, visible)?;
     let kv_row = n_kv_heads * head_dim;
@@ -225,6 +247,8 @@ mod avx512 {
 
     use rayon::prelude::*;
 
+    use crate::tensor::{DType, Tensor};
+
     pub fn available() -> bool {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("f16c")
     }
@@ -239,6 +263,177 @@ mod avx512 {
         pub scale: f32,
         pub v_f16: bool,
         pub v_bf16: bool,
+    }
+
+    /// Whether [`decode`] takes these: F16 caches with unit stride along
+    /// `head_dim`, a multiple of 16 up to 256, on a CPU with AVX-512.
+    pub fn decodes(k: &Tensor, v: &Tensor) -> bool {
+        let hd = k.dim(2);
+        available()
+            && [k, v]
+                .iter()
+                .all(|t| t.dtype() == DType::F16 && t.strides()[2] == 1)
+            && hd.is_multiple_of(16)
+            && (16..=256).contains(&hd)
+    }
+
+    /// A `[positions, kv_heads, head_dim]` F16 cache view.
+    pub struct Cache<'a> {
+        pub data: &'a [half::f16],
+        pub offset: usize,
+        pub pos_stride: usize,
+        pub head_stride: usize,
+    }
+
+    impl<'a> Cache<'a> {
+        pub fn of(t: &Tensor, bytes: &'a [u8]) -> Cache<'a> {
+            Cache {
+                data: crate::tensor::cast::<half::f16>(bytes),
+                offset: t.layout().offset(),
+                pos_stride: t.strides()[0],
+                head_stride: t.strides()[1],
+            }
+        }
+
+        /// Whether rows `0..visible` of every head lie in `data`.
+        fn covers(&self, visible: usize, heads: usize, hd: usize) -> bool {
+            let last =
+                self.offset + (visible - 1) * self.pos_stride + (heads - 1) * self.head_stride;
+            last + hd <= self.data.len()
+        }
+    }
+
+    /// One query position against the F16 cache, each head a task: 16-lane
+    /// dot products per key reduced to one score, the softmax as in
+    /// prefill, and `P v` with the values converted as they are loaded.
+    /// Returns false (writing nothing) when a view falls outside its data.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode(
+        qf: &[f32],
+        k: &Cache,
+        v: &Cache,
+        n_heads: usize,
+        n_kv_heads: usize,
+        visible: usize,
+        scale: f32,
+        result: &mut [f32],
+    ) -> bool {
+        let hd = qf.len() / n_heads;
+        if !k.covers(visible, n_kv_heads, hd) || !v.covers(visible, n_kv_heads, hd) {
+            return false;
+        }
+        let group = n_heads / n_kv_heads;
+        let out = OutPtr(result.as_mut_ptr());
+        (0..n_heads).into_par_iter().for_each_init(
+            || vec![0.0f32; visible.next_multiple_of(16)],
+            |scores, h| {
+                #[allow(clippy::redundant_locals)]
+                let out = out;
+                let g = h / group;
+                // SAFETY: avx512f/f16c detected (`decodes`); rows 0..visible
+                // of head g lie in both caches (`covers`); head h's output
+                // row is written by this task only.
+                unsafe {
+                    decode_head(
+                        &qf[h * hd..(h + 1) * hd],
+                        k.data.as_ptr().add(k.offset + g * k.head_stride),
+                        k.pos_stride,
+                        v.data.as_ptr().add(v.offset + g * v.head_stride),
+                        v.pos_stride,
+                        visible,
+                        scale,
+                        scores,
+                        out.0.add(h * hd),
+                    )
+                }
+            },
+        );
+        true
+    }
+
+    /// One head of one query row: `q` (`hd` <= 256, a multiple of 16), keys
+    /// and values at `k + j * ks`, `v + j * vs` for `j < n`.
+    #[target_feature(enable = "avx512f,f16c,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn decode_head(
+        q: &[f32],
+        k: *const half::f16,
+        ks: usize,
+        v: *const half::f16,
+        vs: usize,
+        n: usize,
+        scale: f32,
+        scores: &mut [f32],
+        out: *mut f32,
+    ) {
+        let nc = q.len() / 16;
+        let mut qv = [_mm512_setzero_ps(); 16];
+        for c in 0..nc {
+            qv[c] = _mm512_loadu_ps(q.as_ptr().add(16 * c));
+        }
+        let sp = scores.as_mut_ptr();
+        for j in 0..n {
+            let kr = k.add(j * ks);
+            let mut acc = _mm512_mul_ps(qv[0], f16x16(kr));
+            for c in 1..nc {
+                acc = _mm512_fmadd_ps(qv[c], f16x16(kr.add(16 * c)), acc);
+            }
+            *sp.add(j) = _mm512_reduce_add_ps(acc) * scale;
+        }
+        let nblk = n.div_ceil(16);
+        let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+        for kb in 0..nblk {
+            let x = _mm512_loadu_ps(sp.add(kb * 16));
+            mx = _mm512_mask_max_ps(mx, tail_mask(n, kb), mx, x);
+        }
+        let mx = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+        let mut sum = _mm512_setzero_pd();
+        for kb in 0..nblk {
+            let x = _mm512_sub_ps(_mm512_loadu_ps(sp.add(kb * 16)), mx);
+            let e = _mm512_maskz_mov_ps(tail_mask(n, kb), exp(x));
+            _mm512_storeu_ps(sp.add(kb * 16), e);
+            sum = add_f64(sum, e);
+        }
+        let inv = _mm512_set1_ps((1.0 / _mm512_reduce_add_pd(sum)) as f32);
+        for kb in 0..nblk {
+            let p = _mm512_mul_ps(_mm512_loadu_ps(sp.add(kb * 16)), inv);
+            _mm512_storeu_ps(sp.add(kb * 16), round_f16(p));
+        }
+        let mut o = [_mm512_setzero_ps(); 16];
+        for j in 0..n {
+            let p = _mm512_set1_ps(*sp.add(j));
+            let vr = v.add(j * vs);
+            for c in 0..nc {
+                o[c] = _mm512_fmadd_ps(p, f16x16(vr.add(16 * c)), o[c]);
+            }
+        }
+        for c in 0..nc {
+            _mm512_storeu_ps(out.add(16 * c), o[c]);
+        }
+    }
+
+    /// 16 f16 at `p` as f32.
+    #[inline(always)]
+    unsafe fn f16x16(p: *const half::f16) -> __m512 {
+        _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+    }
+
+    /// `sum + e` with the 16 lanes of `e` widened to f64 (8 lanes).
+    #[inline(always)]
+    unsafe fn add_f64(sum: __m512d, e: __m512) -> __m512d {
+        let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(e));
+        let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(e),
+        )));
+        _mm512_add_pd(_mm512_add_pd(sum, lo), hi)
+    }
+
+    /// f32 to f16 and back, rounding to nearest even as `half::f16` does.
+    #[inline(always)]
+    unsafe fn round_f16(x: __m512) -> __m512 {
+        _mm512_cvtph_ps(_mm512_cvtps_ph::<
+            { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+        >(x))
     }
 
     /// Query positions per task in prefill.
@@ -360,21 +555,13 @@ mod avx512 {
                     exp(_mm512_sub_ps(_mm512_loadu_ps(row.add(kb * 16)), mx)),
                 );
                 _mm512_storeu_ps(row.add(kb * 16), e);
-                sum = _mm512_add_pd(sum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-                sum = _mm512_add_pd(
-                    sum,
-                    _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
-                        _mm512_castps_pd(e),
-                    ))),
-                );
+                sum = add_f64(sum, e);
             }
             let inv = _mm512_set1_ps((1.0 / _mm512_reduce_add_pd(sum)) as f32);
             for kb in 0..nblk {
                 let p = _mm512_mul_ps(_mm512_loadu_ps(row.add(kb * 16)), inv);
                 let p = if d.v_f16 {
-                    _mm512_cvtph_ps(_mm512_cvtps_ph::<
-                        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
-                    >(p))
+                    round_f16(p)
                 } else if d.v_bf16 {
                     round_bf16(p)
                 } else {
