@@ -22,6 +22,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // Timed on a worker of a pool, as the forward pass runs.
+    let pool = rayon::ThreadPoolBuilder::new().build()?;
+    pool.install(|| run(&args, m).map_err(|e| e.to_string()))?;
+    Ok(())
+}
+
+fn run(args: &[String], m: usize) -> Result<(), Box<dyn std::error::Error>> {
     let file = GgufFile::open(std::path::Path::new(&args[1]))?;
     for name in &args[2..] {
         let w = file.tensor(name)?;
