@@ -377,6 +377,24 @@ impl Tensor {
         let storage = host.cpu_storage("to_vec_f32")?;
         let guard = storage.read();
         let bytes = guard.bytes();
+        if self.dtype.is_float() && self.is_contiguous() {
+            // One slice: no per-element index walk (norm weights and biases
+            // are read this way every step).
+            let (start, n) = (self.layout.offset(), self.elem_count());
+            let mut out = vec![0.0f32; n];
+            match self.dtype {
+                DType::F32 => out.copy_from_slice(&cast::<f32>(bytes)[start..start + n]),
+                DType::F16 => {
+                    use half::slice::HalfFloatSliceExt;
+                    cast::<f16>(bytes)[start..start + n].convert_to_f32_slice(&mut out)
+                }
+                _ => {
+                    use half::slice::HalfFloatSliceExt;
+                    cast::<bf16>(bytes)[start..start + n].convert_to_f32_slice(&mut out)
+                }
+            }
+            return Ok(out);
+        }
         if self.dtype.is_float() {
             return Ok(host
                 .layout

@@ -2,7 +2,7 @@
 //! contiguous f32 buffer, compute, and write the result rows back through the
 //! output's strides.
 
-use crate::tensor::{read_f32, write_f32, DType, Layout};
+use crate::tensor::{cast, cast_mut, read_f32, write_f32, DType, Layout};
 
 /// The storage index of the first element of every row (all dimensions but
 /// the last, in row-major order) and the stride along the last dimension. A
@@ -24,6 +24,10 @@ pub(crate) fn row_starts(layout: &Layout) -> (Vec<usize>, usize) {
 /// Reads `out.len()` elements starting at storage index `start`, `stride` apart.
 #[inline]
 pub(crate) fn read_row(bytes: &[u8], dtype: DType, start: usize, stride: usize, out: &mut [f32]) {
+    if stride == 1 && dtype == DType::F32 {
+        out.copy_from_slice(&cast::<f32>(bytes)[start..start + out.len()]);
+        return;
+    }
     for (j, o) in out.iter_mut().enumerate() {
         *o = read_f32(bytes, dtype, start + j * stride);
     }
@@ -46,6 +50,10 @@ pub(crate) fn write_rows(
         return;
     }
     for (&start, row) in starts.iter().zip(rows.chunks_exact(cols)) {
+        if stride == 1 && dtype == DType::F32 {
+            cast_mut::<f32>(bytes)[start..start + cols].copy_from_slice(row);
+            continue;
+        }
         for (j, &v) in row.iter().enumerate() {
             write_f32(bytes, dtype, start + j * stride, v);
         }
