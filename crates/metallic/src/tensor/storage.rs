@@ -55,6 +55,28 @@ impl HostBytes {
         Some(HostBytes(Inner::Mapped { map, range }))
     }
 
+    /// Gives a mapped window's pages back to the kernel (`MADV_DONTNEED`):
+    /// the resident size drops, and a later read faults the bytes in again
+    /// from the file. For windows whose bytes were copied elsewhere (the
+    /// CPU's repacked weights). Owned buffers are left as they are.
+    pub fn release_pages(&self) {
+        #[cfg(unix)]
+        if let Inner::Mapped { map, range } = &self.0 {
+            // Whole pages inside the window only: its neighbours stay.
+            let page = 4096;
+            let start = range.start.next_multiple_of(page);
+            let end = range.end / page * page;
+            if end > start {
+                // SAFETY: the map is read-only and file-backed, so the
+                // pages come back with the file's bytes on the next read;
+                // nothing holds a reference that could observe a change.
+                let _ = unsafe {
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
+    }
+
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Inner::Mapped { .. })
     }

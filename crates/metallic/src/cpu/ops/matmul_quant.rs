@@ -260,6 +260,8 @@ pub(crate) fn prepack(w: &crate::tensor::Tensor) -> Result<bool> {
         let Some(pw) = packed::pack(dtype, src, row_bytes, n, k, (off, stride)) else {
             return Ok(false);
         };
+        // The matmul reads only the packed copy now.
+        bytes.release_pages();
         drop(bytes);
         log::debug!("[matmul] repacked {dtype} [{n}, {k}] ({} bytes)", pw.len());
         store.set_derived(std::sync::Arc::new(pw));

@@ -171,44 +171,47 @@ fn pack_block(dtype: DType, src: &[u8], r: usize, dst: &mut [u8]) {
         }
     };
     match dtype {
-        DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q8_0 => {
-            let (d, u, qs_at): (half::f16, [u8; QK], usize) = match dtype {
+        DType::Q4_0 | DType::Q4_1 | DType::Q5_0 => {
+            // GGUF's `qs` byte j holds element j (low nibble) and j + 16
+            // (high): 4-byte word c of a row is exactly its lane of chunk c.
+            let (d, qs, qs_at): (half::f16, &[u8; 16], usize) = match dtype {
                 DType::Q4_0 => {
                     let blk: &BlockQ4_0 = bytemuck::from_bytes(src);
-                    (blk.d, blk.quants().map(|q| (q + 8) as u8), 32)
+                    (blk.d, &blk.qs, 32)
                 }
                 DType::Q4_1 => {
                     let blk: &BlockQ4_1 = bytemuck::from_bytes(src);
                     put_f16(dst, 32, blk.m);
-                    (blk.d, blk.quants().map(|q| q as u8), 64)
-                }
-                DType::Q5_0 => {
-                    let blk: &BlockQ5_0 = bytemuck::from_bytes(src);
-                    let u = blk.quants().map(|q| (q + 16) as u8);
-                    for g in 0..8 {
-                        for i in 0..4 {
-                            if u[4 * g + i] & 0x10 != 0 {
-                                let bit = 4 * r + i;
-                                dst[32 + 8 * g + bit / 8] |= 1 << (bit % 8);
-                            }
-                        }
-                    }
-                    (blk.d, u, 96)
+                    (blk.d, &blk.qs, 64)
                 }
                 _ => {
-                    let blk: &BlockQ8_0 = bytemuck::from_bytes(src);
+                    let blk: &BlockQ5_0 = bytemuck::from_bytes(src);
+                    // k-group g's 5th bits (qh bits 4g..4g+4) go to bits
+                    // 4r..4r+4 of mask g.
+                    let qh = u32::from_le_bytes(blk.qh);
                     for g in 0..8 {
-                        for i in 0..4 {
-                            dst[32 + 64 * g + 4 * r + i] = (blk.qs[4 * g + i] as u8) ^ 0x80;
-                        }
+                        let at = 32 + 8 * g;
+                        let mut mask = u64::from_le_bytes(dst[at..at + 8].try_into().unwrap());
+                        mask |= (((qh >> (4 * g)) & 0xF) as u64) << (4 * r);
+                        dst[at..at + 8].copy_from_slice(&mask.to_le_bytes());
                     }
-                    put_f16(dst, 0, blk.d);
-                    return;
+                    (blk.d, &blk.qs, 96)
                 }
             };
             put_f16(dst, 0, d);
             for c in 0..4 {
-                nibble_chunk(dst, qs_at + 64 * c, &u, 4 * c, 16 + 4 * c);
+                let at = qs_at + 64 * c + 4 * r;
+                dst[at..at + 4].copy_from_slice(&qs[4 * c..4 * c + 4]);
+            }
+        }
+        DType::Q8_0 => {
+            let blk: &BlockQ8_0 = bytemuck::from_bytes(src);
+            put_f16(dst, 0, blk.d);
+            let qs: &[u8; 32] = bytemuck::cast_ref(&blk.qs);
+            for g in 0..8 {
+                let w = u32::from_le_bytes(qs[4 * g..4 * g + 4].try_into().unwrap()) ^ 0x8080_8080;
+                let at = 32 + 64 * g + 4 * r;
+                dst[at..at + 4].copy_from_slice(&w.to_le_bytes());
             }
         }
         DType::Q6K => {
