@@ -44,6 +44,43 @@ fn activations(m: usize, k: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Checks `outs` (each `[m, n]`, with a name) against the scalar `vec_dot`
+/// of `w` (`n` rows of `k`) with `xs` quantized as the kernels quantize it:
+/// each output within `1e-5 * sum |w_l * a_l|` of the reference.
+fn check_against_scalar(
+    dtype: DType,
+    w: &[u8],
+    xs: &[f32],
+    (m, n, k): (usize, usize, usize),
+    outs: &[(&str, &[f32])],
+) {
+    let act = quant::vec_dot_type(dtype);
+    let row_bytes = dtype.bytes_for(k).unwrap();
+    let mut wf = vec![0.0; n * k];
+    dequantize_row(dtype, w, &mut wf).unwrap();
+    for i in 0..m {
+        let mut a = vec![0u8; act.bytes_for(k).unwrap()];
+        quant::quantize_activation_row(act, &xs[i * k..(i + 1) * k], &mut a).unwrap();
+        let mut af = vec![0.0; k];
+        dequantize_row(act, &a, &mut af).unwrap();
+        for j in 0..n {
+            let want = quant::vec_dot(dtype, &w[j * row_bytes..(j + 1) * row_bytes], &a).unwrap();
+            let bound: f32 = wf[j * k..(j + 1) * k]
+                .iter()
+                .zip(&af)
+                .map(|(x, y)| (x * y).abs())
+                .sum();
+            for (name, out) in outs {
+                let got = out[i * n + j];
+                assert!(
+                    (got - want).abs() <= 1e-5 * bound,
+                    "{dtype} {name} m={m} n={n} k={k} [{i}, {j}]: got {got}, want {want} (bound {bound})"
+                );
+            }
+        }
+    }
+}
+
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[test]
 fn simd_kernels_match_scalar_vec_dot() {
@@ -76,7 +113,6 @@ fn simd_kernels_match_scalar_vec_dot() {
     ];
     for (fi, dtype) in FORMATS.into_iter().enumerate() {
         let be = dtype.block_elems();
-        let act = quant::vec_dot_type(dtype);
         for (ci, &(m, n, nb)) in cases.iter().enumerate() {
             let k = nb * be;
             let seed = (fi * 100 + ci) as u64;
@@ -120,29 +156,8 @@ fn simd_kernels_match_scalar_vec_dot() {
                 };
                 outs.push((level, out));
             }
-            for i in 0..m {
-                let mut a = vec![0u8; act.bytes_for(k).unwrap()];
-                quant::quantize_activation_row(act, &xs[i * k..(i + 1) * k], &mut a).unwrap();
-                let mut af = vec![0.0; k];
-                dequantize_row(act, &a, &mut af).unwrap();
-                for j in 0..n {
-                    let want =
-                        quant::vec_dot(dtype, &w[j * row_bytes..(j + 1) * row_bytes], &a).unwrap();
-                    let bound: f32 = wf[j * k..(j + 1) * k]
-                        .iter()
-                        .zip(&af)
-                        .map(|(x, y)| (x * y).abs())
-                        .sum();
-                    for (level, out) in &outs {
-                        let got = out[i * n + j];
-                        assert!(
-                            (got - want).abs() <= 1e-5 * bound,
-                            "{dtype} {} m={m} n={n} k={k} [{i}, {j}]: got {got}, want {want} (bound {bound})",
-                            level.name()
-                        );
-                    }
-                }
-            }
+            let named: Vec<(&str, &[f32])> = outs.iter().map(|(l, o)| (l.name(), &o[..])).collect();
+            check_against_scalar(dtype, &w, &xs, (m, n, k), &named);
             for (level, out) in &outs[1..] {
                 assert!(
                     out.iter()
@@ -248,7 +263,6 @@ fn packed_kernels_match_scalar_vec_dot() {
     ];
     for (fi, dtype) in FORMATS.into_iter().enumerate() {
         let be = dtype.block_elems();
-        let act = quant::vec_dot_type(dtype);
         for (ci, &(m, n, nb)) in cases.iter().enumerate() {
             let k = nb * be;
             let seed = (fi * 100 + ci) as u64 + 5000;
@@ -282,28 +296,7 @@ fn packed_kernels_match_scalar_vec_dot() {
                 gemm_groups(&pw, 1, ng, &tiles, out.as_mut_ptr(), n);
             }
             assert_eq!(ng, n.div_ceil(GROUP));
-            let mut wf = vec![0.0; n * k];
-            dequantize_row(dtype, &w, &mut wf).unwrap();
-            for i in 0..m {
-                let mut a = vec![0u8; act.bytes_for(k).unwrap()];
-                quant::quantize_activation_row(act, &xs[i * k..(i + 1) * k], &mut a).unwrap();
-                let mut af = vec![0.0; k];
-                dequantize_row(act, &a, &mut af).unwrap();
-                for j in 0..n {
-                    let want =
-                        quant::vec_dot(dtype, &w[j * row_bytes..(j + 1) * row_bytes], &a).unwrap();
-                    let bound: f32 = wf[j * k..(j + 1) * k]
-                        .iter()
-                        .zip(&af)
-                        .map(|(x, y)| (x * y).abs())
-                        .sum();
-                    let got = out[i * n + j];
-                    assert!(
-                        (got - want).abs() <= 1e-5 * bound,
-                        "packed {dtype} m={m} n={n} k={k} [{i}, {j}]: got {got}, want {want} (bound {bound})"
-                    );
-                }
-            }
+            check_against_scalar(dtype, &w, &xs, (m, n, k), &[("packed", &out)]);
         }
         println!(
             "packed {dtype}: {} cases match the scalar vec_dot",
