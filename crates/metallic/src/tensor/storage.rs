@@ -71,7 +71,11 @@ impl HostBytes {
                 // pages come back with the file's bytes on the next read;
                 // nothing holds a reference that could observe a change.
                 let _ = unsafe {
-                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
                 };
             }
         }
