@@ -10,12 +10,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/metallic-gpu}
 mkdir -p "$OUT"
 B=.carry-gemm
-export METALLIC_KERNEL_CACHE=/tmp/metallic-kernels RUST_BACKTRACE=1
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-    $(python3 -c 'import nvidia, os; [print(os.path.join(p, "cu13", "lib")) for p in nvidia.__path__]' 2>/dev/null); do
-    [ -d "$d" ] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-done
-export LD_LIBRARY_PATH
+source scripts/gpu_env.sh
 {
     echo "===== machine ($(date -u +%Y-%m-%dT%H:%MZ))"
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.sm,clocks.max.sm --format=csv

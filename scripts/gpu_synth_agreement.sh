@@ -15,12 +15,7 @@ exec > >(tee "$OUT/synthetic-1.5b-agreement.log") 2>&1
 C=.carry-synth
 M=${SYNTH_DIR:-/tmp/synth}
 TYPES=${TYPES:-"f16 q8_0 q4_0 q4_k_m"}
-export RUST_BACKTRACE=1 METALLIC_KERNEL_CACHE=/tmp/metallic-kernels
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-    $(python3 -c 'import nvidia, os; [print(os.path.join(p, "cu13", "lib")) for p in nvidia.__path__]' 2>/dev/null); do
-    [ -d "$d" ] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-done
-export LD_LIBRARY_PATH
+source scripts/gpu_env.sh
 
 echo "===== machine ($(date -u +%Y-%m-%dT%H:%MZ))"
 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv

@@ -12,15 +12,7 @@ mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu-tests.log") 2>&1
 
 B=.carry/bin
-export RUST_BACKTRACE=1
-export METALLIC_KERNEL_CACHE=/tmp/metallic-kernels
-# cudarc loads libnvrtc / libcublas at run time: the toolkit's lib64 and the
-# image's pip wheels (nvidia/cu13/lib), whichever exist.
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-    $(python3 -c 'import nvidia, os; [print(os.path.join(p, "cu13", "lib")) for p in nvidia.__path__]' 2>/dev/null); do
-    [ -d "$d" ] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-done
-export LD_LIBRARY_PATH
+source scripts/gpu_env.sh
 declare -a SUMMARY
 # The device tool stops a command after 10 minutes: every check gets its own
 # limit, and the sanitizer run whatever is left of 9.

@@ -9,7 +9,9 @@
 // Specialised by defines (host side: cuda/ops/matmul/wgmma.rs):
 //   GEMM_NAME    kernel name, e.g. gemm_bf16_wgmma_128x256x64
 //   GEMM_DT      DT_F16 or DT_BF16 (both operands)
-//   GEMM_BN      128 or 256 (block tile N; M is 128, K 64)
+//   GEMM_BN      a multiple of 16 from 64 to 256 (block tile N; M is 128,
+//                K 64): 128 and 256, and widths between them that make the
+//                tiles of a shape fill whole waves of SMs
 //   GEMM_STAGES  shared-memory pipeline depth
 //   GEMM_CONSUMERS 2 (one block per SM), or 1 (BN 128 only: one consumer
 //                warpgroup takes both m64 halves, two blocks per SM)
@@ -75,10 +77,11 @@
 #endif
 // Rows of each B tile this block loads (and multicasts).
 #define B_ROWS (GEMM_BN / GEMM_CLUSTER)
-// Epilogue staging: per consumer warpgroup 64 rows x 32 columns of f32,
-// rows padded by 4 floats against bank conflicts.
-#define EPI_COLS 32
-#define EPI_LD (EPI_COLS + 4)
+// Epilogue staging: per consumer warpgroup 64 rows x 32 columns of f32 (16
+// where BN is an odd multiple of 16), rows padded by 4 floats against bank
+// conflicts.
+#define EPI_COLS (GEMM_BN % 32 ? 16 : 32)
+#define EPI_LD (32 + 4)
 #define EPI_BYTES (64 * EPI_LD * 4)
 
 #if GEMM_DT == DT_BF16
@@ -87,14 +90,14 @@
 #define MMA_TYPE "f16"
 #endif
 
-#if GEMM_BN != 128 && GEMM_BN != 256
-#error "gemm_wgmma: BN must be 128 or 256"
+#if GEMM_BN % 16 || GEMM_BN < 64 || GEMM_BN > 256
+#error "gemm_wgmma: BN must be a multiple of 16 from 64 to 256"
 #endif
 #if (CONSUMERS != 1 && CONSUMERS != 2) || (CONSUMERS == 1 && GEMM_BN != 128)
 #error "gemm_wgmma: 2 consumer warpgroups, or 1 with BN 128"
 #endif
-#if GEMM_CLUSTER != 1 && GEMM_CLUSTER != 2
-#error "gemm_wgmma: clusters of 1 or 2 blocks"
+#if (GEMM_CLUSTER != 1 && GEMM_CLUSTER != 2) || (GEMM_CLUSTER > 1 && GEMM_BN % 128)
+#error "gemm_wgmma: clusters of 1, or of 2 blocks with BN 128 or 256"
 #endif
 #if GEMM_PINGPONG && (GEMM_BN != 128 || CONSUMERS != 2 || GEMM_CLUSTER != 1)
 #error "gemm_wgmma: ping-pong needs BN 128, 2 consumer warpgroups, no cluster"
@@ -221,42 +224,20 @@ __device__ __forceinline__ u64 smem_desc(unsigned addr) {
     return (u64)((addr & 0x3ffff) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
 }
 
-#define WGMMA_D64                                                                      \
-    "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "           \
-    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
-    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
-    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-#define WGMMA_D128                                                                                    \
-    WGMMA_D64 ", "                                                                                    \
-              "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "      \
-              "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "      \
-              "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, " \
-              "%111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, "   \
-              "%125, %126, %127"
-#define ACC8(i)                                                                                            \
-    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
-        "+f"(d[i + 7])
-#define ACC64(i) ACC8(i), ACC8(i + 8), ACC8(i + 16), ACC8(i + 24), ACC8(i + 32), ACC8(i + 40), ACC8(i + 48), ACC8(i + 56)
-
 // d (64 x BN, f32, the fragment layout of PTX ISA 9.7.15.5.1.1.1) += A (64 x
 // 16 at descriptor a) * B (16 x BN at descriptor b, stored [n][k]); scale-d
 // 1, no negation, both operands K-major (no transpose).
-// The accumulators of row block OFF / (BN / 2) are d[OFF ..].
+// The accumulators of row block OFF / (BN / 2) are d[OFF ..]. Inline PTX
+// needs every accumulator named: the host generates the operand lists for
+// the tile's BN (WGMMA_SHAPE, WGMMA_D_LIST, WGMMA_D_OPS, WGMMA_AB; wgmma.rs
+// `wgmma_operands`).
 template <int OFF>
 __device__ __forceinline__ void wgmma(float (&d)[ACC], u64 a, u64 b) {
-#if GEMM_BN == 256
     asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n256k16.f32." MMA_TYPE "." MMA_TYPE " {" WGMMA_D128
-                 "}, %128, %129, p, 1, 1, 0, 0; }"
-                 : ACC64(OFF), ACC64(OFF + 64)
+                 "wgmma.mma_async.sync.aligned." WGMMA_SHAPE ".f32." MMA_TYPE "." MMA_TYPE " {" WGMMA_D_LIST
+                 "}, " WGMMA_AB ", p, 1, 1, 0, 0; }"
+                 : WGMMA_D_OPS(OFF)
                  : "l"(a), "l"(b));
-#else
-    asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." MMA_TYPE "." MMA_TYPE " {" WGMMA_D64
-                 "}, %64, %65, p, 1, 1, 0, 0; }"
-                 : ACC64(OFF)
-                 : "l"(a), "l"(b));
-#endif
 }
 
 // The accumulator registers are about to be read or written by wgmma after
@@ -266,11 +247,7 @@ __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_grou
 template <int N>
 __device__ __forceinline__ void wgmma_wait(float (&d)[ACC]) {
     // The accumulators are operands so that no use of them moves above the wait.
-#if ACC == 128
-    asm volatile("wgmma.wait_group.sync.aligned %128;" : ACC64(0), ACC64(64) : "n"(N) : "memory");
-#else
-    asm volatile("wgmma.wait_group.sync.aligned %64;" : ACC64(0) : "n"(N) : "memory");
-#endif
+    asm volatile("wgmma.wait_group.sync.aligned " WGMMA_WAIT_N ";" : WGMMA_ACC_OPS : "n"(N) : "memory");
 }
 
 __device__ __forceinline__ unsigned pack2(float lo, float hi) {

@@ -177,12 +177,12 @@ const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKe
 
 /// Where ours beats cuBLAS under `Auto`, by the benchmark; everything not
 /// listed goes to cuBLAS. Empty for now: on an H200
-/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma.md) no class has
-/// ours ahead. Geomean of cuBLAS/ours, bf16: 0.93 at M <= 16 on the 7B
-/// weights (0.78 on the 0.5B ones), 0.67 at M = 64, 0.71 over the shapes
-/// with M >= 512 (0.86 on the 7B weights at M = 4096, 0.91 on 8192^3); f16
-/// alike. A class goes in (for example
-/// `tuned((9, 0), DType::BF16, ShapeClass::Large, MatmulKernel::CudaWgmma)`)
+/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma3.md) no class has
+/// ours ahead. Geomean of cuBLAS/ours over the shapes with M >= 512: 0.74
+/// bf16, 0.75 f16 (0.91 on 8192^3, 0.46 at worst on the attention
+/// products); at M <= 16 on the 7B weights ours is at or just above cuBLAS
+/// on gate+up only (0.98-1.02x bf16; qkv 0.77-0.80x). A class goes in (for
+/// example `tuned((9, 0), DType::BF16, ShapeClass::Large, MatmulKernel::CudaWgmma)`)
 /// when a run shows ours at or above 1.00x over all of its shapes. f32
 /// (bench/results/2026-11-26-nvidia-h200-gemm-bench-f32.md): our exact GEMM
 /// is at 0.81 geomean over M >= 512, 0.76 at worst, and about at cuBLAS at

@@ -88,10 +88,17 @@ impl WgmmaTile {
         format!("{BM}x{}x{BK}{c}{o}{p}{g}", self.bn)
     }
 
+    /// f32 accumulators per consumer thread (gemm_wgmma.cu ACC): m64
+    /// row blocks per consumer warpgroup times BN / 2.
+    const fn acc(&self) -> usize {
+        let mh = if self.pingpong { 2 } else { 2 / self.consumers };
+        mh * self.bn / 2
+    }
+
     fn source(&self, dtype: DType) -> KernelSource {
         KernelSource::new(
             &self.name(dtype),
-            &[COMMON, EPILOGUE],
+            &[COMMON, EPILOGUE, &wgmma_operands(self.bn, self.acc())],
             include_str!("../../kernels/gemm_wgmma.cu"),
         )
         .define("GEMM_NAME", self.name(dtype))
@@ -102,6 +109,38 @@ impl WgmmaTile {
         .define("GEMM_CONSUMERS", self.consumers)
         .define("GEMM_PINGPONG", u8::from(self.pingpong))
     }
+}
+
+/// The inline-PTX operand lists of `wgmma.mma_async` m64n`bn`k16 and of
+/// `wgmma.wait_group` over `acc` accumulators (gemm_wgmma.cu `wgmma`,
+/// `wgmma_wait`): PTX names each of the BN / 2 accumulator registers of a
+/// thread, so the lists are spelled out per width.
+fn wgmma_operands(bn: usize, acc: usize) -> String {
+    let half = bn / 2;
+    let list = |n: usize| {
+        (0..n)
+            .map(|i| format!("%{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ops = |n: usize, off: &str| {
+        (0..n)
+            .map(|i| format!("\"+f\"(d[{off}{i}])"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "#define WGMMA_SHAPE \"m64n{bn}k16\"\n\
+         #define WGMMA_D_LIST \"{}\"\n\
+         #define WGMMA_AB \"%{half}, %{}\"\n\
+         #define WGMMA_D_OPS(OFF) {}\n\
+         #define WGMMA_WAIT_N \"%{acc}\"\n\
+         #define WGMMA_ACC_OPS {}\n",
+        list(half),
+        half + 1,
+        ops(half, "(OFF) + "),
+        ops(acc, ""),
+    )
 }
 
 fn short(d: DType) -> &'static str {
@@ -162,13 +201,44 @@ pub const TILE_128X128X64_PINGPONG: WgmmaTile = WgmmaTile {
     ..TILE_128X128X64
 };
 
-pub const TILES: [WgmmaTile; 6] = [
+/// Widths between 128 and 256 (and one under 128) for shapes whose 128- or
+/// 256-wide tiles leave a wave of SMs partly idle: each makes the tiles of
+/// some of the benchmark's shapes fill whole waves on 132 SMs (7B qkv at
+/// M = 512: 4 x 32 tiles of 128x144 against 4 x 18 of 128x256; 7B down at
+/// M = 512: 4 x 32 of 128x112), as cuBLAS's own tile choice does. Their
+/// pipelines are as deep as 227 KB of shared memory allows.
+pub const TILE_128X112X64: WgmmaTile = WgmmaTile {
+    bn: 112,
+    stages: 6,
+    ..TILE_128X128X64
+};
+pub const TILE_128X144X64: WgmmaTile = WgmmaTile {
+    bn: 144,
+    stages: 6,
+    ..TILE_128X128X64
+};
+pub const TILE_128X192X64: WgmmaTile = WgmmaTile {
+    bn: 192,
+    stages: 5,
+    ..TILE_128X128X64
+};
+pub const TILE_128X224X64: WgmmaTile = WgmmaTile {
+    bn: 224,
+    stages: 4,
+    ..TILE_128X128X64
+};
+
+pub const TILES: [WgmmaTile; 10] = [
     TILE_128X256X64,
     TILE_128X128X64,
     TILE_128X128X64_OCC2,
     TILE_128X256X64_C2,
     TILE_128X128X64_C2,
     TILE_128X128X64_PINGPONG,
+    TILE_128X112X64,
+    TILE_128X144X64,
+    TILE_128X192X64,
+    TILE_128X224X64,
 ];
 
 impl std::str::FromStr for WgmmaTile {
@@ -217,6 +287,14 @@ modules! {
     F16_128X128X64_C2 = TILE_128X128X64_C2, DType::F16;
     BF16_128X128X64_PINGPONG = TILE_128X128X64_PINGPONG, DType::BF16;
     F16_128X128X64_PINGPONG = TILE_128X128X64_PINGPONG, DType::F16;
+    BF16_128X112X64 = TILE_128X112X64, DType::BF16;
+    F16_128X112X64 = TILE_128X112X64, DType::F16;
+    BF16_128X144X64 = TILE_128X144X64, DType::BF16;
+    F16_128X144X64 = TILE_128X144X64, DType::F16;
+    BF16_128X192X64 = TILE_128X192X64, DType::BF16;
+    F16_128X192X64 = TILE_128X192X64, DType::F16;
+    BF16_128X224X64 = TILE_128X224X64, DType::BF16;
+    F16_128X224X64 = TILE_128X224X64, DType::F16;
 }
 
 /// Units (a column of `tile.cluster` tiles, one K share) of `batch` `m x n`
@@ -235,7 +313,7 @@ const MAX_SPLITS: usize = 8;
 /// are measured (H200, bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma.md,
 /// fitted to shapes of many waves): a 128x256x64 step takes about 0.80 us
 /// with every SM busy and a unit's drain and epilogue 5 us; a 128x128x64
-/// step 0.44 us and its unit 1.5 us. The ping-pong tile
+/// step 0.44 us and its unit 1.5 us (other widths interpolated). The ping-pong tile
 /// (bench/results/2026-11-26-nvidia-h100-gemm-bench-wgmma2.md) steps at the
 /// 128x128 rate with its epilogues hidden, but only pays where every SM gets
 /// several units of at least 32 K tiles: with one unit per SM a single
@@ -252,11 +330,19 @@ fn estimate_us(
     splits: usize,
     sms: usize,
 ) -> f64 {
-    let (mut step_us, mut unit_us) = if tile.bn == 256 {
-        (0.80, 5.0)
+    // Linear in the width between the two fitted tiles (128: 0.44 and 1.5
+    // us, 256: 0.80 and 5.0 us). On 8192^3 (an H200 tuning round,
+    // 2026-11-26) the step times of 144, 192 and 224 fell on that line
+    // within 2%; 112 stepped at 0.92x the time of 128, not the line's 0.90x.
+    let w = tile.bn as f64;
+    let step_us = if tile.bn >= 128 {
+        0.08 + 0.0028125 * w
     } else {
-        (0.44, 1.5)
+        0.44 * (1.0 - (128.0 - w) * 0.005)
     };
+    // The unit cost is not fitted under 128: held at 128's (with 1.0, the
+    // planner took 128x112 for 0.5B gate+up at M = 512, where it tied 128).
+    let (mut step_us, mut unit_us) = (step_us, (1.5 + (w - 128.0) * 3.5 / 128.0).max(1.5));
     if tile.cluster > 1 {
         // Measured slower than one block per SM (see AUTO_TILES).
         step_us *= 1.7;
@@ -313,6 +399,22 @@ fn pingpong_pays(
 /// beat wherever `estimate_us` lets it run.
 pub const AUTO_TILES: [WgmmaTile; 3] = [TILE_128X256X64, TILE_128X128X64_PINGPONG, TILE_128X128X64];
 
+/// The widths between (and under) 128 and 256 that the planner may take
+/// instead, and only where their estimate is 10% (`WIDTH_GAIN`) under the
+/// best of `AUTO_TILES`: there they fill the SMs' last wave, which the
+/// estimate captures; closer calls are within its error, which runs both
+/// ways (bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma3.md: 7B down
+/// at M = 4096, estimated 6% faster on 128x224 than on the ping-pong tile,
+/// ran 4% faster; 0.5B gate+up at M = 512, estimated 12% faster on 128x112
+/// than on 128x128 when its unit cost was extrapolated, tied).
+pub const WIDTH_TILES: [WgmmaTile; 4] = [
+    TILE_128X224X64,
+    TILE_128X192X64,
+    TILE_128X144X64,
+    TILE_128X112X64,
+];
+const WIDTH_GAIN: f64 = 0.9;
+
 /// The tile and the number of K splits for `batch` `m x n x k` products on
 /// `sms` SMs (`tile` forces the tile): the lowest estimate, each split
 /// keeping at least 4 K tiles.
@@ -321,23 +423,37 @@ pub fn plan(
     sms: usize,
     tile: Option<WgmmaTile>,
 ) -> (WgmmaTile, usize) {
-    let tiles: Vec<WgmmaTile> = tile.map_or(AUTO_TILES.to_vec(), |t| vec![t]);
     let max_splits = (k.div_ceil(BK) / 4).clamp(1, MAX_SPLITS);
-    let mut best = (tiles[0], 1, f64::INFINITY);
-    for t in tiles {
-        for s in 1..=max_splits {
-            // The planner leaves the ping-pong tile out where it was
-            // measured slower; forced (benchmarks, tests), it runs anywhere.
-            if tile.is_none() && t.pingpong && !pingpong_pays(&t, (m, n, k, batch), s, sms) {
-                continue;
-            }
-            let us = estimate_us(&t, (m, n, k, batch), s, sms);
-            if us < best.2 * 0.97 {
-                best = (t, s, us);
+    // The fastest (tile, splits) of `tiles` by the estimate; a later tile
+    // must be `margin` under the best so far.
+    let pick = |tiles: &[WgmmaTile], margin: f64| {
+        let mut best = (tiles[0], 1, f64::INFINITY);
+        for &t in tiles {
+            for s in 1..=max_splits {
+                // The planner leaves the ping-pong tile out where it was
+                // measured slower; forced (benchmarks, tests), it runs anywhere.
+                if tile.is_none() && t.pingpong && !pingpong_pays(&t, (m, n, k, batch), s, sms) {
+                    continue;
+                }
+                let us = estimate_us(&t, (m, n, k, batch), s, sms);
+                if us < best.2 * margin {
+                    best = (t, s, us);
+                }
             }
         }
+        best
+    };
+    if let Some(t) = tile {
+        let (t, s, _) = pick(&[t], 0.97);
+        return (t, s);
     }
-    (best.0, best.1)
+    let base = pick(&AUTO_TILES, 0.97);
+    let width = pick(&WIDTH_TILES, 0.97);
+    if width.2 < base.2 * WIDTH_GAIN {
+        (width.0, width.1)
+    } else {
+        (base.0, base.1)
+    }
 }
 
 /// A 3-D tensor map (K, rows, batch) of a K-contiguous operand: `rows` rows
@@ -615,7 +731,13 @@ mod tests {
                 "{mnk:?}"
             );
         }
-        assert_eq!(plan((512, 3584, 18944, 1), 132, None).0, TILE_128X128X64);
+        // H200 bench (wgmma3): a width that fills the last wave, where the
+        // estimate saves at least 10% (7B qkv at M = 512: 43 us against
+        // 57-66 for the others; 7B gate+up at M = 64: 94 against 111-122;
+        // 0.5B down at M = 4096: 62 against 68-79).
+        assert_eq!(plan((512, 4608, 3584, 1), 132, None).0, TILE_128X144X64);
+        assert_eq!(plan((64, 37888, 3584, 1), 132, None).0, TILE_128X144X64);
+        assert_eq!(plan((4096, 896, 4864, 1), 132, None).0, TILE_128X224X64);
         assert_eq!(plan((8192, 8192, 8192, 1), 132, None).0, TILE_128X256X64);
         assert_eq!(plan((512, 512, 128, 28), 132, None).0, TILE_128X128X64);
     }
