@@ -4,7 +4,11 @@
 //! batch 14 and 28 heads of dim 64 and 128, M 1 and 512); f16/bf16 in and
 //! out, and f32 (exact, no TF32) on a shorter list.
 //!
-//! `cargo run --release --example gemm_bench -- [--quick] [--dtype bf16|f16|f32|both|all] [--reps N] [--tiles 128x128x32,wgmma_128x256x64,..]`
+//! `cargo run --release --example gemm_bench -- [--quick] [--dtype bf16|f16|f32|both|all] [--reps N] [--tiles 128x128x32,wgmma_128x256x64,..] [--only LABEL,..] [--ms M,..]`
+//!
+//! `--only` keeps the shapes whose label contains one of the given strings
+//! (`square`, `7B down`, `attn`, ..) and `--ms` replaces the list of M: a
+//! short run for a profiler (scripts/gpu_gemm_profile.sh).
 //!
 //! `--tiles` also times those kernel variants by name (one row each, beside
 //! the dispatcher's own pick) where M >= 64: `BMxBNxBK` names a tile of the
@@ -450,6 +454,12 @@ fn main() -> Res<()> {
             .collect::<Result<_, _>>()?,
         None => vec![],
     };
+    let only: Vec<String> =
+        opt("--only").map_or(vec![], |v| v.split(',').map(String::from).collect());
+    let keep = |label: &str| only.is_empty() || only.iter().any(|o| label.contains(o.as_str()));
+    let ms_arg: Option<Vec<usize>> = opt("--ms")
+        .map(|v| v.split(',').map(|m| m.parse()).collect::<Result<_, _>>())
+        .transpose()?;
     let dev = CudaDevice::new(0)?;
     let (free, total) = dev.mem_info()?;
     println!(
@@ -498,6 +508,12 @@ fn main() -> Res<()> {
         ms = vec![16, 4096];
         attn.truncate(1);
     }
+    let ms_arg_none = ms_arg.is_none();
+    if let Some(list) = ms_arg {
+        ms = list;
+    }
+    shapes.retain(|s| keep(s.0));
+    attn.retain(|a| keep(a.0));
     for dtype in dtypes {
         let pool = Pool::new(&d, dtype, 64 << 20)?;
         // f32 runs on our SIMT kernel: a shorter list keeps the run short.
@@ -508,19 +524,31 @@ fn main() -> Res<()> {
         } else {
             &shapes[..]
         };
-        let ms = if f32 { vec![1, 16, 512] } else { ms.clone() };
-        let big = run_shape(
-            &dev,
-            &pool,
-            "square",
-            (1, square, square, square),
-            dtype,
-            reps,
-            &tiles,
-        )?;
+        let ms = if f32 && ms_arg_none {
+            vec![1, 16, 512]
+        } else {
+            ms.clone()
+        };
+        let big = if keep("square") {
+            run_shape(
+                &dev,
+                &pool,
+                "square",
+                (1, square, square, square),
+                dtype,
+                reps,
+                &tiles,
+            )?
+        } else {
+            vec![]
+        };
+        // Without the square shape (--only), the flops ceiling is unknown
+        // and "% roof" counts bytes only.
         let ceil = Ceil {
             copy_gbs,
-            blas_tflops: 2.0 * (square as f64).powi(3) / (big[0].blas_us * 1e-6) / 1e12,
+            blas_tflops: big.first().map_or(f64::INFINITY, |r| {
+                2.0 * (square as f64).powi(3) / (r.blas_us * 1e-6) / 1e12
+            }),
         };
         println!(
             "\ncuBLAS {dtype} {square}^3: {:.0} TFLOP/s (the compute ceiling for % roof)\n",

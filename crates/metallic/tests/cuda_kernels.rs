@@ -4,7 +4,9 @@
 //! LD_LIBRARY_PATH via scripts/nvrtc_env.sh); without it this test fails,
 //! so a kernel that does not compile cannot land.
 
-use metallic::cuda::{compile_cubin, nvrtc_available, nvrtc_version, ops::all_modules};
+use metallic::cuda::{
+    compile_cubin, compile_cubin_logged, nvrtc_available, nvrtc_version, ops::all_modules,
+};
 
 #[test]
 fn every_kernel_compiles_for_sm80_and_sm90a() {
@@ -14,16 +16,44 @@ fn every_kernel_compiles_for_sm80_and_sm90a() {
     let (major, minor) = nvrtc_version().expect("NVRTC reports its version");
     println!("NVRTC {major}.{minor}");
     let mut failures = Vec::new();
-    for module in all_modules() {
+    // METALLIC_COMPILE_ONLY=<text>: only the modules whose key contains it
+    // (a quick look at one kernel's ptxas log).
+    let only = std::env::var("METALLIC_COMPILE_ONLY").unwrap_or_default();
+    for module in all_modules()
+        .into_iter()
+        .filter(|m| m.key().contains(&only))
+    {
+        // METALLIC_COMPILE_DUMP=<dir>: also write each module's full source,
+        // defines first, for a look at its PTX.
+        if let Ok(dir) = std::env::var("METALLIC_COMPILE_DUMP") {
+            let defines: String = module
+                .defines
+                .iter()
+                .map(|d| format!("#define {}\n", d.replacen('=', " ", 1)))
+                .collect();
+            let path = std::path::Path::new(&dir).join(format!("{}.cu", module.name));
+            std::fs::write(&path, defines + &module.src).expect("the dump folder is writable");
+        }
         for arch in ["sm_80", "sm_90a"] {
             let start = std::time::Instant::now();
-            match compile_cubin(&module, arch) {
-                Ok(cubin) => println!(
-                    "compiled {} for {arch}: {} bytes in {:.0} ms",
-                    module.key(),
-                    cubin.len(),
-                    start.elapsed().as_secs_f64() * 1e3
-                ),
+            match compile_cubin_logged(&module, arch) {
+                Ok((cubin, log)) => {
+                    println!(
+                        "compiled {} for {arch}: {} bytes in {:.0} ms",
+                        module.key(),
+                        cubin.len(),
+                        start.elapsed().as_secs_f64() * 1e3
+                    );
+                    if !log.is_empty() {
+                        println!("  log: {log}");
+                    }
+                    // ptxas serialises wgmma where it cannot prove the
+                    // accumulators untouched while in flight: correct, and
+                    // several times slower.
+                    if log.contains("serialized") || log.contains("Performance Loss") {
+                        failures.push(format!("{} for {arch}: {log}", module.key()));
+                    }
+                }
                 Err(e) => failures.push(e.to_string()),
             }
         }

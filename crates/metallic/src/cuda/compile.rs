@@ -108,6 +108,13 @@ fn nvrtc_err(call: &'static str, e: nvrtc::NvrtcError) -> Error {
 /// Compiles `k` to a CUBIN for `arch` (no cache). A compile error returns
 /// NVRTC's log and the kernel's name.
 pub fn compile_cubin(k: &KernelSource, arch: &str) -> Result<Vec<u8>> {
+    compile_cubin_logged(k, arch).map(|(cubin, _)| cubin)
+}
+
+/// As [`compile_cubin`], with NVRTC's log of a successful compile (ptxas's
+/// advisories, e.g. wgmma instructions it had to serialise; empty when
+/// there are none).
+pub fn compile_cubin_logged(k: &KernelSource, arch: &str) -> Result<(Vec<u8>, String)> {
     nvrtc_available()?;
     let src = CString::new(k.src.as_str()).map_err(|_| Error::KernelCompile {
         kernel: k.key(),
@@ -133,6 +140,10 @@ pub fn compile_cubin(k: &KernelSource, arch: &str) -> Result<Vec<u8>> {
             })
         }
         Ok(()) => {
+            // SAFETY: `prog` is live.
+            let log = unsafe { nvrtc::get_program_log(prog) }
+                .map(|l| c_chars_to_string(&l))
+                .unwrap_or_default();
             let mut size = 0usize;
             // SAFETY: `prog` compiled; the buffer is sized as NVRTC asks.
             unsafe { nvrtc_sys::nvrtcGetCUBINSize(prog, &mut size) }
@@ -143,13 +154,13 @@ pub fn compile_cubin(k: &KernelSource, arch: &str) -> Result<Vec<u8>> {
                     unsafe { nvrtc_sys::nvrtcGetCUBIN(prog, cubin.as_mut_ptr() as *mut c_char) }
                         .result()
                         .map_err(|e| nvrtc_err("nvrtcGetCUBIN", e))?;
-                    Ok(cubin)
+                    Ok((cubin, log))
                 })
         }
     };
     // SAFETY: destroyed once; nothing uses `prog` after this.
     unsafe { nvrtc::destroy_program(prog) }.map_err(|e| nvrtc_err("nvrtcDestroyProgram", e))?;
-    let cubin = result?;
+    let (cubin, log) = result?;
     if cubin.is_empty() {
         return Err(Error::KernelCompile {
             kernel: k.key(),
@@ -157,7 +168,7 @@ pub fn compile_cubin(k: &KernelSource, arch: &str) -> Result<Vec<u8>> {
             log: "NVRTC returned an empty CUBIN (is the architecture a real sm_XY?)".into(),
         });
     }
-    Ok(cubin)
+    Ok((cubin, log.trim().to_string()))
 }
 
 fn c_chars_to_string(log: &[c_char]) -> String {
@@ -218,7 +229,10 @@ impl KernelCache {
             }
         }
         let start = Instant::now();
-        let cubin = compile_cubin(k, arch)?;
+        let (cubin, nvrtc_log) = compile_cubin_logged(k, arch)?;
+        if !nvrtc_log.is_empty() {
+            log::warn!("[cuda] kernel {} for {arch}: {nvrtc_log}", k.key());
+        }
         log::info!(
             "[cuda] compiled kernel {} for {arch} in {:.0} ms ({} bytes)",
             k.key(),

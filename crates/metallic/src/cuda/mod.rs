@@ -22,7 +22,9 @@ mod memory;
 pub mod ops;
 mod storage;
 
-pub use compile::{compile_cubin, nvrtc_available, nvrtc_version, KernelCache, KernelSource};
+pub use compile::{
+    compile_cubin, compile_cubin_logged, nvrtc_available, nvrtc_version, KernelCache, KernelSource,
+};
 pub use context::{arch_for, default_device, CudaConfig, CudaDevice};
 pub use memory::{DeviceBuffer, Pool};
 pub use storage::CudaStorage;

@@ -37,10 +37,11 @@
 //     columns (m64nBNk16 wgmma, four per 64-wide k tile, one commit group
 //     per k tile with one group left in flight), then runs the epilogue
 //     while the producer already loads the next unit's tiles. The common
-//     epilogue (alpha, bias, D in the operands' dtype) is stored straight
-//     from the registers; the rest (beta * C, activations, other dtypes,
-//     split-K partials) goes through a small shared-memory staging buffer
-//     and matmul_epilogue.cuh. With GEMM_PINGPONG each of the two takes
+//     epilogue (alpha, bias, D in the operands' dtype) packs 64 x 64 chunks
+//     into swizzled shared memory and stores each with one TMA store, which
+//     runs on while the warpgroup starts the next unit; the rest (beta * C,
+//     activations, other dtypes, split-K partials) goes through a small
+//     shared-memory staging buffer and matmul_epilogue.cuh. With GEMM_PINGPONG each of the two takes
 //     all 128 rows of every other unit of the block instead (m64nBNk16 on
 //     both m64 halves), and a turn barrier runs their main loops in order.
 // A unit is one (split, batch, tile) triple (with clusters: a column of
@@ -77,12 +78,17 @@
 #endif
 // Rows of each B tile this block loads (and multicasts).
 #define B_ROWS (GEMM_BN / GEMM_CLUSTER)
-// Epilogue staging: per consumer warpgroup 64 rows x 32 columns of f32 (16
-// where BN is an odd multiple of 16), rows padded by 4 floats against bank
-// conflicts.
+// Epilogue staging, per consumer warpgroup. The common epilogue (D in the
+// operands' dtype) goes through EPI_BUFS buffers of 64 rows x 64 columns
+// (8 KB, 128-byte rows in the 128-byte swizzle: TMA's layout for a 64 x 64
+// box), so that one chunk is stored while the next is written. The others
+// stage 64 rows x 32 columns of f32 (16 where BN is an odd multiple of 16),
+// rows padded by 4 floats against bank conflicts, in the same space.
 #define EPI_COLS (GEMM_BN % 32 ? 16 : 32)
 #define EPI_LD (32 + 4)
-#define EPI_BYTES (64 * EPI_LD * 4)
+#define EPI_BUFS (CONSUMERS == 2 ? 2 : 1)
+#define EPI_CHUNK 8192
+#define EPI_BYTES (EPI_BUFS * EPI_CHUNK > 64 * EPI_LD * 4 ? EPI_BUFS * EPI_CHUNK : 64 * EPI_LD * 4)
 
 #if GEMM_DT == DT_BF16
 #define MMA_TYPE "bf16"
@@ -214,6 +220,23 @@ __device__ __forceinline__ void tma_load(unsigned dst, const TmaMap* map, int k,
         : "memory");
 }
 
+// One 64 x 64 box of shared memory at `src` (128-byte swizzle) to the
+// tensor of `map` at (column n, row m, batch z); TMA writes only the part
+// inside the tensor. Issued by one thread, in its bulk async-group (PTX ISA
+// 9.7.9.25 "cp.async.bulk.tensor", 9.7.9.26 "cp.async.bulk.commit_group").
+__device__ __forceinline__ void tma_store(const TmaMap* map, unsigned src, int n, int m, int z) {
+    asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%1, %2, %3}], [%4];" ::"l"((u64)map),
+                 "r"(n), "r"(m), "r"(z), "r"(src)
+                 : "memory");
+    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+}
+
+// Waits until at most N of this thread's bulk groups still read shared memory.
+template <int N>
+__device__ __forceinline__ void tma_store_wait_read() {
+    asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(N) : "memory");
+}
+
 // Shared-memory matrix descriptor (PTX ISA 9.7.15.5.1.2.2 "Matrix
 // Descriptor Format") of a K-major tile in the 128-byte swizzle: rows of 64
 // elements (128 bytes) in groups of 8 rows (1024 bytes, the stride byte
@@ -224,20 +247,23 @@ __device__ __forceinline__ u64 smem_desc(unsigned addr) {
     return (u64)((addr & 0x3ffff) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
 }
 
-// d (64 x BN, f32, the fragment layout of PTX ISA 9.7.15.5.1.1.1) += A (64 x
-// 16 at descriptor a) * B (16 x BN at descriptor b, stored [n][k]); scale-d
-// 1, no negation, both operands K-major (no transpose).
+// d (64 x BN, f32, the fragment layout of PTX ISA 9.7.15.5.1.1.1) = A (64 x
+// 16 at descriptor a) * B (16 x BN at descriptor b, stored [n][k]) + d where
+// `accumulate` is nonzero (scale-d), without d where it is zero (a unit's
+// first k step: the accumulators need no zeroing, whose register moves
+// between wgmma made ptxas serialise them); no negation, both operands
+// K-major (no transpose).
 // The accumulators of row block OFF / (BN / 2) are d[OFF ..]. Inline PTX
 // needs every accumulator named: the host generates the operand lists for
 // the tile's BN (WGMMA_SHAPE, WGMMA_D_LIST, WGMMA_D_OPS, WGMMA_AB; wgmma.rs
 // `wgmma_operands`).
 template <int OFF>
-__device__ __forceinline__ void wgmma(float (&d)[ACC], u64 a, u64 b) {
-    asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0;\n"
+__device__ __forceinline__ void wgmma(float (&d)[ACC], u64 a, u64 b, int accumulate) {
+    asm volatile("{ .reg .pred p; setp.ne.b32 p, " WGMMA_SCALE ", 0;\n"
                  "wgmma.mma_async.sync.aligned." WGMMA_SHAPE ".f32." MMA_TYPE "." MMA_TYPE " {" WGMMA_D_LIST
                  "}, " WGMMA_AB ", p, 1, 1, 0, 0; }"
                  : WGMMA_D_OPS(OFF)
-                 : "l"(a), "l"(b));
+                 : "l"(a), "l"(b), "r"(accumulate));
 }
 
 // The accumulator registers are about to be read or written by wgmma after
@@ -256,24 +282,6 @@ __device__ __forceinline__ unsigned pack2(float lo, float hi) {
 #else
     return f32_to_f16(lo) | ((unsigned)f32_to_f16(hi) << 16);
 #endif
-}
-
-// Within each quad of lanes, word i of lane q becomes word q of lane i (a
-// 4x4 transpose of 4-byte words in four rotated shuffles; the selects keep
-// the arrays in registers).
-__device__ __forceinline__ void quad_transpose(unsigned (&w)[4], int lane) {
-    const int q = lane & 3;
-    unsigned out[4] = {0, 0, 0, 0};
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-        const int send = (q - r) & 3, from = (q + r) & 3;
-        const unsigned v = send == 0 ? w[0] : send == 1 ? w[1] : send == 2 ? w[2] : w[3];
-        const unsigned got = __shfl_sync(0xffffffffu, v, (lane & ~3) | from);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) out[i] = from == i ? got : out[i];
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) w[i] = out[i];
 }
 
 // Unit index -> (split, batch, first row, first column), grouped raster;
@@ -297,12 +305,153 @@ __device__ __forceinline__ Unit decode_unit(int u, int tiles_m, int tiles_n, int
     return r;
 }
 
+// What the epilogue of one unit needs, for one consumer warpgroup.
+struct EpiCtx {
+    float* epi;           // this warpgroup's staging space (1024-byte aligned)
+    const TmaMap* map_d;  // D for TMA stores, where d_tma
+    int d_tma;
+    const Epilogue& e;
+    const void* c;
+    void* d;
+    const void* bias;
+    float* out;  // split-K partials of this unit's split and batch, or null
+    int M, N;
+    int m0;  // first row of this warpgroup's rows of the tile
+    int n0, z;
+    int t;       // thread within the warpgroup
+    int r0, c0;  // the thread's first fragment row and column
+    int cw;      // consumer warpgroup (its named barrier is 1 + cw)
+};
+
+__device__ __forceinline__ void wg_sync(int cw) { asm volatile("bar.sync %0, 128;" ::"r"(1 + cw) : "memory"); }
+
+// The common epilogue (alpha, bias, D in the operands' dtype, rows of D
+// 16-byte aligned, N a multiple of 8), chunk CH (64 columns) of m64 row
+// block MHI: the chunk is packed into a staging buffer in the 128-byte
+// swizzle (a lane's pair of columns goes to 16-byte chunk j ^ (row % 8) of
+// its row: the 32 lanes of a warp hit 32 banks), then stored either by one
+// TMA store, which runs on while the warpgroup goes ahead (D described by
+// map_d), or by the warpgroup's threads in 16-byte loads and stores (BN's
+// last chunk where BN is not a multiple of 64, or D not described). A
+// scalar tail for other alignments here made ptxas serialise the wgmma of
+// the main loop (its advisory C7514, which tests/cuda_kernels.rs fails on):
+// they take the general epilogue.
+template <int MHI, int CH>
+__device__ __forceinline__ void direct_chunk(const float (&acc)[ACC], const EpiCtx& x, int& eb) {
+    if constexpr (MHI < MH && CH * 64 < GEMM_BN) {
+        constexpr int width = GEMM_BN - CH * 64 < 64 ? GEMM_BN - CH * 64 : 64;
+        const Epilogue& e = x.e;
+        const int buf_off = (eb % EPI_BUFS) * EPI_CHUNK;
+        unsigned char* buf = (unsigned char*)x.epi + buf_off;
+        ++eb;
+        // The TMA store that last read this buffer is done reading it (the
+        // threads' own reads of it are behind the barrier). Only TMA chunks
+        // commit bulk groups: after a chunk the threads stored (BN's last,
+        // where BN is not a multiple of 64), the newest group may be this
+        // buffer's, so none may stay pending.
+        constexpr int pending = CH == 0 && GEMM_BN % 64 ? 0 : EPI_BUFS - 1;
+        if (x.t == 0) tma_store_wait_read<pending>();
+        wg_sync(x.cw);
+        const int q = x.c0 / 2;
+#pragma unroll
+        for (int jl = 0; jl < width / 8; ++jl) {
+            const int j = CH * 8 + jl;
+            const int n = x.n0 + 8 * j + x.c0;
+            float b0 = 0.0f, b1 = 0.0f;
+            if (e.has_bias && n < x.N) {
+                b0 = load_f32(x.bias, e.bias_dtype, e.bias_off + n * e.bias_stride);
+                b1 = load_f32(x.bias, e.bias_dtype, e.bias_off + (n + 1) * e.bias_stride);
+            }
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int r = x.r0 + 8 * h;
+                const int i = MHI * (GEMM_BN / 2) + 4 * j + 2 * h;
+                *(unsigned*)(buf + r * 128 + ((jl ^ (r & 7)) << 4) + 4 * q) =
+                    pack2(e.alpha * acc[i] + b0, e.alpha * acc[i + 1] + b1);
+            }
+        }
+        const int row0 = x.m0 + MHI * 64, col0 = x.n0 + CH * 64;
+        if (width == 64 && x.d_tma) {
+            // The threads' writes must be visible to the async proxy.
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            wg_sync(x.cw);
+            if (x.t == 0) tma_store(x.map_d, smem_addr(buf), col0, row0, x.z);
+        } else {
+            wg_sync(x.cw);
+            u16* dz = (u16*)x.d + e.d.off + (i64)x.z * e.d.bs;
+            constexpr int per_row = width / 8;
+#pragma unroll
+            for (int pass = 0; pass < per_row / 2; ++pass) {
+                const int idx = x.t + 128 * pass, r = idx / per_row, cc = idx % per_row;
+                const int m = row0 + r, n = col0 + 8 * cc;
+                const uint4 v = *(const uint4*)(buf + r * 128 + ((cc ^ (r & 7)) << 4));
+                if (m < x.M && n < x.N) *(uint4*)(dz + (i64)m * e.d.rs + n) = v;
+            }
+        }
+    }
+}
+
+// Split-K partials (f32, rows of N, N even) of m64 row block MHI, straight
+// from the registers: each lane's column pair is one 8-byte store, and a
+// warp's store of one register pair fills 8 whole 32-byte sectors.
+template <int MHI>
+__device__ __forceinline__ void partial_store(const float (&acc)[ACC], const EpiCtx& x) {
+    if constexpr (MHI < MH) {
+#pragma unroll
+        for (int j = 0; j < GEMM_BN / 8; ++j)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int m = x.m0 + MHI * 64 + x.r0 + 8 * h, n = x.n0 + 8 * j + x.c0;
+                const int i = MHI * (GEMM_BN / 2) + 4 * j + 2 * h;
+                if (m < x.M && n < x.N) *(float2*)(x.out + (i64)m * x.N + n) = make_float2(acc[i], acc[i + 1]);
+            }
+    }
+}
+
+// Every other epilogue (beta * C, activations, other output dtypes, strided
+// D, split-K partials of odd N) for m64 row block MHI, EPI_COLS columns at a time
+// through shared memory, so that the stores run along rows and
+// matmul_epilogue.cuh's code is emitted once per chunk.
+template <int MHI>
+__device__ __forceinline__ void staged_chunks(const float (&acc)[ACC], const EpiCtx& x) {
+    if constexpr (MHI < MH) {
+#pragma unroll
+        for (int ch = 0; ch < GEMM_BN / EPI_COLS; ++ch) {
+            wg_sync(x.cw);
+#pragma unroll
+            for (int jj = 0; jj < EPI_COLS / 8; ++jj) {
+                const int j = ch * (EPI_COLS / 8) + jj;
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    *(float2*)(x.epi + (x.r0 + 8 * h) * EPI_LD + jj * 8 + x.c0) =
+                        make_float2(acc[MHI * (GEMM_BN / 2) + 4 * j + 2 * h], acc[MHI * (GEMM_BN / 2) + 4 * j + 2 * h + 1]);
+            }
+            wg_sync(x.cw);
+#pragma unroll 1
+            for (int idx = x.t; idx < 64 * EPI_COLS / 2; idx += 128) {
+                const int r = idx / (EPI_COLS / 2), col = (idx % (EPI_COLS / 2)) * 2;
+                const int m = x.m0 + MHI * 64 + r, n = x.n0 + ch * EPI_COLS + col;
+                if (m >= x.M || n >= x.N) continue;
+                const float v0 = x.epi[r * EPI_LD + col], v1 = x.epi[r * EPI_LD + col + 1];
+                if (x.out) {
+                    x.out[(i64)m * x.N + n] = v0;
+                    if (n + 1 < x.N) x.out[(i64)m * x.N + n + 1] = v1;
+                } else if (n + 1 < x.N) {
+                    epilogue_pair(x.e, x.c, x.d, x.bias, x.z, m, n, v0, v1);
+                } else {
+                    epilogue_store(x.e, x.c, x.d, x.bias, x.z, m, n, v0);
+                }
+            }
+        }
+    }
+}
+
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
-    GEMM_NAME(const __grid_constant__ TmaMap map_a, const __grid_constant__ TmaMap map_b, Epilogue e, const void* c,
-              void* d, const void* bias, int M, int N, int K, int batch, int a_batched, int b_batched, int splits,
-              float* partial, int group) {
+    GEMM_NAME(const __grid_constant__ TmaMap map_a, const __grid_constant__ TmaMap map_b,
+              const __grid_constant__ TmaMap map_d, int d_tma, Epilogue e, const void* c, void* d, const void* bias,
+              int M, int N, int K, int batch, int a_batched, int b_batched, int splits, float* partial, int group) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     __shared__ __align__(8) u64 full_bar[GEMM_STAGES], empty_bar[GEMM_STAGES];
     // Ping-pong: turn_bar[c] completes a phase each time the other consumer
@@ -377,11 +526,19 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(CONSUMER_REGS));
         const int cw = wg - 1, t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
         float* epi = epi_base + cw * (EPI_BYTES / 4);
-        const bool direct = !partial && e.beta == 0.0f && e.act == ACT_NONE && e.d_dtype == GEMM_DT && e.d.cs == 1;
-        // 16-byte stores need every row start 16-byte aligned.
-        const bool vec16 = !(((u64)d + 2 * e.d.off) & 15) && !((e.d.rs | e.d.bs) & 7);
+        // The common epilogue, where every row of D starts 16-byte aligned
+        // and N is a multiple of 8 (the threads' stores are 16 bytes, and
+        // TMA needs the same alignment): see below.
+        const bool direct = !partial && e.beta == 0.0f && e.act == ACT_NONE && e.d_dtype == GEMM_DT &&
+                            e.d.cs == 1 && !(((u64)d + 2 * e.d.off) & 15) && !((e.d.rs | e.d.bs) & 7) && !(N & 7);
+        // Zeroed once: every unit's first k step overwrites them (the host
+        // plans no empty K share).
         float acc[ACC];
+#pragma unroll
+        for (int i = 0; i < ACC; ++i) acc[i] = 0.0f;
         int it = 0;
+        // Staging buffers used so far (the direct epilogue alternates them).
+        int eb = 0;
         for (int u = first_unit, ui = 0; u < units; u += unit_step, ++ui) {
             const Unit w = decode_unit(u, tiles_m, tiles_n, batch, group, rank);
             const int kt0 = w.split * kt_per, kt1 = min(kt_all, kt0 + kt_per);
@@ -401,8 +558,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
             // warpgroup's epilogue under the other's main loop.
             if (ui > 0) mbar_wait(smem_addr(&turn_bar[cw]), ((ui - 1) / 2) & 1);
 #endif
-#pragma unroll
-            for (int i = 0; i < ACC; ++i) acc[i] = 0.0f;
             // Each k tile's wgmma form one group; one group stays in flight
             // while the next tile's are issued, and the stage of a completed
             // group goes back to the producer. (Two in flight did not make
@@ -415,12 +570,15 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
                 mbar_wait(smem_addr(&full_bar[s]), (it / GEMM_STAGES) & 1);
                 wgmma_fence();
                 const unsigned a0 = sA + s * A_STAGE + WG_MH0(cw) * 64 * 128, b0 = sB + s * B_STAGE;
+                const int more = kt != kt0;
 #pragma unroll
-                for (int ks = 0; ks < BK / 16; ++ks) wgmma<0>(acc, smem_desc(a0 + ks * 32), smem_desc(b0 + ks * 32));
+                for (int ks = 0; ks < BK / 16; ++ks)
+                    wgmma<0>(acc, smem_desc(a0 + ks * 32), smem_desc(b0 + ks * 32), ks ? 1 : more);
 #if MH == 2
 #pragma unroll
                 for (int ks = 0; ks < BK / 16; ++ks)
-                    wgmma<GEMM_BN / 2>(acc, smem_desc(a0 + 64 * 128 + ks * 32), smem_desc(b0 + ks * 32));
+                    wgmma<GEMM_BN / 2>(acc, smem_desc(a0 + 64 * 128 + ks * 32), smem_desc(b0 + ks * 32),
+                                       ks ? 1 : more);
 #endif
                 wgmma_commit();
                 wgmma_wait<1>(acc);
@@ -435,83 +593,45 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
 
             // Fragment: register 4j + 2h + c holds row 16 warp + lane / 4 + 8h,
             // column 8j + 2 (lane % 4) + c.
-            const int r0 = warp * 16 + lane / 4, c0 = (lane % 4) * 2;
+            const EpiCtx x{epi,
+                           &map_d,
+                           d_tma,
+                           e,
+                           c,
+                           d,
+                           bias,
+                           partial ? partial + ((i64)w.split * batch + w.z) * M * N : nullptr,
+                           M,
+                           N,
+                           w.m0 + WG_MH0(cw) * 64,
+                           w.n0,
+                           w.z,
+                           t,
+                           warp * 16 + lane / 4,
+                           (lane % 4) * 2,
+                           cw};
+            // The chunks by compile-time index (templates, not loops: a loop
+            // left rolled indexes the accumulators at run time, which puts
+            // them in local memory and makes ptxas serialise the wgmma).
             if (direct) {
-                // The common epilogue (alpha, bias, D in the operands' dtype,
-                // rows of D contiguous) straight from the registers. Each
-                // lane quad holds 8 columns x 2 rows of two adjacent n8
-                // blocks as 4-byte pairs; a transpose within the quad gives
-                // every lane 8 consecutive columns of one row: one 16-byte
-                // store, and a warp fills whole 32-byte sectors.
-                u16* dz = (u16*)d + e.d.off + (i64)w.z * e.d.bs;
-                const int q = lane % 4;
-#pragma unroll
-                for (int mh = 0; mh < MH; ++mh)
-#pragma unroll
-                for (int j = 0; j < GEMM_BN / 8; j += 2) {
-                    unsigned wd[4];
-#pragma unroll
-                    for (int jj = 0; jj < 2; ++jj) {
-                        const int n = w.n0 + 8 * (j + jj) + c0;
-                        float b0 = 0.0f, b1 = 0.0f;
-                        if (e.has_bias && n < N) {
-                            b0 = load_f32(bias, e.bias_dtype, e.bias_off + n * e.bias_stride);
-                            if (n + 1 < N) b1 = load_f32(bias, e.bias_dtype, e.bias_off + (n + 1) * e.bias_stride);
-                        }
-#pragma unroll
-                        for (int h = 0; h < 2; ++h)
-                            wd[2 * jj + h] = pack2(e.alpha * acc[mh * (GEMM_BN / 2) + 4 * (j + jj) + 2 * h] + b0,
-                                                   e.alpha * acc[mh * (GEMM_BN / 2) + 4 * (j + jj) + 2 * h + 1] + b1);
-                    }
-                    quad_transpose(wd, lane);
-                    const int m = w.m0 + (WG_MH0(cw) + mh) * 64 + r0 + 8 * (q & 1), n = w.n0 + 8 * (j + (q >> 1));
-                    if (m >= M || n >= N) continue;
-                    u16* p = dz + (i64)m * e.d.rs + n;
-                    if (vec16 && n + 8 <= N) {
-                        *(uint4*)p = make_uint4(wd[0], wd[1], wd[2], wd[3]);
-                    } else {
-#pragma unroll
-                        for (int t = 0; t < 8; ++t)
-                            if (n + t < N) p[t] = (u16)(wd[t / 2] >> (16 * (t % 2)));
-                    }
-                }
-                continue;
-            }
-            // Every other epilogue, 32 columns at a time through shared memory
-            // so that the stores run along rows and the epilogue's code is
-            // emitted once per chunk.
-            float* out = partial ? partial + ((i64)w.split * batch + w.z) * M * N : nullptr;
-#pragma unroll
-            for (int mh = 0; mh < MH; ++mh)
-#pragma unroll
-            for (int ch = 0; ch < GEMM_BN / EPI_COLS; ++ch) {
-                asm volatile("bar.sync %0, 128;" ::"r"(1 + cw) : "memory");
-#pragma unroll
-                for (int jj = 0; jj < EPI_COLS / 8; ++jj) {
-                    const int j = ch * (EPI_COLS / 8) + jj;
-#pragma unroll
-                    for (int h = 0; h < 2; ++h)
-                        *(float2*)(epi + (r0 + 8 * h) * EPI_LD + jj * 8 + c0) =
-                            make_float2(acc[mh * (GEMM_BN / 2) + 4 * j + 2 * h], acc[mh * (GEMM_BN / 2) + 4 * j + 2 * h + 1]);
-                }
-                asm volatile("bar.sync %0, 128;" ::"r"(1 + cw) : "memory");
-#pragma unroll 1
-                for (int idx = t; idx < 64 * EPI_COLS / 2; idx += 128) {
-                    const int r = idx / (EPI_COLS / 2), col = (idx % (EPI_COLS / 2)) * 2;
-                    const int m = w.m0 + (WG_MH0(cw) + mh) * 64 + r, n = w.n0 + ch * EPI_COLS + col;
-                    if (m >= M || n >= N) continue;
-                    const float v0 = epi[r * EPI_LD + col], v1 = epi[r * EPI_LD + col + 1];
-                    if (out) {
-                        out[(i64)m * N + n] = v0;
-                        if (n + 1 < N) out[(i64)m * N + n + 1] = v1;
-                    } else if (n + 1 < N) {
-                        epilogue_pair(e, c, d, bias, w.z, m, n, v0, v1);
-                    } else {
-                        epilogue_store(e, c, d, bias, w.z, m, n, v0);
-                    }
-                }
+                direct_chunk<0, 0>(acc, x, eb);
+                direct_chunk<0, 1>(acc, x, eb);
+                direct_chunk<0, 2>(acc, x, eb);
+                direct_chunk<0, 3>(acc, x, eb);
+                direct_chunk<1, 0>(acc, x, eb);
+                direct_chunk<1, 1>(acc, x, eb);
+                direct_chunk<1, 2>(acc, x, eb);
+                direct_chunk<1, 3>(acc, x, eb);
+            } else if (partial && !(N & 1)) {
+                partial_store<0>(acc, x);
+                partial_store<1>(acc, x);
+            } else {
+                staged_chunks<0>(acc, x);
+                staged_chunks<1>(acc, x);
             }
         }
+        // Shared memory must outlive the TMA stores that read it.
+        if (t == 0) tma_store_wait_read<0>();
     }
 #if GEMM_CLUSTER > 1
     // No block may leave while its partner can still multicast into its
