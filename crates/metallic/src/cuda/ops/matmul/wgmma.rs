@@ -324,15 +324,15 @@ const MAX_SPLITS: usize = 8;
 /// `splits` ways on `sms` SMs: waves of units, each streaming its K tiles
 /// plus a fixed cost for the pipeline's drain and the epilogue; split K adds
 /// the partials' round trip through memory and a second launch. Fitted to
-/// the H200 run of the TMA-store epilogue
-/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-tmastore.md): on 8192^3
-/// and the 7B lm_head at M = 4096 (128 and 56 K steps, every SM busy) a
-/// 128xBNx64 step takes 0.03 + 0.00297 BN us (0.41 at 128, 0.79 at 256,
-/// within 3% for 144, 192, 224), and the unit's fixed cost, refitted over
-/// the 15 shapes with M >= 512, 0.5 + 0.01 (BN - 128) us: the epilogue's
-/// stores now run on under the next unit's main loop. With these the
-/// planner's pick on those 15 shapes reaches 0.865 of cuBLAS (geomean)
-/// where the fastest tile of each shape reaches 0.871. The ping-pong tile
+/// the H200 runs of the TMA-store epilogue
+/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-tmastore.md and the
+/// tuning round before it, bf16 and f16): a 128xBNx64 step takes
+/// 0.05 + 0.00289 BN us with every SM busy (0.42 at 128, 0.79 at 256, as
+/// measured on 8192^3 and the 7B lm_head at M = 4096), and a unit's fixed
+/// cost (drain, epilogue) 1.0 + 0.01 (BN - 128) us. Over the 15 shapes with
+/// M >= 512 of the four runs, the unsplit pick by this estimate reaches
+/// within 0.2% of the geomean of the fastest tile per shape (0.89-0.90 of
+/// cuBLAS), against 1.2% for the first fit. The ping-pong tile
 /// keeps the old model (each epilogue under the other warpgroup's main
 /// loop) but the planner no longer takes it: with the cheap epilogue it
 /// won on one shape of 15 (0.5B gate+up at M = 4096, 5%) and lost on 8192^3.
@@ -343,7 +343,7 @@ fn estimate_us(
     sms: usize,
 ) -> f64 {
     let w = tile.bn as f64;
-    let (mut step_us, mut unit_us) = (0.03 + 0.00297 * w, (0.5 + (w - 128.0) * 0.01).max(0.4));
+    let (mut step_us, mut unit_us) = (0.05 + 0.00289 * w, 1.0 + (w - 128.0) * 0.01);
     if tile.cluster > 1 {
         // Measured slower than one block per SM (see AUTO_TILES).
         step_us *= 1.7;
