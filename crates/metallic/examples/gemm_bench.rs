@@ -567,6 +567,9 @@ fn main() -> Res<()> {
         }
         for &(label, heads, hd) in &attn {
             for (m, n) in [(1, 4096), (512, 512)] {
+                if !ms_arg_none && !ms.contains(&m) {
+                    continue;
+                }
                 let rows = run_shape(&dev, &pool, label, (heads, m, n, hd), dtype, reps, &tiles)?;
                 rows.iter().for_each(|r| print_row(r, &ceil));
                 all.extend(rows);

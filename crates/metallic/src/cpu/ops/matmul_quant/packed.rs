@@ -320,6 +320,38 @@ const Q4_1: u8 = 1;
 const Q5_0: u8 = 2;
 const Q8_0: u8 = 3;
 
+/// In decode, the `bytes` of the block at `p` are the next `bytes` of one
+/// sequential stream per thread: each of their cache lines `dist` bytes
+/// further on is prefetched. (The hardware prefetcher alone kept SmolLM2's
+/// decode at about 100 tokens/s, 55% of the bandwidth ceiling: its streams
+/// restart at every 4 KiB page and every small matrix.)
+#[inline(always)]
+unsafe fn prefetch_ahead(p: *const u8, bytes: usize, dist: usize) {
+    if dist == 0 {
+        return;
+    }
+    let mut l = 0;
+    while l < bytes {
+        // A prefetch never faults: past the end of the weights is harmless.
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(dist + l) as *const i8);
+        l += 64;
+    }
+}
+
+/// The prefetch distance in bytes: 2048, or `METALLIC_CPU_PREFETCH` (0 turns
+/// it off). Measured on this 2-core AVX-512 machine, tg tokens/s with 2
+/// threads: Qwen2.5-0.5B Q4_K_M 33 -> 41-42 (2048 and 4096 alike), SmolLM2
+/// Q4_1 about 100 -> 115-140 (noisy; 1024-4096 all well above 0).
+fn pf_dist() -> usize {
+    static PF: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PF.get_or_init(|| {
+        std::env::var("METALLIC_CPU_PREFETCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2048)
+    })
+}
+
 /// A 32-bit activation word (4 quants) broadcast to every lane.
 #[inline(always)]
 unsafe fn bcast(p: *const i8) -> __m512i {
@@ -359,8 +391,12 @@ unsafe fn legacy<const F: u8, const R: usize>(
         _ => 32,
     };
     let mut facc = [_mm512_setzero_ps(); R];
+    let pf = pf_dist();
     for b in 0..nb {
         let p = w.add(b * gb);
+        if R == 1 {
+            prefetch_ahead(p, gb, pf);
+        }
         let aq = a.qs.add(b * R * QK);
         // Decode (one row) splits each sum over two chains: the first 16
         // elements and the last 16.
@@ -442,8 +478,12 @@ unsafe fn q6_k<const R: usize>(
     let m0f = _mm512_set1_epi8(0x0F);
     let m30 = _mm512_set1_epi8(0x30);
     let mut facc = [_mm512_setzero_ps(); R];
+    let pf = pf_dist();
     for b in 0..nb {
         let p = w.add(b * 3360);
+        if R == 1 {
+            prefetch_ahead(p, 3360, pf);
+        }
         let d = f16x16(p);
         let mut tacc = [_mm512_setzero_ps(); R];
         for s in 0..16 {
@@ -500,8 +540,12 @@ unsafe fn q4_k<const R: usize>(
 ) {
     let m0f = _mm512_set1_epi8(0x0F);
     let mut facc = [_mm512_setzero_ps(); R];
+    let pf = pf_dist();
     for b in 0..nb {
         let p = w.add(b * 2368);
+        if R == 1 {
+            prefetch_ahead(p, 2368, pf);
+        }
         let d = f16x16(p);
         let dmin = f16x16(p.add(32));
         let mut tacc = [_mm512_setzero_ps(); R];
