@@ -39,11 +39,12 @@
 //     while the producer already loads the next unit's tiles. The common
 //     epilogue (alpha, bias, D in the operands' dtype) packs 64 x 64 chunks
 //     into swizzled shared memory and stores each with one TMA store, which
-//     runs on while the warpgroup starts the next unit; the rest (beta * C,
-//     activations, other dtypes, split-K partials) goes through a small
-//     shared-memory staging buffer and matmul_epilogue.cuh. With GEMM_PINGPONG each of the two takes
-//     all 128 rows of every other unit of the block instead (m64nBNk16 on
-//     both m64 halves), and a turn barrier runs their main loops in order.
+//     runs on while the warpgroup starts the next unit; split-K partials go
+//     straight from the registers; the rest (beta * C, activations, other
+//     dtypes) goes through a small shared-memory staging buffer and
+//     matmul_epilogue.cuh. With GEMM_PINGPONG each of the two takes all 128
+//     rows of every other unit of the block instead (m64nBNk16 on both m64
+//     halves), and a turn barrier runs their main loops in order.
 // A unit is one (split, batch, tile) triple (with clusters: a column of
 // GEMM_CLUSTER tiles, one per block); units go to blocks (clusters)
 // round-robin, in groups of `group` rows of units so that a wave shares A's
@@ -406,8 +407,8 @@ __device__ __forceinline__ void partial_store(const float (&acc)[ACC], const Epi
 }
 
 // Every other epilogue (beta * C, activations, other output dtypes, strided
-// D, split-K partials of odd N) for m64 row block MHI, EPI_COLS columns at a time
-// through shared memory, so that the stores run along rows and
+// D, split-K partials of odd N) for m64 row block MHI, EPI_COLS columns at a
+// time through shared memory, so that the stores run along rows and
 // matmul_epilogue.cuh's code is emitted once per chunk.
 template <int MHI>
 __device__ __forceinline__ void staged_chunks(const float (&acc)[ACC], const EpiCtx& x) {
