@@ -102,17 +102,31 @@ struct Ceil {
 }
 
 fn copy_bandwidth(dev: &CudaDevice) -> Res<f64> {
-    let bytes = 2usize << 30;
+    let traffic = 4usize << 30;
+    let us = copy_us(dev, traffic)?;
+    Ok(traffic as f64 / (us * 1e-6) / 1e9)
+}
+
+/// Microseconds of a device-to-device copy moving `traffic` bytes (half
+/// read, half written; at most 2 GiB), median of 20, each copy from the
+/// next window of a 2 GiB source (nothing left in L2 by the one before)
+/// into the next window of a 2 GiB destination: the measured ceiling of a
+/// kernel launched alone that moves as many bytes.
+fn copy_us(dev: &CudaDevice, traffic: usize) -> Res<f64> {
+    let span = 2usize << 30;
+    let bytes = (traffic / 2).clamp(256, span) & !255;
+    let windows = (span / bytes).max(1);
     let d = Device::Cuda(dev.clone());
-    let a = Tensor::zeros(&[bytes / 4], DType::F32, &d)?;
-    let b = Tensor::zeros(&[bytes / 4], DType::F32, &d)?;
+    let a = Tensor::zeros(&[span / 4], DType::F32, &d)?;
+    let b = Tensor::zeros(&[span / 4], DType::F32, &d)?;
     let evs: Vec<EventPair> = (0..20)
         .map(|_| EventPair::new(dev))
         .collect::<Result<_, _>>()?;
     copy_d2d(dev, ptr(&b), ptr(&a), bytes)?;
-    for e in &evs {
+    for (i, e) in evs.iter().enumerate() {
+        let off = (((i + 1) % windows) * bytes) as u64;
         e.record_start(dev)?;
-        copy_d2d(dev, ptr(&b), ptr(&a), bytes)?;
+        copy_d2d(dev, ptr(&b) + off, ptr(&a) + off, bytes)?;
         e.record_end(dev)?;
     }
     dev.synchronize()?;
@@ -121,7 +135,7 @@ fn copy_bandwidth(dev: &CudaDevice) -> Res<f64> {
             .map(|e| e.elapsed_ms())
             .collect::<Result<_, _>>()?,
     );
-    Ok(2.0 * bytes as f64 / (ms * 1e-3) / 1e9)
+    Ok(ms * 1e3)
 }
 
 /// A kernel variant timed by name.
@@ -387,7 +401,7 @@ fn print_row(r: &Row, c: &Ceil) {
 /// the minimum of cuBLAS/ours where M >= 512, and ours at M <= 16 on the 7B
 /// weights as a share of the copy bandwidth. `best` also takes the fastest
 /// of every timed variant per shape.
-fn summary(dtype: DType, rows: &[Row], copy_gbs: f64) {
+fn summary(dev: &CudaDevice, dtype: DType, rows: &[Row], copy_gbs: f64) -> Res<()> {
     let big: Vec<&Row> = rows.iter().filter(|r| r.auto && r.m >= 512).collect();
     if !big.is_empty() {
         let ratios: Vec<f64> = big.iter().map(|r| r.blas_us / r.ours_us).collect();
@@ -421,13 +435,33 @@ fn summary(dtype: DType, rows: &[Row], copy_gbs: f64) {
             .collect();
         let min = shares.iter().cloned().fold(f64::INFINITY, f64::min);
         let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+        let (bytes, us) = decode
+            .iter()
+            .fold((0.0, 0.0), |(b, t), r| (b + row_bytes(r), t + r.ours_us));
         println!(
-            "summary {dtype}: M <= 16 on 7B ({} shapes): ours at {:.0}% of copy bandwidth on average, {:.0}% at worst",
+            "summary {dtype}: M <= 16 on 7B ({} shapes): ours at {:.0}% of copy bandwidth on average, {:.0}% at worst; all of them together (bytes / time) {:.0}%",
             decode.len(),
             100.0 * mean,
-            100.0 * min
+            100.0 * min,
+            100.0 * bytes / (us * 1e-6) / 1e9 / copy_gbs
         );
+        // A copy moving as many bytes, launched alone and timed alike: what
+        // one launch of that size reaches (small ones never reach the 2 GiB
+        // copy's rate).
+        for r in &decode {
+            let copy = copy_us(dev, row_bytes(r) as usize)?;
+            println!(
+                "summary {dtype}: {} M = {}: a copy moving the same {:.1} MB takes {copy:.1} us ({:.0}% of copy bandwidth); ours {:.1} us = {:.0}% of that copy's rate",
+                r.label,
+                r.m,
+                row_bytes(r) / 1e6,
+                100.0 * row_bytes(r) / (copy * 1e-6) / 1e9 / copy_gbs,
+                r.ours_us,
+                100.0 * copy / r.ours_us
+            );
+        }
     }
+    Ok(())
 }
 
 fn main() -> Res<()> {
@@ -575,7 +609,7 @@ fn main() -> Res<()> {
                 all.extend(rows);
             }
         }
-        summary(dtype, &all, copy_gbs);
+        summary(&dev, dtype, &all, copy_gbs)?;
     }
     Ok(())
 }

@@ -73,6 +73,8 @@ struct Inner {
     config: CudaConfig,
     modules: Mutex<HashMap<String, Arc<Module>>>,
     blas: OnceLock<std::result::Result<Mutex<Blas>, String>>,
+    /// Split-K tickets (see [`CudaDevice::tickets`]), grown on demand.
+    tickets: Mutex<Option<DeviceBuffer>>,
 }
 
 /// A CUDA GPU. Cheap to clone; equal when the ordinal is.
@@ -197,6 +199,7 @@ impl CudaDevice {
             config,
             modules: Mutex::new(HashMap::new()),
             blas: OnceLock::new(),
+            tickets: Mutex::new(None),
         })))
     }
 
@@ -260,6 +263,28 @@ impl CudaDevice {
     pub(crate) fn alloc(&self, bytes: usize) -> Result<DeviceBuffer> {
         self.bind()?;
         self.0.pool.alloc(bytes)
+    }
+
+    /// The address of at least `n` u32 counters that are zero whenever no
+    /// kernel runs: split-K GEMMs count the blocks done with an output tile
+    /// there, and the last one (which sums the tile) puts its counter back
+    /// to zero. The stream orders every user, so one set serves all.
+    pub(crate) fn tickets(&self, n: usize) -> Result<sys::CUdeviceptr> {
+        let mut t = self
+            .0
+            .tickets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if t.as_ref().is_none_or(|b| b.len() < n * 4) {
+            let bytes = (n * 4).next_power_of_two().max(4096);
+            let buf = self.alloc(bytes)?;
+            // SAFETY: the buffer holds `bytes`, allocated for this stream's
+            // users; the memset is ordered before every later launch.
+            unsafe { drv::memset_d8_async(buf.ptr(), 0, bytes, self.stream()) }
+                .map_err(drv_err("matmul", "cuMemsetD8Async"))?;
+            *t = Some(buf);
+        }
+        Ok(t.as_ref().expect("just set").ptr())
     }
 
     /// A pool buffer holding a copy of `bytes`.

@@ -139,9 +139,50 @@ __device__ __forceinline__ void load_frags(unsigned (&af)[MT][4], unsigned (&bf)
         ldmatrix_x4(bf[j], sb + 2 * swz(wn + j * 16 + lane % 8 + (lane / 16) * 8, ks * 2 + (lane / 8) % 2));
 }
 
+// The last split block's sum: tile element (r, col) of the `splits` partial
+// planes (`plane` floats apart) into cs[r * ld + col], added in split order.
+// Every split's load is issued before the adds, and four columns go per
+// load where N allows: one L2 round trip per four elements instead of one
+// per element and split (the loop of dependent loads took ~10 us per tile
+// at M = 16).
+#define SUM_MAX_SPLITS 16
+__device__ __forceinline__ void sum_partials(const float* p, i64 plane, int splits, float* cs, int ld, int m0, int n0,
+                                             int M, int N) {
+    constexpr int QUADS = GEMM_BM * GEMM_BN / 4;
+#pragma unroll 1
+    for (int q = threadIdx.x; q < QUADS; q += THREADS) {
+        const int r = q / (GEMM_BN / 4), col = (q % (GEMM_BN / 4)) * 4;
+        const int m = m0 + r, n = n0 + col;
+        if (m >= M || n >= N) continue;
+        const float* src = p + (i64)m * N + n;
+        if (!(N & 3)) {
+            float4 v[SUM_MAX_SPLITS];
+#pragma unroll
+            for (int s = 0; s < SUM_MAX_SPLITS; ++s)
+                if (s < splits) v[s] = __ldcg((const float4*)(src + s * plane));
+            float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+            for (int s = 0; s < SUM_MAX_SPLITS; ++s)
+                if (s < splits) {
+                    acc.x += v[s].x;
+                    acc.y += v[s].y;
+                    acc.z += v[s].z;
+                    acc.w += v[s].w;
+                }
+            *(float4*)(cs + r * ld + col) = acc;
+        } else {
+            for (int c = 0; c < 4 && n + c < N; ++c) {
+                float acc = 0.0f;
+                for (int s = 0; s < splits; ++s) acc += __ldcg(src + s * plane + c);
+                cs[r * ld + col + c] = acc;
+            }
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(THREADS)
     GEMM_NAME(const void* a, Operand ga, const void* b, Operand gb, Epilogue e, const void* c, void* d,
-              const void* bias, int M, int N, int K, float* partial) {
+              const void* bias, int M, int N, int K, float* partial, unsigned* tickets) {
     extern __shared__ __align__(128) unsigned char smem[];
     u16* As = (u16*)smem;
     u16* Bs = As + GEMM_STAGES * GEMM_BM * GEMM_BK;
@@ -157,7 +198,8 @@ extern "C" __global__ void __launch_bounds__(THREADS)
     const i64 z = blockIdx.z;
 
     // Split K: block y of gridDim.y takes an equal share of the K tiles and
-    // writes its f32 partial tile; gemm_splitk_epilogue (matmul.cu) sums them.
+    // writes its f32 partial tile ([y][z][M][N] at `partial`); the last block
+    // of the tile sums them (`tickets`: one zeroed counter per tile and batch).
     const int kt_all = (K + GEMM_BK - 1) / GEMM_BK;
     const int kt_per = (kt_all + gridDim.y - 1) / gridDim.y;
     const int kt_begin = min(kt_all, (int)blockIdx.y * kt_per);
@@ -248,7 +290,24 @@ extern "C" __global__ void __launch_bounds__(THREADS)
             const int m = m0 + r, n = n0 + col;
             if (m < M && n < N) out[(i64)m * N + n] = cs[r * ld + col];
         }
-        return;
+        // The last of the tile's gridDim.y blocks to get here sums the
+        // partials in split order (the same sum whichever block is last) and
+        // runs the epilogue; the others are done. The fence before the
+        // ticket makes this block's partial visible to the last one; the
+        // last resets the ticket (every other block has taken its own).
+        __shared__ int last;
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            unsigned* t = tickets + z * gridDim.x + blockIdx.x;
+            last = atomicAdd(t, 1u) == gridDim.y - 1;
+            if (last) *t = 0;
+        }
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
+        sum_partials(partial + z * M * N, (i64)gridDim.z * M * N, gridDim.y, cs, ld, m0, n0, M, N);
+        __syncthreads();
     }
 #pragma unroll 1
     for (int idx = threadIdx.x; idx < GEMM_BM * GEMM_BN / 2; idx += THREADS) {

@@ -36,6 +36,16 @@ use crate::error::{Error, Result};
 use crate::ops::matmul::{Activation, MatView, MatmulKernel, MatmulProblem, Operands};
 use crate::tensor::DType;
 
+/// Our GEMMs give each of `splits` K shares ceil(k tiles / splits) k tiles,
+/// so the last shares can be empty (33 k tiles in 8 shares of 5); the
+/// kernels need none empty (a share's first k step starts its sum, and the
+/// split-K tickets count every share), so the count is that which the
+/// share size fills.
+pub(crate) fn nonempty_splits(k_tiles: usize, splits: usize) -> usize {
+    let kt = k_tiles.max(1);
+    kt.div_ceil(kt.div_ceil(splits.max(1)))
+}
+
 pub mod f32;
 pub mod mma;
 pub mod wgmma;

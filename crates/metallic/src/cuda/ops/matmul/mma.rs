@@ -188,22 +188,49 @@ pub fn pick_tile(m: usize, n: usize, batch: usize) -> MmaTile {
     }
 }
 
-/// SMs to fill (an H100/H200 has 132; fewer blocks than this leave some idle).
-const TARGET_BLOCKS: usize = 132;
+/// How many ways to split K for the small-M tile (M <= 16: the weight
+/// stream is the whole cost). Blocks spread over `sms` SMs round-robin, so
+/// the busiest SM streams ceil(blocks / sms) shares of ceil(k tiles /
+/// splits) tiles each, plus a fixed cost per block of SPLIT_BLOCK_TILES
+/// tiles' worth (prologue, partial store, ticket, the last block's sum);
+/// split partials add their f32 round trip. The estimate's lowest pick,
+/// keeping at least 2 K tiles per split and no empty split. Fitted to a
+/// sweep of forced splits on an H200 (bf16, M 1 and 16, 2026-11-27): 7B
+/// down (56 column blocks, 296 K tiles) fastest at 6-9 splits (7 picked,
+/// 39.6 us against 84.9 unsplit), qkv (72 blocks, 56 tiles) at 3-6 (3
+/// picked, within 4% of the best), gate+up (592 blocks) and lm_head
+/// unsplit (2 splits cost 4-9%).
+/// A block's fixed cost in the split estimate, in K tiles streamed.
+const SPLIT_BLOCK_TILES: usize = 8;
 
-/// How many ways to split K for the small-M tile: when its blocks cannot
-/// fill the GPU (M <= 16 with few weight rows: 7B down, 0.5B), each split
-/// streams a share of the weight, keeping at least 2 K tiles per split.
-pub fn k_splits(tile: &MmaTile, m: usize, n: usize, k: usize, batch: usize) -> usize {
+/// The most ways the small-M tile splits K (the kernel's SUM_MAX_SPLITS).
+const MAX_SPLITS: usize = 16;
+
+pub fn k_splits(
+    tile: &MmaTile,
+    (m, n, k, batch): (usize, usize, usize, usize),
+    sms: usize,
+) -> usize {
     if tile.bm != 16 {
         return 1;
     }
     let blocks = batch * m.div_ceil(tile.bm) * n.div_ceil(tile.bn);
     let k_tiles = k.div_ceil(tile.bk);
-    (2 * TARGET_BLOCKS)
-        .div_ceil(blocks)
-        .min(k_tiles / 2)
-        .clamp(1, 16)
+    let tile_bytes = (tile.bn * tile.bk * 2) as f64;
+    let cost = |s: usize| {
+        let per_sm = (blocks * s).div_ceil(sms.max(1)) as f64;
+        let stream = per_sm * (k_tiles.div_ceil(s) + SPLIT_BLOCK_TILES) as f64 * tile_bytes;
+        let partials = if s > 1 {
+            (2 * s * batch * m * n * 4) as f64 / sms.max(1) as f64
+        } else {
+            0.0
+        };
+        stream + partials
+    };
+    let best = (1..=(k_tiles / 2).clamp(1, MAX_SPLITS))
+        .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+        .unwrap_or(1);
+    super::nonempty_splits(k_tiles, best)
 }
 
 /// Whether every operand address of this chunk is 16-byte aligned.
@@ -236,7 +263,18 @@ pub(super) fn run(
             p.n
         );
     }
-    let splits = k_splits(&tile, p.m, p.n, p.k, ch.count);
+    let planned = k_splits(&tile, (p.m, p.n, p.k, ch.count), x.dev.multiprocessors());
+    // METALLIC_MMA_SPLITS forces the count (tuning runs; at most MAX_SPLITS,
+    // none empty).
+    let splits = match std::env::var("METALLIC_MMA_SPLITS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(s) if tile.bm == 16 => {
+            super::nonempty_splits(p.k.div_ceil(tile.bk), s.clamp(1, MAX_SPLITS))
+        }
+        _ => planned,
+    };
     let total = ch.count * p.m * p.n;
     let scratch = if splits > 1 {
         Some(x.dev.alloc(splits * total * 4)?)
@@ -244,6 +282,11 @@ pub(super) fn run(
         None
     };
     let partial = scratch.as_ref().map_or(0u64, |s| s.ptr());
+    let tickets = if splits > 1 {
+        x.dev.tickets(blocks * ch.count)?
+    } else {
+        0
+    };
     let grid = (blocks as u32, splits as u32, ch.count as u32);
     let mut a = [
         arg(&x.a),
@@ -258,6 +301,7 @@ pub(super) fn run(
         arg(&n),
         arg(&k),
         arg(&partial),
+        arg(&tickets),
     ];
     let name = tile.name(p.a.dtype);
     let launch = (
@@ -267,9 +311,6 @@ pub(super) fn run(
     );
     let module = module(&tile, p.a.dtype);
     module.launch_shared(&x.dev, &name, launch, &mut a)?;
-    if splits > 1 {
-        sum_splits(p, x, e, (partial, splits), total)?;
-    }
     Ok(true)
 }
 
@@ -299,4 +340,31 @@ pub(super) fn sum_splits(
     ];
     let grid = grid_for(total, 256);
     super::MODULE.launch(&x.dev, "gemm_splitk_epilogue", grid, (256, 1, 1), &mut a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_m_splits_balance_the_sms() {
+        let t = TILE_16X64X64;
+        // 7B down, qkv, gate+up, lm_head at M = 1 on 132 SMs.
+        assert_eq!(k_splits(&t, (1, 3584, 18944, 1), 132), 7);
+        assert_eq!(k_splits(&t, (1, 4608, 3584, 1), 132), 3);
+        assert_eq!(k_splits(&t, (1, 37888, 3584, 1), 132), 1);
+        assert_eq!(k_splits(&t, (16, 152064, 3584, 1), 132), 1);
+        // Short K: at least 2 K tiles a split; larger tiles never split.
+        assert_eq!(k_splits(&t, (1, 64, 128, 1), 132), 1);
+        assert_eq!(k_splits(&t, (1, 64, 256, 1), 132), 2);
+        assert_eq!(k_splits(&TILE_128X128X32, (16, 64, 18944, 1), 132), 1);
+        for k in [64, 100, 4864, 18944] {
+            let s = k_splits(&t, (8, 896, k, 3), 132);
+            let kt = k.div_ceil(64);
+            assert!(
+                (s - 1) * kt.div_ceil(s) < kt,
+                "k {k}: split {s} has an empty share"
+            );
+        }
+    }
 }

@@ -425,16 +425,7 @@ pub fn plan(
         Some(t) => pick(&[t], 0.97),
         None => pick(&AUTO_TILES, 0.97),
     };
-    (t, nonempty_splits(k, s))
-}
-
-/// The kernel gives each of `splits` K shares ceil(k tiles / splits) k
-/// tiles, so the last shares can be empty (33 k tiles in 8 shares of 5);
-/// the kernel needs none empty (a unit's first k step starts its sum), so
-/// the count is that which the share size fills.
-fn nonempty_splits(k: usize, splits: usize) -> usize {
-    let kt = k.div_ceil(BK).max(1);
-    kt.div_ceil(kt.div_ceil(splits))
+    (t, super::nonempty_splits(k.div_ceil(BK), s))
 }
 
 /// A 3-D tensor map (K, rows, batch) of a K-contiguous operand: `rows` rows
@@ -759,7 +750,7 @@ mod tests {
         for k in 1usize..=64 * 200 {
             for s in 1..=MAX_SPLITS {
                 let kt = k.div_ceil(BK);
-                let n = nonempty_splits(k, s);
+                let n = super::super::nonempty_splits(k.div_ceil(BK), s);
                 let per = kt.div_ceil(n);
                 // The kernel's shares: [i * per, min(kt, (i + 1) * per)).
                 assert!(n >= 1 && n <= s.max(1));
