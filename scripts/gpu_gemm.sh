@@ -14,7 +14,9 @@ source scripts/gpu_env.sh
 {
     echo "===== machine ($(date -u +%Y-%m-%dT%H:%MZ))"
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.sm,clocks.max.sm --format=csv
-    if [ -z "${GEMM_QUICK:-}" ]; then
+    # GEMM_NO_COMPILE=1: the compile test runs elsewhere in the same session
+    # (scripts/gpu_test.sh, or here with NVRTC: it needs no GPU).
+    if [ -z "${GEMM_QUICK:-}" ] && [ -z "${GEMM_NO_COMPILE:-}" ]; then
         echo "===== kernels compile (sm_80, sm_90a)"
         timeout 120 $B/cuda_kernels --nocapture 2>&1 | grep -E "gemm_|test result"
     fi

@@ -15,7 +15,8 @@ extern "C" __global__ void matmul_epilogue(const float* t, Epilogue e, const voi
     }
 }
 
-// The split-K sum of our GEMMs (gemm_mma.cu, gemm_wgmma.cu, gemm_f32.cu):
+// The split-K sum of our wgmma and f32 GEMMs (gemm_mma.cu sums its own in
+// the kernel, by each tile's last block):
 // `splits` f32 partial products ([split][batch][M][N]) added in a fixed
 // order (deterministic), then the epilogue.
 extern "C" __global__ void gemm_splitk_epilogue(const float* partial, int splits, Epilogue e, const void* c, void* d,

@@ -36,6 +36,34 @@ use crate::error::{Error, Result};
 use crate::ops::matmul::{Activation, MatView, MatmulKernel, MatmulProblem, Operands};
 use crate::tensor::DType;
 
+/// `gemm_splitk_epilogue`: sums `splits` f32 partial products of `total`
+/// elements each (`[split][batch][M][N]` at `partial`) in a fixed order,
+/// then applies the epilogue (kernels/matmul.cu): the wgmma and f32 GEMMs'
+/// split K (the mma GEMM sums its own in the kernel).
+fn sum_splits(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    e: &Epilogue,
+    (partial, splits): (u64, usize),
+    total: usize,
+) -> Result<()> {
+    let (m, n) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?);
+    let (s32, total64) = (splits as i32, total as i64);
+    let mut a = [
+        arg(&partial),
+        arg(&s32),
+        arg(e),
+        arg(&x.c),
+        arg(&x.d),
+        arg(&x.bias),
+        arg(&m),
+        arg(&n),
+        arg(&total64),
+    ];
+    let grid = grid_for(total, 256);
+    MODULE.launch(&x.dev, "gemm_splitk_epilogue", grid, (256, 1, 1), &mut a)
+}
+
 /// Our GEMMs give each of `splits` K shares ceil(k tiles / splits) k tiles,
 /// so the last shares can be empty (33 k tiles in 8 shares of 5); the
 /// kernels need none empty (a share's first k step starts its sum, and the

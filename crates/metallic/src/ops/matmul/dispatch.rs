@@ -177,18 +177,19 @@ const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKe
 
 /// Where ours beats cuBLAS under `Auto`, by the benchmark; everything not
 /// listed goes to cuBLAS. Empty for now: on an H200
-/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-wgmma3.md) no class has
-/// ours ahead. Geomean of cuBLAS/ours over the shapes with M >= 512: 0.74
-/// bf16, 0.75 f16 (0.91 on 8192^3, 0.46 at worst on the attention
-/// products); at M <= 16 on the 7B weights ours is at or just above cuBLAS
-/// on gate+up only (0.98-1.02x bf16; qkv 0.77-0.80x). A class goes in (for
-/// example `tuned((9, 0), DType::BF16, ShapeClass::Large, MatmulKernel::CudaWgmma)`)
+/// (bench/results/2026-11-27-nvidia-h200-gemm-bench-splitk.md) no class has
+/// ours ahead on all of its shapes. Geomean of cuBLAS/ours over the shapes
+/// with M >= 512: 0.91 bf16, 0.92 f16 (8192^3 and 7B down at M = 4096 at
+/// 1.00-1.01x, 0.70 at worst: 0.5B down at M = 512). At M <= 16 ours is at
+/// 0.99-1.02x on the 7B gate+up and down for M <= 8, 0.97-0.99x on lm_head,
+/// 0.74-0.93x on qkv and the 0.5B weights. A class goes in (for example
+/// `tuned((9, 0), DType::BF16, ShapeClass::Large, MatmulKernel::CudaWgmma)`)
 /// when a run shows ours at or above 1.00x over all of its shapes. f32
-/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-f32.md): our exact GEMM
-/// is at 0.81 geomean over M >= 512, 0.76 at worst, and about at cuBLAS at
-/// M = 1 on the 7B weights; no class reaches 1.00x. (Its TF32 variant, 1.5-
-/// 1.9x cuBLAS's exact SGEMM on the large shapes, is another function and
-/// never goes in this table: it runs only by name.)
+/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-f32.md, and 0.85 over
+/// nine shapes in the splitk report's f32 experiment): no class reaches
+/// 1.00x. (Its TF32 variant, 1.5-1.9x cuBLAS's exact SGEMM on the large
+/// shapes, is another function and never goes in this table: it runs only
+/// by name.)
 pub const CUDA_TUNING: &[Tuned] = &[];
 
 fn tuned_kernel(p: &MatmulProblem, x: &Ctx) -> Option<MatmulKernel> {

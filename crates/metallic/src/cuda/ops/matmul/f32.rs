@@ -368,7 +368,7 @@ pub(super) fn run(
     );
     module(&tile).launch_shared(&x.dev, &name, launch, &mut a)?;
     if splits > 1 {
-        super::mma::sum_splits(p, x, e, (partial, splits), total)?;
+        super::sum_splits(p, x, e, (partial, splits), total)?;
     }
     Ok(())
 }
@@ -406,7 +406,7 @@ fn rows(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     let name = format!("gemm_f32_rows_m{bound}");
     ROWS_MODULE.launch(&x.dev, &name, grid, (threads, 1, 1), &mut a)?;
     if splits > 1 {
-        super::mma::sum_splits(p, x, e, (partial, splits), total)?;
+        super::sum_splits(p, x, e, (partial, splits), total)?;
     }
     Ok(())
 }

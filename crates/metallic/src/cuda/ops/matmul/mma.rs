@@ -8,7 +8,7 @@
 //! wrapper also needs 16-byte aligned operand addresses and falls back to
 //! the SIMT kernel otherwise.
 
-use super::{arg, grid_for, i32_dim, Chunk, Epilogue, Module, Ptrs, COMMON, EPILOGUE, OP};
+use super::{arg, i32_dim, Chunk, Epilogue, Module, Ptrs, COMMON, EPILOGUE, OP};
 use crate::cuda::KernelSource;
 use crate::error::Result;
 use crate::ops::matmul::MatmulProblem;
@@ -312,34 +312,6 @@ pub(super) fn run(
     let module = module(&tile, p.a.dtype);
     module.launch_shared(&x.dev, &name, launch, &mut a)?;
     Ok(true)
-}
-
-/// `gemm_splitk_epilogue`: sums `splits` f32 partial products of `total`
-/// elements each (`[split][batch][M][N]` at `partial`) in a fixed order,
-/// then applies the epilogue (kernels/matmul.cu). Shared with the wgmma and
-/// f32 GEMMs' split K.
-pub(super) fn sum_splits(
-    p: &MatmulProblem,
-    x: &Ptrs,
-    e: &Epilogue,
-    (partial, splits): (u64, usize),
-    total: usize,
-) -> Result<()> {
-    let (m, n) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?);
-    let (s32, total64) = (splits as i32, total as i64);
-    let mut a = [
-        arg(&partial),
-        arg(&s32),
-        arg(e),
-        arg(&x.c),
-        arg(&x.d),
-        arg(&x.bias),
-        arg(&m),
-        arg(&n),
-        arg(&total64),
-    ];
-    let grid = grid_for(total, 256);
-    super::MODULE.launch(&x.dev, "gemm_splitk_epilogue", grid, (256, 1, 1), &mut a)
 }
 
 #[cfg(test)]

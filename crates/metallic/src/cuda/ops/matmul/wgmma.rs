@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use cudarc::driver::sys;
 
-use super::{arg, i32_dim, mma, Chunk, Epilogue, Module, Ptrs, COMMON, EPILOGUE, OP};
+use super::{arg, i32_dim, Chunk, Epilogue, Module, Ptrs, COMMON, EPILOGUE, OP};
 use crate::cuda::{CudaDevice, KernelSource};
 use crate::error::Result;
 use crate::ops::matmul::MatmulProblem;
@@ -697,7 +697,7 @@ pub(super) fn run(
         module.launch_shared(&x.dev, &name, (grid, launch.0, launch.1), &mut a)?;
     }
     if splits > 1 {
-        mma::sum_splits(p, x, e, (partial, splits), total)?;
+        super::sum_splits(p, x, e, (partial, splits), total)?;
     }
     Ok(true)
 }
