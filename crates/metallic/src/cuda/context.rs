@@ -73,8 +73,9 @@ struct Inner {
     config: CudaConfig,
     modules: Mutex<HashMap<String, Arc<Module>>>,
     blas: OnceLock<std::result::Result<Mutex<Blas>, String>>,
-    /// Split-K tickets (see [`CudaDevice::tickets`]), grown on demand.
-    tickets: Mutex<Option<DeviceBuffer>>,
+    /// Split-K tickets (see [`CudaDevice::tickets`]): the last is current;
+    /// the smaller ones before it are kept, not freed, when it grows.
+    tickets: Mutex<Vec<DeviceBuffer>>,
 }
 
 /// A CUDA GPU. Cheap to clone; equal when the ordinal is.
@@ -199,7 +200,7 @@ impl CudaDevice {
             config,
             modules: Mutex::new(HashMap::new()),
             blas: OnceLock::new(),
-            tickets: Mutex::new(None),
+            tickets: Mutex::new(Vec::new()),
         })))
     }
 
@@ -275,16 +276,19 @@ impl CudaDevice {
             .tickets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if t.as_ref().is_none_or(|b| b.len() < n * 4) {
+        if t.last().is_none_or(|b| b.len() < n * 4) {
             let bytes = (n * 4).next_power_of_two().max(4096);
             let buf = self.alloc(bytes)?;
             // SAFETY: the buffer holds `bytes`, allocated for this stream's
             // users; the memset is ordered before every later launch.
             unsafe { drv::memset_d8_async(buf.ptr(), 0, bytes, self.stream()) }
                 .map_err(drv_err("matmul", "cuMemsetD8Async"))?;
-            *t = Some(buf);
+            // The smaller set stays allocated: another thread may have taken
+            // its address for a launch not yet queued, and the pool would
+            // hand the memory to the next allocation.
+            t.push(buf);
         }
-        Ok(t.as_ref().expect("just set").ptr())
+        Ok(t.last().expect("just ensured").ptr())
     }
 
     /// A pool buffer holding a copy of `bytes`.
