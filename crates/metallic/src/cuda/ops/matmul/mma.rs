@@ -265,11 +265,14 @@ pub(super) fn run(
     }
     let planned = k_splits(&tile, (p.m, p.n, p.k, ch.count), x.dev.multiprocessors());
     // METALLIC_MMA_SPLITS forces the count (tuning runs; at most MAX_SPLITS,
-    // none empty).
-    let splits = match std::env::var("METALLIC_MMA_SPLITS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    // none empty), read once per process.
+    static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let forced = *FORCED.get_or_init(|| {
+        std::env::var("METALLIC_MMA_SPLITS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    });
+    let splits = match forced {
         Some(s) if tile.bm == 16 => {
             super::nonempty_splits(p.k.div_ceil(tile.bk), s.clamp(1, MAX_SPLITS))
         }
