@@ -188,6 +188,12 @@ pub fn pick_tile(m: usize, n: usize, batch: usize) -> MmaTile {
     }
 }
 
+/// A block's fixed cost in the split estimate, in K tiles streamed.
+const SPLIT_BLOCK_TILES: usize = 8;
+
+/// The most ways the small-M tile splits K (the kernel's SUM_MAX_SPLITS).
+const MAX_SPLITS: usize = 16;
+
 /// How many ways to split K for the small-M tile (M <= 16: the weight
 /// stream is the whole cost). Blocks spread over `sms` SMs round-robin, so
 /// the busiest SM streams ceil(blocks / sms) shares of ceil(k tiles /
@@ -200,12 +206,6 @@ pub fn pick_tile(m: usize, n: usize, batch: usize) -> MmaTile {
 /// 39.6 us against 84.9 unsplit), qkv (72 blocks, 56 tiles) at 3-6 (3
 /// picked, within 4% of the best), gate+up (592 blocks) and lm_head
 /// unsplit (2 splits cost 4-9%).
-/// A block's fixed cost in the split estimate, in K tiles streamed.
-const SPLIT_BLOCK_TILES: usize = 8;
-
-/// The most ways the small-M tile splits K (the kernel's SUM_MAX_SPLITS).
-const MAX_SPLITS: usize = 16;
-
 pub fn k_splits(
     tile: &MmaTile,
     (m, n, k, batch): (usize, usize, usize, usize),
@@ -278,6 +278,8 @@ pub(super) fn run(
         }
         _ => planned,
     };
+    // The kernel sums at most SUM_MAX_SPLITS (= MAX_SPLITS) partials.
+    debug_assert!(splits <= MAX_SPLITS);
     let total = ch.count * p.m * p.n;
     let scratch = if splits > 1 {
         Some(x.dev.alloc(splits * total * 4)?)
