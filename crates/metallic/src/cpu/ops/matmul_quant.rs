@@ -316,6 +316,8 @@ unsafe impl Sync for OutPtr {}
 /// The SIMD path; `None` when the weight layout does not suit it (rows not
 /// evenly spaced or not aligned for the block type), leaving the scalar path.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+// `packed` (AVX-512 repacked rows) is read only on x86_64.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn simd(
     x: &Activations,
     w: &Weights,
