@@ -263,7 +263,6 @@ pub(super) fn run(
             p.n
         );
     }
-    let planned = k_splits(&tile, (p.m, p.n, p.k, ch.count), x.dev.multiprocessors());
     // METALLIC_MMA_SPLITS forces the count (tuning runs; at most MAX_SPLITS,
     // none empty), read once per process.
     static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
@@ -276,7 +275,7 @@ pub(super) fn run(
         Some(s) if tile.bm == 16 => {
             super::nonempty_splits(p.k.div_ceil(tile.bk), s.clamp(1, MAX_SPLITS))
         }
-        _ => planned,
+        _ => k_splits(&tile, (p.m, p.n, p.k, ch.count), x.dev.multiprocessors()),
     };
     // The kernel sums at most SUM_MAX_SPLITS (= MAX_SPLITS) partials.
     debug_assert!(splits <= MAX_SPLITS);
