@@ -178,8 +178,17 @@ struct Row {
     auto: bool,
     ours_us: f64,
     blas_us: f64,
+    /// Host time to queue one call (median), ours and cuBLAS.
+    host_us: (f64, f64),
+    /// Device time per call with QUEUED calls queued back to back between
+    /// one pair of events (launch gaps hidden when the host runs ahead),
+    /// ours and cuBLAS.
+    queued_us: (f64, f64),
     err: f64,
 }
+
+/// Calls per back-to-back timing.
+const QUEUED: usize = 20;
 
 /// What `MatmulBackend::Native` runs for this problem, by name.
 fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem) -> Res<String> {
@@ -241,8 +250,13 @@ fn run_shape(
     let wts: Vec<Tensor> = ws.iter().map(|w| w.t()).collect::<Result<_, _>>()?;
     let problem = validate(&xs[0], &wts[0], &y_ours, &p)?;
     let mut variants: Vec<(String, Option<Variant>)> = vec![(native_label(dev, &problem)?, None)];
-    if m >= 64 {
-        variants.extend(tiles.iter().filter(|t| t.takes(dtype)).map(|t| {
+    if m >= 64 || tiles.iter().any(|t| matches!(t, Variant::Mma(t) if t.bm == 16)) {
+        // Small-M tiles (BM 16) are timed at every M; the others at M >= 64.
+        let fits = |t: &Variant| match t {
+            Variant::Mma(t) => (t.bm == 16) == (m <= 16),
+            _ => m >= 64,
+        };
+        variants.extend(tiles.iter().filter(|t| t.takes(dtype) && fits(t)).map(|t| {
             let name = match t {
                 Variant::Mma(t) => t.name(dtype),
                 Variant::Wgmma(t) => t.name(dtype),
@@ -313,11 +327,13 @@ fn run_shape(
     let ev_b = events()?;
     // Every timed call takes the next input set, so that no call finds in L2
     // what the call before it read (ours and cuBLAS alike).
-    let mut next = 0;
-    let mut set = || {
-        next += 1;
-        next % sets
+    let next = std::cell::Cell::new(0);
+    let set = || {
+        next.set(next.get() + 1);
+        next.get() % sets
     };
+    // Host time to queue each call, per variant and for cuBLAS (last).
+    let mut host: Vec<Vec<f32>> = vec![Vec::new(); variants.len() + 1];
     // The order of the calls rotates from one repetition to the next, so
     // that no variant always runs first (or right after cuBLAS).
     let calls = variants.len() + 1;
@@ -327,16 +343,41 @@ fn run_shape(
             let s = set();
             if who == variants.len() {
                 ev_b[i].record_start(dev)?;
+                let t = std::time::Instant::now();
                 blas(s)?;
+                host[who].push(t.elapsed().as_secs_f32() * 1e6);
                 ev_b[i].record_end(dev)?;
             } else {
                 ev_o[who][i].record_start(dev)?;
+                let t = std::time::Instant::now();
                 ours_v(variants[who].1, s)?;
+                host[who].push(t.elapsed().as_secs_f32() * 1e6);
                 ev_o[who][i].record_end(dev)?;
             }
         }
     }
     dev.synchronize()?;
+    // Back to back: QUEUED calls between one pair of events, five times.
+    let queued = |call: &dyn Fn(usize) -> metallic::Result<()>| -> Res<f64> {
+        let evs = (0..5)
+            .map(|_| EventPair::new(dev))
+            .collect::<Result<Vec<_>, _>>()?;
+        for e in &evs {
+            dev.synchronize()?;
+            e.record_start(dev)?;
+            for _ in 0..QUEUED {
+                call(set())?;
+            }
+            e.record_end(dev)?;
+        }
+        dev.synchronize()?;
+        let ms: Vec<f32> = evs
+            .iter()
+            .map(|e| e.elapsed_ms())
+            .collect::<Result<_, _>>()?;
+        Ok(median(ms) * 1e3 / QUEUED as f64)
+    };
+    let blas_queued = queued(&blas)?;
     let t = |ev: &[EventPair]| -> Res<f64> {
         Ok(median(
             ev.iter()
@@ -345,8 +386,10 @@ fn run_shape(
         ) * 1e3)
     };
     let blas_us = t(&ev_b)?;
+    let blas_host = median(host[variants.len()].clone());
     let mut out = Vec::new();
-    for ((v, ev), err) in variants.iter().zip(&ev_o).zip(errs) {
+    for (((v, ev), err), h) in variants.iter().zip(&ev_o).zip(errs).zip(&host) {
+        let q = queued(&|s| ours_v(v.1, s))?;
         out.push(Row {
             label: label.to_string(),
             batch,
@@ -358,6 +401,8 @@ fn run_shape(
             auto: v.1.is_none(),
             ours_us: t(ev)?,
             blas_us,
+            host_us: (median(h.clone()), blas_host),
+            queued_us: (q, blas_queued),
             err,
         });
     }
@@ -377,7 +422,7 @@ fn print_row(r: &Row, c: &Ceil) {
     let gb = |us: f64| bytes / (us * 1e-6) / 1e9;
     let floor_us = (flops / (c.blas_tflops * 1e12)).max(bytes / (c.copy_gbs * 1e9)) * 1e6;
     println!(
-        "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} | {:.0}% | {:.1e} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} | {:.0}% | {:.1} / {:.1} | {:.1} / {:.1} | {:.1e} |",
         r.label,
         r.batch,
         r.m,
@@ -393,6 +438,10 @@ fn print_row(r: &Row, c: &Ceil) {
         gb(r.blas_us),
         r.blas_us / r.ours_us,
         100.0 * floor_us / r.ours_us,
+        r.host_us.0,
+        r.host_us.1,
+        r.queued_us.0,
+        r.queued_us.1,
         r.err
     );
 }
@@ -588,8 +637,8 @@ fn main() -> Res<()> {
             "\ncuBLAS {dtype} {square}^3: {:.0} TFLOP/s (the compute ceiling for % roof)\n",
             ceil.blas_tflops
         );
-        println!("| shape | batch | M | N | K | dtype | ours | ours us | cuBLAS us | ours TFLOP/s | cuBLAS TFLOP/s | ours GB/s | cuBLAS GB/s | cuBLAS/ours | ours % roof | rel err |");
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        println!("| shape | batch | M | N | K | dtype | ours | ours us | cuBLAS us | ours TFLOP/s | cuBLAS TFLOP/s | ours GB/s | cuBLAS GB/s | cuBLAS/ours | ours % roof | host us ours / cuBLAS | queued us ours / cuBLAS | rel err |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         big.iter().for_each(|r| print_row(r, &ceil));
         let mut all = big;
         for &(label, n, k) in shapes {

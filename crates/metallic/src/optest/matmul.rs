@@ -573,6 +573,12 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         };
         (c.batch, c.beta, c.c) = (2, -1.0, CMode::Separate);
         v.push(c);
+        // Enough K iterations (47 tiles of 47) that the stream-K grid is two
+        // blocks per SM with ranges that end mid-tile, a K tail.
+        let mut c = MatmulCase::new(3, 3000, 3000).dtypes(dt, dt, dt);
+        c.b.trans = true;
+        (c.bias, c.alpha) = (true, 0.75);
+        v.push(c);
     }
     // The exact f32 GEMM's tiles (64x64, and 128x128 where its blocks fill
     // the GPU) and operand layouts: y = x W^T, row-major B, A transposed,
@@ -617,6 +623,10 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         let mut c = MatmulCase::new(200, 300, 4096).dtypes(dt, dt, DType::F32);
         c.b.trans = true;
         (c.bias, c.alpha, c.beta, c.c) = (true, 0.5, 0.25, CMode::Separate);
+        v.push(c);
+        // The same with N odd: the split sum's element-wise path.
+        let mut c = MatmulCase::new(200, 301, 4096).dtypes(dt, dt, dt);
+        c.b.trans = true;
         v.push(c);
         let mut c = MatmulCase::new(130, 200, 72).dtypes(dt, dt, dt);
         (c.batch, c.b.trans) = (3, true);

@@ -18,9 +18,38 @@ extern "C" __global__ void matmul_epilogue(const float* t, Epilogue e, const voi
 // The split-K sum of our wgmma and f32 GEMMs (gemm_mma.cu sums its own in
 // the kernel, by each tile's last block):
 // `splits` f32 partial products ([split][batch][M][N]) added in a fixed
-// order (deterministic), then the epilogue.
+// order (deterministic: 0 + p0 + p1 + ..), then the epilogue. Where N is a
+// multiple of 4, a thread takes four neighbouring columns and issues the
+// loads of up to SPLITK_BATCH splits before adding them: one L2 round trip
+// per four elements and batch of splits (one dependent load per element
+// and split made the sum a chain of round trips: 6.9 us for 4 splits of
+// 512 x 896 on an H200, against a 2 us floor for its 8 MB).
+#define SPLITK_BATCH 8
 extern "C" __global__ void gemm_splitk_epilogue(const float* partial, int splits, Epilogue e, const void* c, void* d,
                                                 const void* bias, int M, int N, i64 total) {
+    if (!(N & 3)) {
+        GRID_STRIDE_LOOP(q, total / 4) {
+            const i64 i = 4 * q, row = i / N, n = i - row * N, m = row % M, z = row / M;
+            float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            for (int s0 = 0; s0 < splits; s0 += SPLITK_BATCH) {
+                float4 v[SPLITK_BATCH];
+#pragma unroll
+                for (int s = 0; s < SPLITK_BATCH; ++s)
+                    if (s0 + s < splits) v[s] = __ldcs((const float4*)(partial + (s0 + s) * total + i));
+#pragma unroll
+                for (int s = 0; s < SPLITK_BATCH; ++s)
+                    if (s0 + s < splits) {
+                        acc.x += v[s].x;
+                        acc.y += v[s].y;
+                        acc.z += v[s].z;
+                        acc.w += v[s].w;
+                    }
+            }
+            epilogue_pair(e, c, d, bias, z, m, n, acc.x, acc.y);
+            epilogue_pair(e, c, d, bias, z, m, n + 2, acc.z, acc.w);
+        }
+        return;
+    }
     GRID_STRIDE_LOOP(i, total) {
         const i64 n = i % N, m = (i / N) % M, z = i / ((i64)M * N);
         float acc = 0.0f;
