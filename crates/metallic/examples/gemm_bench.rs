@@ -11,10 +11,11 @@
 //! short run for a profiler (scripts/gpu_gemm_profile.sh).
 //!
 //! `--tiles` also times those kernel variants by name (one row each, beside
-//! the dispatcher's own pick) where M >= 64: `BMxBNxBK` names a tile of the
-//! `mma.sync` GEMM, `wgmma_128xBNx64` one of the Hopper GEMM (both for
-//! f16/bf16 rows), `simt_BMxBNxBK` one of the exact f32 GEMM and
-//! `tf32_BMxBNxBK` one of its TF32 tensor-core variant (f32 rows).
+//! the dispatcher's own pick) where M >= 64 (the `mma.sync` M <= 16 tile,
+//! `16x64x64`, where M <= 16): `BMxBNxBK` names a tile of the `mma.sync`
+//! GEMM, `wgmma_128xBNx64` one of the Hopper GEMM (both for f16/bf16 rows),
+//! `simt_BMxBNxBK` one of the exact f32 GEMM and `tf32_BMxBNxBK` one of its
+//! TF32 tensor-core variant (f32 rows).
 //!
 //! Method (shared/.../METHOD.md): CUDA events on the device's stream, a
 //! warm-up, the median of `--reps` (default 50) single calls, inputs rotated
@@ -28,6 +29,13 @@
 //! in the same run: a device-to-device copy (bytes read + written) and
 //! cuBLAS on 8192^3; "% roof" is the larger of flops / that rate and
 //! minimal bytes / copy bandwidth, over our time.
+//!
+//! Two more columns per row: "host us", the host time to queue one call
+//! (median; ours through the `matmul` op, cuBLAS's `cublasGemmEx`), and
+//! "queued us", the device time per call with 20 calls queued back to back
+//! between one pair of events (the launch gaps of single calls hidden while
+//! the host runs ahead; where the host is slower than the device, as
+//! cuBLAS's host path is on the smallest shapes, it is the host's rate).
 
 use metallic::cuda::bench::{copy_d2d, cublas_xwt_batched, EventPair};
 use metallic::cuda::ops::matmul::f32::{self as f32_gemm, F32Tile};
@@ -250,21 +258,19 @@ fn run_shape(
     let wts: Vec<Tensor> = ws.iter().map(|w| w.t()).collect::<Result<_, _>>()?;
     let problem = validate(&xs[0], &wts[0], &y_ours, &p)?;
     let mut variants: Vec<(String, Option<Variant>)> = vec![(native_label(dev, &problem)?, None)];
-    if m >= 64 || tiles.iter().any(|t| matches!(t, Variant::Mma(t) if t.bm == 16)) {
-        // Small-M tiles (BM 16) are timed at every M; the others at M >= 64.
-        let fits = |t: &Variant| match t {
-            Variant::Mma(t) => (t.bm == 16) == (m <= 16),
-            _ => m >= 64,
+    // The small-M tiles (BM 16) are timed at M <= 16, the others at M >= 64.
+    let fits = |t: &Variant| match t {
+        Variant::Mma(t) if t.bm == 16 => m <= 16,
+        _ => m >= 64,
+    };
+    variants.extend(tiles.iter().filter(|t| t.takes(dtype) && fits(t)).map(|t| {
+        let name = match t {
+            Variant::Mma(t) => t.name(dtype),
+            Variant::Wgmma(t) => t.name(dtype),
+            Variant::F32(t) => t.name(),
         };
-        variants.extend(tiles.iter().filter(|t| t.takes(dtype) && fits(t)).map(|t| {
-            let name = match t {
-                Variant::Mma(t) => t.name(dtype),
-                Variant::Wgmma(t) => t.name(dtype),
-                Variant::F32(t) => t.name(),
-            };
-            (name, Some(*t))
-        }));
-    }
+        (name, Some(*t))
+    }));
     let ours_v = |v: Option<Variant>, s: usize| match v {
         None => matmul(&xs[s], &wts[s], &y_ours, &p),
         Some(Variant::Mma(t)) => matmul_mma_tile(&xs[s], &wts[s], &y_ours, &p, t),

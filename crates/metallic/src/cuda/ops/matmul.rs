@@ -61,7 +61,11 @@ fn sum_splits(
         arg(&total64),
     ];
     // Four columns per thread where N allows (the kernel's vector path).
-    let items = if p.n.is_multiple_of(4) { total / 4 } else { total };
+    let items = if p.n.is_multiple_of(4) {
+        total / 4
+    } else {
+        total
+    };
     let grid = grid_for(items, 256);
     MODULE.launch(&x.dev, "gemm_splitk_epilogue", grid, (256, 1, 1), &mut a)
 }

@@ -13,7 +13,9 @@ pub mod rope;
 pub mod softmax;
 
 use std::ffi::c_void;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+
+use cudarc::driver::sys::CUfunction;
 
 use super::compile::KernelSource;
 use super::context::CudaDevice;
@@ -23,22 +25,82 @@ use crate::tensor::{DType, Tensor};
 pub(crate) const COMMON: &str = include_str!("../kernels/common.cuh");
 pub(crate) const QUANT: &str = include_str!("../kernels/quant.cuh");
 
-/// A module source built once per process.
+/// A module source built once per process, and the functions of it that
+/// launches have used.
 pub(crate) struct Module {
     cell: OnceLock<KernelSource>,
     make: fn() -> KernelSource,
+    loaded: Mutex<Vec<Loaded>>,
 }
+
+/// A function of a module as loaded on one device, with the dynamic shared
+/// memory it has been allowed so far.
+struct Loaded {
+    ordinal: usize,
+    name: String,
+    f: Function,
+    shared: u32,
+}
+
+/// A `CUfunction` handle.
+#[derive(Clone, Copy)]
+struct Function(CUfunction);
+
+// SAFETY: a CUfunction is an opaque handle the driver lets any thread use;
+// devices (and so their modules) live as long as the process.
+unsafe impl Send for Function {}
+unsafe impl Sync for Function {}
 
 impl Module {
     pub(crate) const fn new(make: fn() -> KernelSource) -> Module {
         Module {
             cell: OnceLock::new(),
             make,
+            loaded: Mutex::new(Vec::new()),
         }
     }
 
     pub(crate) fn source(&self) -> &KernelSource {
         self.cell.get_or_init(self.make)
+    }
+
+    /// `func` on `dev`, allowed `shared` bytes of dynamic shared memory
+    /// (above 48 KiB the function's limit is raised first, as the driver
+    /// requires: CUDA C++ Programming Guide, "Shared Memory"). Looked up
+    /// (and the limit raised) once per device: a launch's host time is on
+    /// the critical path of small products (the device's module map is
+    /// keyed by the module's source name and defines, a string built per
+    /// lookup).
+    fn function(&self, dev: &CudaDevice, func: &str, shared: u32) -> Result<CUfunction> {
+        dev.bind()?;
+        let lock = || self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let known = lock()
+            .iter()
+            .find(|l| l.ordinal == dev.ordinal() && l.name == func)
+            .map(|l| (l.f, l.shared));
+        if let Some((f, allowed)) = known {
+            if shared <= allowed.max(48 * 1024) {
+                return Ok(f.0);
+            }
+        }
+        let f = dev.function(self.source(), func)?;
+        if shared > 48 * 1024 {
+            dev.set_max_dynamic_shared(func, f, shared)?;
+        }
+        let mut loaded = lock();
+        match loaded
+            .iter_mut()
+            .find(|l| l.ordinal == dev.ordinal() && l.name == func)
+        {
+            Some(l) => l.shared = l.shared.max(shared),
+            None => loaded.push(Loaded {
+                ordinal: dev.ordinal(),
+                name: func.to_string(),
+                f: Function(f),
+                shared,
+            }),
+        }
+        Ok(f)
     }
 
     /// Launches `func` of this module on `dev`.
@@ -50,13 +112,11 @@ impl Module {
         block: (u32, u32, u32),
         params: &mut [*mut c_void],
     ) -> Result<()> {
-        let f = dev.function(self.source(), func)?;
+        let f = self.function(dev, func, 0)?;
         dev.launch(func, f, grid, block, 0, params)
     }
 
-    /// As [`Module::launch`], with `shared` bytes of dynamic shared memory
-    /// (above 48 KiB the function's limit is raised first, as the driver
-    /// requires: CUDA C++ Programming Guide, "Shared Memory").
+    /// As [`Module::launch`], with `shared` bytes of dynamic shared memory.
     pub(crate) fn launch_shared(
         &self,
         dev: &CudaDevice,
@@ -64,10 +124,7 @@ impl Module {
         (grid, block, shared): ((u32, u32, u32), (u32, u32, u32), u32),
         params: &mut [*mut c_void],
     ) -> Result<()> {
-        let f = dev.function(self.source(), func)?;
-        if shared > 48 * 1024 {
-            dev.set_max_dynamic_shared(func, f, shared)?;
-        }
+        let f = self.function(dev, func, shared)?;
         dev.launch(func, f, grid, block, shared, params)
     }
 
@@ -80,16 +137,13 @@ impl Module {
         cluster: u32,
         params: &mut [*mut c_void],
     ) -> Result<()> {
-        let f = dev.function(self.source(), func)?;
-        if shared > 48 * 1024 {
-            dev.set_max_dynamic_shared(func, f, shared)?;
-        }
+        let f = self.function(dev, func, shared)?;
         dev.launch_cluster(func, f, grid, block, shared, cluster, params)
     }
 
     /// Sets `func`'s preferred shared-memory carveout to the maximum.
     pub(crate) fn prefer_max_shared(&self, dev: &CudaDevice, func: &str) -> Result<()> {
-        let f = dev.function(self.source(), func)?;
+        let f = self.function(dev, func, 0)?;
         dev.prefer_max_shared(func, f)
     }
 
@@ -101,10 +155,7 @@ impl Module {
         (block, shared): ((u32, u32, u32), u32),
         cluster: u32,
     ) -> Result<u32> {
-        let f = dev.function(self.source(), func)?;
-        if shared > 48 * 1024 {
-            dev.set_max_dynamic_shared(func, f, shared)?;
-        }
+        let f = self.function(dev, func, shared)?;
         dev.max_active_clusters(func, f, block, shared, cluster)
     }
 }

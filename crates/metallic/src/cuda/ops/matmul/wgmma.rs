@@ -421,11 +421,40 @@ pub fn plan(
         }
         best
     };
+    if tile.is_none() && k.div_ceil(BK) <= SHORT_K_TILES {
+        return (short_k_tile((m, n, batch), k), 1);
+    }
     let (t, s, _) = match tile {
         Some(t) => pick(&[t], 0.97),
         None => pick(&AUTO_TILES, 0.97),
     };
     (t, super::nonempty_splits(k.div_ceil(BK), s))
+}
+
+/// K tiles (of 64) up to which a product is planned by its traffic.
+const SHORT_K_TILES: usize = 2;
+
+/// The tile for a product of at most SHORT_K_TILES K tiles (the attention
+/// products: Q K^T per head): its run is the operands' reads through L2 and
+/// the output's writes, not the math, which the estimate (fitted to long-K
+/// shapes, where a unit's epilogue is a small share) does not see. Each unit
+/// reads its A and B tiles once per K tile, so the unclustered tile whose
+/// units read the fewest bytes wins, earlier ones on ties. Measured back to
+/// back on an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-
+/// session6.md): the attention products at M = 512 took 6.4 us on 128x256
+/// against 7.4 on 128x128 (14 heads, K = 64) and 11.8 against 13.0 (28
+/// heads, K = 128).
+fn short_k_tile((m, n, batch): (usize, usize, usize), k: usize) -> WgmmaTile {
+    let bytes = |t: &WgmmaTile| {
+        units(t, (m, n, batch), 1) * k.div_ceil(BK) * (BM.min(m) + t.bn.min(n)) * BK * 2
+    };
+    let mut best = AUTO_TILES[0];
+    for t in AUTO_TILES.iter().filter(|t| t.cluster == 1) {
+        if bytes(t) < bytes(&best) {
+            best = *t;
+        }
+    }
+    best
 }
 
 /// A 3-D tensor map (K, rows, batch) of a K-contiguous operand: `rows` rows
@@ -733,8 +762,10 @@ mod tests {
             // (1.00x and 0.98x cuBLAS; 0.96x and 0.94x unclustered).
             ((8192, 8192, 8192, 1), TILE_128X256X64_C2),
             ((4096, 37888, 3584, 1), TILE_128X256X64_C2),
-            // The attention products (K = 128): 128x128 (15.7 us; 16.4-18.9).
-            ((512, 512, 128, 28), TILE_128X128X64),
+            // The attention products (K = 64 and 128, planned by traffic):
+            // 128x256, 14% faster back to back than 128x128.
+            ((512, 512, 128, 28), TILE_128X256X64),
+            ((512, 512, 64, 14), TILE_128X256X64),
         ];
         for (shape, want) in cases {
             assert_eq!(plan(shape, 132, None).0, want, "{shape:?}");
