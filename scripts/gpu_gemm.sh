@@ -37,8 +37,9 @@ grep -q "rc=0" "$OUT/matmul-rc" || { echo "matmul op cases failed: stopping"; ex
 # GEMM_QUICK=1 (a tuning round): the wgmma tiles, the matmul cases and the
 # benchmark only.
 [ -n "${GEMM_QUICK:-}" ] || {
-    echo "===== compute-sanitizer racecheck (matmul on cuda)"
-    METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
+    # Ours only: racecheck reports cuBLAS's split-K kernels (see gpu_test.sh).
+    echo "===== compute-sanitizer racecheck (matmul on cuda-native)"
+    METALLIC_OPTEST_TARGET=cuda-native METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
     echo "===== compute-sanitizer memcheck (matmul on cuda, no buffer pool)"
     METALLIC_CUDA_POOL=off METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
     echo "===== compute-sanitizer memcheck (every wgmma tile)"

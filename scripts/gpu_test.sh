@@ -62,9 +62,12 @@ else
             compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
             $B/cuda_model --nocapture --test-threads 1 tiny_models
         # The kernels that share data through shared memory (block reductions,
-        # GEMM tiles) under racecheck.
-        export METALLIC_OPTEST_OP=rms_norm,softmax,matmul
-        check "$(left)" "compute-sanitizer racecheck (rms_norm, softmax, matmul on cuda)" \
+        # GEMM tiles) under racecheck: ours (cuda-native). cuBLAS's own
+        # split-K kernels (nvjet_sm90_*_splitK, picked for the M = 3, K = 3000
+        # case) are reported by racecheck, which does not follow their
+        # mbarrier hand-offs (H200, 2026-11-27); they are not ours to fix.
+        export METALLIC_OPTEST_OP=rms_norm,softmax,matmul METALLIC_OPTEST_TARGET=cuda-native
+        check "$(left)" "compute-sanitizer racecheck (rms_norm, softmax, matmul on cuda-native)" \
             compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture
         unset METALLIC_CUDA_POOL METALLIC_OPTEST_TARGET METALLIC_OPTEST_OP
     else
