@@ -33,7 +33,9 @@ echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 ls $B
 
 MODE=${1:-full}
-check 120 "kernels compile (sm_80, sm_90a)" $B/cuda_kernels --nocapture
+# Every module for two targets on the machine's CPU: 108 s on one lent
+# H200 machine, past 120 on another (2026-11-27).
+check 200 "kernels compile (sm_80, sm_90a)" $B/cuda_kernels --nocapture
 if [ "$MODE" = smoke ]; then
     check 120 "op cases on cuda (smoke: rms_norm, softmax)" env METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=rms_norm,softmax \
         METALLIC_OPTEST_VERBOSE=1 $B/ops --nocapture
