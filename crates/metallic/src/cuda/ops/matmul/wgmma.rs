@@ -400,12 +400,16 @@ pub const AUTO_TILES: [WgmmaTile; 7] = [
 
 /// The tile and the number of K splits for `batch` `m x n x k` products on
 /// `sms` SMs (`tile` forces the tile): the lowest estimate, each split
-/// keeping at least 4 K tiles.
+/// keeping at least 4 K tiles; products of at most SHORT_K_TILES K tiles
+/// take `short_k_tile`, unsplit.
 pub fn plan(
     (m, n, k, batch): (usize, usize, usize, usize),
     sms: usize,
     tile: Option<WgmmaTile>,
 ) -> (WgmmaTile, usize) {
+    if tile.is_none() && k.div_ceil(BK) <= SHORT_K_TILES {
+        return (short_k_tile((m, n, batch), k), 1);
+    }
     let max_splits = (k.div_ceil(BK) / 4).clamp(1, MAX_SPLITS);
     // The fastest (tile, splits) of `tiles` by the estimate; a later tile
     // must be `margin` under the best so far.
@@ -421,9 +425,6 @@ pub fn plan(
         }
         best
     };
-    if tile.is_none() && k.div_ceil(BK) <= SHORT_K_TILES {
-        return (short_k_tile((m, n, batch), k), 1);
-    }
     let (t, s, _) = match tile {
         Some(t) => pick(&[t], 0.97),
         None => pick(&AUTO_TILES, 0.97),
