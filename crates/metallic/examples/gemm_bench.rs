@@ -211,6 +211,13 @@ fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem
                 t.name(problem.a.dtype)
             }
         }
+        MatmulKernel::CudaMma if m <= 16 => {
+            let (t, splits) = mma::small_m_tile((m, n, k, batch), dev.multiprocessors());
+            match splits {
+                1 => t.name(problem.a.dtype),
+                _ => format!("{} split {splits}", t.name(problem.a.dtype)),
+            }
+        }
         MatmulKernel::CudaMma => mma::pick_tile(m, n, batch).name(problem.a.dtype),
         MatmulKernel::CudaNative if problem.a.dtype == DType::F32 => f32_gemm::kernel_label(
             (m, n, k, batch),

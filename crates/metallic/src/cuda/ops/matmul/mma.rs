@@ -42,14 +42,19 @@ impl MmaTile {
         }
     }
 
+    /// `gemm_bf16_mma_128x128x32`; pipelines deeper than 4 stages carry
+    /// their depth (`gemm_bf16_mma_16x64x64s8`).
     pub fn name(&self, dtype: DType) -> String {
-        format!(
-            "gemm_{}_mma_{}x{}x{}",
-            short(dtype),
-            self.bm,
-            self.bn,
-            self.bk
-        )
+        format!("gemm_{}_mma_{}", short(dtype), self.suffix())
+    }
+
+    fn suffix(&self) -> String {
+        let deep = if self.stages > 4 {
+            format!("s{}", self.stages)
+        } else {
+            String::new()
+        };
+        format!("{}x{}x{}{deep}", self.bm, self.bn, self.bk)
     }
 
     fn source(&self, dtype: DType) -> KernelSource {
@@ -106,6 +111,13 @@ pub const TILE_16X64X64: MmaTile = MmaTile {
     stages: 4,
 };
 
+/// The M <= 16 tile with 8 stages: twice the weight stream in flight per
+/// block, two blocks per SM instead of five (see [`small_m_tile`]).
+pub const TILE_16X64X64_S8: MmaTile = MmaTile {
+    stages: 8,
+    ..TILE_16X64X64
+};
+
 /// 128x128 with K steps of 64: half the barriers of BK 32, 3 stages.
 pub const TILE_128X128X64: MmaTile = MmaTile {
     bm: 128,
@@ -127,10 +139,11 @@ pub const TILE_128X256X32: MmaTile = MmaTile {
 };
 
 /// Every tile, for benchmarks that time them by name.
-pub const TILES: [MmaTile; 5] = [
+pub const TILES: [MmaTile; 6] = [
     TILE_128X128X32,
     TILE_64X64X32,
     TILE_16X64X64,
+    TILE_16X64X64_S8,
     TILE_128X128X64,
     TILE_128X256X32,
 ];
@@ -141,7 +154,7 @@ impl std::str::FromStr for MmaTile {
     fn from_str(s: &str) -> std::result::Result<MmaTile, String> {
         TILES
             .into_iter()
-            .find(|t| format!("{}x{}x{}", t.bm, t.bn, t.bk) == s)
+            .find(|t| t.suffix() == s)
             .ok_or_else(|| format!("no mma tile {s:?}"))
     }
 }
@@ -167,6 +180,8 @@ modules! {
     F16_64X64X32 = TILE_64X64X32, DType::F16;
     BF16_16X64X64 = TILE_16X64X64, DType::BF16;
     F16_16X64X64 = TILE_16X64X64, DType::F16;
+    BF16_16X64X64_S8 = TILE_16X64X64_S8, DType::BF16;
+    F16_16X64X64_S8 = TILE_16X64X64_S8, DType::F16;
     BF16_128X128X64 = TILE_128X128X64, DType::BF16;
     F16_128X128X64 = TILE_128X128X64, DType::F16;
     BF16_128X256X32 = TILE_128X256X32, DType::BF16;
@@ -186,6 +201,36 @@ pub fn pick_tile(m: usize, n: usize, batch: usize) -> MmaTile {
     } else {
         TILE_128X128X32
     }
+}
+
+/// The M <= 16 tile and its K splits for `batch` `m x n x k` products on
+/// `sms` SMs: the 8-stage pipeline where its two blocks per SM hold every
+/// block in one wave (qkv, the 0.5B weights) or the blocks make many waves
+/// (lm_head), each block streaming at least 8 K tiles; the 4-stage one
+/// (five blocks per SM) elsewhere: a few waves of two (gate+up: 592 blocks,
+/// 2.2 waves) or short K (the attention products). Fitted to a sweep on an
+/// H200 (bf16, M = 1, bench/results/2026-11-27-nvidia-h200-gemm-bench-
+/// session6.md): 8 stages took lm_head 254 us against 270, qkv 15.8
+/// against 16.6, the 0.5B gate+up and down 10.7 and 10.6 against 11.2 and
+/// 11.0; gate+up 77.4 against 70.7, the attention products 12.9 and 21.6
+/// against 9.5 and 14.4.
+pub fn small_m_tile(
+    (m, n, k, batch): (usize, usize, usize, usize),
+    sms: usize,
+) -> (MmaTile, usize) {
+    let splits = k_splits(&TILE_16X64X64, (m, n, k, batch), sms);
+    let blocks = batch * n.div_ceil(TILE_16X64X64.bn) * splits;
+    let per_block = k.div_ceil(TILE_16X64X64.bk) / splits;
+    let slots = 2 * sms.max(1);
+    let deep = per_block >= 8 && (blocks <= slots || blocks >= 8 * slots);
+    (
+        if deep {
+            TILE_16X64X64_S8
+        } else {
+            TILE_16X64X64
+        },
+        splits,
+    )
 }
 
 /// A block's fixed cost in the split estimate, in K tiles streamed.
@@ -252,7 +297,12 @@ pub(super) fn run(
         log::debug!("[matmul] mma: operands not 16-byte aligned, SIMT fallback");
         return Ok(false);
     }
-    let tile = tile.unwrap_or_else(|| pick_tile(p.m, p.n, ch.count));
+    let sms = x.dev.multiprocessors();
+    let tile = match tile {
+        Some(t) => t,
+        None if p.m <= 16 => small_m_tile((p.m, p.n, p.k, ch.count), sms).0,
+        None => pick_tile(p.m, p.n, ch.count),
+    };
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let blocks = p.m.div_ceil(tile.bm) * p.n.div_ceil(tile.bn);
     if blocks > i32::MAX as usize {
@@ -275,7 +325,7 @@ pub(super) fn run(
         Some(s) if tile.bm == 16 => {
             super::nonempty_splits(p.k.div_ceil(tile.bk), s.clamp(1, MAX_SPLITS))
         }
-        _ => k_splits(&tile, (p.m, p.n, p.k, ch.count), x.dev.multiprocessors()),
+        _ => k_splits(&tile, (p.m, p.n, p.k, ch.count), sms),
     };
     // The kernel sums at most SUM_MAX_SPLITS (= MAX_SPLITS) partials.
     debug_assert!(splits <= MAX_SPLITS);
@@ -330,6 +380,19 @@ mod tests {
         assert_eq!(k_splits(&t, (1, 4608, 3584, 1), 132), 3);
         assert_eq!(k_splits(&t, (1, 37888, 3584, 1), 132), 1);
         assert_eq!(k_splits(&t, (16, 152064, 3584, 1), 132), 1);
+        // The 8-stage tile: one wave of two blocks per SM, or many waves.
+        let pick = |shape| small_m_tile(shape, 132).0;
+        assert_eq!(pick((1, 4608, 3584, 1)), TILE_16X64X64_S8); // qkv
+        assert_eq!(pick((1, 152064, 3584, 1)), TILE_16X64X64_S8); // lm_head
+        assert_eq!(pick((1, 9728, 896, 1)), TILE_16X64X64_S8); // 0.5B gate+up
+        assert_eq!(pick((1, 37888, 3584, 1)), TILE_16X64X64); // gate+up
+        assert_eq!(pick((1, 3584, 18944, 1)), TILE_16X64X64); // down, 7 splits
+        assert_eq!(pick((1, 4096, 128, 28)), TILE_16X64X64); // attention
+
+        // The op cases reach both: 3 x 3000 x 3000 (optest/matmul.rs) runs
+        // the 8-stage tile on the GPU.
+        assert_eq!(pick((3, 3000, 3000, 1)), TILE_16X64X64_S8);
+
         // Short K: at least 2 K tiles a split; larger tiles never split.
         assert_eq!(k_splits(&t, (1, 64, 128, 1), 132), 1);
         assert_eq!(k_splits(&t, (1, 64, 256, 1), 132), 2);
