@@ -20,6 +20,14 @@ typedef unsigned char u8;
 // NVRTC has no <math.h>: -inf by its bit pattern.
 #define NEG_INF __int_as_float(0xff800000u)
 
+// A generic pointer into shared memory as the 32-bit shared-window address
+// PTX instructions take (cp.async, ldmatrix, TMA, mbarrier).
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
+    unsigned r;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+    return r;
+}
+
 __device__ __forceinline__ float f16_to_f32(u16 h) {
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));

@@ -40,12 +40,6 @@
 #error "unsupported gemm_mma tile"
 #endif
 
-__device__ __forceinline__ unsigned smem_u32(const void* p) {
-    unsigned r;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
-    return r;
-}
-
 // Half-element offset of 16-byte chunk `ch` of tile row `row`. The XOR
 // swizzle puts the 8 rows one ldmatrix reads (and the chunks one cp.async
 // phase writes) in 8 different 16-byte bank groups: rows of 64 bytes (BK 32)

@@ -123,12 +123,6 @@ struct __align__(64) TmaMap {
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-    unsigned r;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
-    return r;
-}
-
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count));
 }
@@ -373,7 +367,7 @@ __device__ __forceinline__ void direct_chunk(const float (&acc)[ACC], const EpiC
             // The threads' writes must be visible to the async proxy.
             asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
             wg_sync(x.cw);
-            if (x.t == 0) tma_store(x.map_d, smem_addr(buf), col0, row0, x.z);
+            if (x.t == 0) tma_store(x.map_d, smem_u32(buf), col0, row0, x.z);
         } else {
             wg_sync(x.cw);
             u16* dz = (u16*)x.d + e.d.off + (i64)x.z * e.d.bs;
@@ -459,7 +453,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
     // The swizzle pattern repeats every 1024 bytes and the descriptors
     // assume stages start on that boundary: align by hand (the host adds
     // 1024 bytes of slack).
-    const unsigned raw = smem_addr(smem_raw);
+    const unsigned raw = smem_u32(smem_raw);
     const unsigned pad = ((raw + 1023) & ~1023u) - raw;
     unsigned char* smem = smem_raw + pad;
     const unsigned sA = raw + pad, sB = sA + GEMM_STAGES * A_STAGE;
@@ -477,12 +471,12 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < GEMM_STAGES; ++s) {
-            mbar_init(smem_addr(&full_bar[s]), 1);
+            mbar_init(smem_u32(&full_bar[s]), 1);
             // One arrival per consumer warp of every block in the cluster:
             // a stage is free only when all of them have read it.
-            mbar_init(smem_addr(&empty_bar[s]), READERS * 4 * GEMM_CLUSTER);
+            mbar_init(smem_u32(&empty_bar[s]), READERS * 4 * GEMM_CLUSTER);
         }
-        for (int c = 0; c < 2; ++c) mbar_init(smem_addr(&turn_bar[c]), 1);
+        for (int c = 0; c < 2; ++c) mbar_init(smem_u32(&turn_bar[c]), 1);
         // Make the initialised barriers visible to the async (TMA) proxy.
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
@@ -506,8 +500,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
                 for (int kt = kt0; kt < kt1; ++kt, ++it) {
                     const int s = it % GEMM_STAGES;
                     const unsigned ph = (it / GEMM_STAGES) & 1;
-                    mbar_wait(smem_addr(&empty_bar[s]), ph ^ 1);
-                    const unsigned fb = smem_addr(&full_bar[s]);
+                    mbar_wait(smem_u32(&empty_bar[s]), ph ^ 1);
+                    const unsigned fb = smem_u32(&full_bar[s]);
                     mbar_expect(fb, A_STAGE + B_STAGE);
                     tma_load(sA + s * A_STAGE, &map_a, kt * BK, w.m0, za, fb);
 #if GEMM_CLUSTER > 1
@@ -554,7 +548,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
             // phase of every stage this unit waits on has completed). This
             // also runs the two main loops one after the other, each
             // warpgroup's epilogue under the other's main loop.
-            if (ui > 0) mbar_wait(smem_addr(&turn_bar[cw]), ((ui - 1) / 2) & 1);
+            if (ui > 0) mbar_wait(smem_u32(&turn_bar[cw]), ((ui - 1) / 2) & 1);
 #endif
             // Each k tile's wgmma form one group; one group stays in flight
             // while the next tile's are issued, and the stage of a completed
@@ -565,7 +559,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
             int prev = -1;
             for (int kt = kt0; kt < kt1; ++kt, ++it) {
                 const int s = it % GEMM_STAGES;
-                mbar_wait(smem_addr(&full_bar[s]), (it / GEMM_STAGES) & 1);
+                mbar_wait(smem_u32(&full_bar[s]), (it / GEMM_STAGES) & 1);
                 wgmma_fence();
                 const unsigned a0 = sA + s * A_STAGE + WG_MH0(cw) * 64 * 128, b0 = sB + s * B_STAGE;
                 const int more = kt != kt0;
@@ -580,14 +574,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
 #endif
                 wgmma_commit();
                 wgmma_wait<1>(acc);
-                if (prev >= 0 && lane == 0) release(smem_addr(&empty_bar[prev]));
+                if (prev >= 0 && lane == 0) release(smem_u32(&empty_bar[prev]));
                 prev = s;
             }
 #if GEMM_PINGPONG
-            if (t == 0) mbar_arrive(smem_addr(&turn_bar[1 - cw]));
+            if (t == 0) mbar_arrive(smem_u32(&turn_bar[1 - cw]));
 #endif
             wgmma_wait<0>(acc);
-            if (prev >= 0 && lane == 0) release(smem_addr(&empty_bar[prev]));
+            if (prev >= 0 && lane == 0) release(smem_u32(&empty_bar[prev]));
 
             // Fragment: register 4j + 2h + c holds row 16 warp + lane / 4 + 8h,
             // column 8j + 2 (lane % 4) + c.
