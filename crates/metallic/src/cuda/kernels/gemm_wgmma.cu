@@ -9,8 +9,12 @@
 // Specialised by defines (host side: cuda/ops/matmul/wgmma.rs):
 //   GEMM_NAME    kernel name, e.g. gemm_bf16_wgmma_128x256x64
 //   GEMM_DT      DT_F16 or DT_BF16 (both operands)
-//   GEMM_BN      a multiple of 16 from 64 to 256 (block tile N; M is 128,
-//                K 64): 128 and 256, and widths between them that make the
+//   GEMM_BM      block tile M: 128, or 256 (2 consumer warpgroups of 128
+//                rows each, no cluster, no ping-pong: half the tiles of a
+//                shape, for shapes whose 128-row tiles make a few waves
+//                with a partly idle last one)
+//   GEMM_BN      a multiple of 16 from 64 to 256 (block tile N; K is 64):
+//                128 and 256, and widths between them that make the
 //                tiles of a shape fill whole waves of SMs
 //   GEMM_STAGES  shared-memory pipeline depth
 //   GEMM_CONSUMERS 2 (one block per SM), or 1 (BN 128 only: one consumer
@@ -51,7 +55,10 @@
 // band and B's columns in L2. With `splits` > 1 every unit takes 1/splits of
 // the K tiles and writes its f32 partial product; gemm_splitk_epilogue sums.
 
-#define BM 128
+#ifndef GEMM_BM
+#define GEMM_BM 128
+#endif
+#define BM GEMM_BM
 #define BK 64
 #ifndef GEMM_CONSUMERS
 #define GEMM_CONSUMERS 2
@@ -62,7 +69,7 @@
 #define CONSUMERS GEMM_CONSUMERS
 #define THREADS (128 * (CONSUMERS + 1))
 // m64 row blocks per consumer warpgroup, and its f32 accumulators per thread.
-#define MH (GEMM_PINGPONG ? 2 : 2 / CONSUMERS)
+#define MH (GEMM_PINGPONG ? 2 : BM / 64 / CONSUMERS)
 // The first m64 row block of consumer warpgroup `cw` within the tile.
 #define WG_MH0(cw) (GEMM_PINGPONG ? 0 : (cw) * MH)
 // Consumer warpgroups that read each stage (ping-pong: only the stage's owner).
@@ -105,6 +112,9 @@
 #endif
 #if (GEMM_CLUSTER != 1 && GEMM_CLUSTER != 2) || (GEMM_CLUSTER > 1 && GEMM_BN % 128)
 #error "gemm_wgmma: clusters of 1, or of 2 blocks with BN 128 or 256"
+#endif
+#if GEMM_BM != 128 && (GEMM_BM != 256 || CONSUMERS != 2 || GEMM_CLUSTER != 1 || GEMM_PINGPONG)
+#error "gemm_wgmma: BM 128, or 256 with 2 consumer warpgroups, no cluster, no ping-pong"
 #endif
 #if GEMM_PINGPONG && (GEMM_BN != 128 || CONSUMERS != 2 || GEMM_CLUSTER != 1)
 #error "gemm_wgmma: ping-pong needs BN 128, 2 consumer warpgroups, no cluster"

@@ -24,8 +24,8 @@ use crate::error::Result;
 use crate::ops::matmul::MatmulProblem;
 use crate::tensor::DType;
 
-/// Block tile rows and K step (fixed by the kernel: two consumer warpgroups
-/// of m64, and 64 bf16 = 128 bytes, the swizzle's row).
+/// The usual block tile rows (two consumer warpgroups of m64) and the K
+/// step (64 bf16 = 128 bytes, the swizzle's row).
 const BM: usize = 128;
 const BK: usize = 64;
 /// Shared memory of the epilogue's staging buffers per consumer warpgroup
@@ -49,6 +49,8 @@ const ALIGN_SLACK: usize = 1024;
 /// SM so that one block's epilogue overlaps the other's main loop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WgmmaTile {
+    /// 128, or 256: each of the two consumer warpgroups takes 128 rows.
+    pub bm: usize,
     pub bn: usize,
     pub stages: usize,
     pub cluster: usize,
@@ -74,7 +76,7 @@ impl WgmmaTile {
     }
 
     pub const fn shared_bytes(&self) -> usize {
-        self.stages * (BM + self.bn) * BK * 2
+        self.stages * (self.bm + self.bn) * BK * 2
             + self.consumers * epi_bytes(self.consumers)
             + ALIGN_SLACK
     }
@@ -97,13 +99,17 @@ impl WgmmaTile {
         } else {
             String::new()
         };
-        format!("{BM}x{}x{BK}{c}{o}{p}{g}", self.bn)
+        format!("{}x{}x{BK}{c}{o}{p}{g}", self.bm, self.bn)
     }
 
     /// f32 accumulators per consumer thread (gemm_wgmma.cu ACC): m64
     /// row blocks per consumer warpgroup times BN / 2.
     const fn acc(&self) -> usize {
-        let mh = if self.pingpong { 2 } else { 2 / self.consumers };
+        let mh = if self.pingpong {
+            2
+        } else {
+            self.bm / 64 / self.consumers
+        };
         mh * self.bn / 2
     }
 
@@ -115,6 +121,7 @@ impl WgmmaTile {
         )
         .define("GEMM_NAME", self.name(dtype))
         .define("GEMM_DT", super::gemm_dt(dtype))
+        .define("GEMM_BM", self.bm)
         .define("GEMM_BN", self.bn)
         .define("GEMM_STAGES", self.stages)
         .define("GEMM_CLUSTER", self.cluster)
@@ -170,6 +177,7 @@ const GROUP: usize = 16;
 
 /// Two m64n256 warpgroups: the most math per byte of shared memory read.
 pub const TILE_128X256X64: WgmmaTile = WgmmaTile {
+    bm: BM,
     bn: 256,
     stages: 4,
     cluster: 1,
@@ -180,6 +188,7 @@ pub const TILE_128X256X64: WgmmaTile = WgmmaTile {
 /// Two m64n128 warpgroups: twice the tiles, for shapes where 128x256 leaves
 /// SMs idle.
 pub const TILE_128X128X64: WgmmaTile = WgmmaTile {
+    bm: BM,
     bn: 128,
     stages: 6,
     cluster: 1,
@@ -189,12 +198,9 @@ pub const TILE_128X128X64: WgmmaTile = WgmmaTile {
 };
 /// 128x128 with one consumer warpgroup and 3 stages: two blocks per SM.
 pub const TILE_128X128X64_OCC2: WgmmaTile = WgmmaTile {
-    bn: 128,
     stages: 3,
-    cluster: 1,
     consumers: 1,
-    pingpong: false,
-    group: GROUP,
+    ..TILE_128X128X64
 };
 /// 128x256 in clusters of 2 along M: each B tile read from L2 once for two
 /// blocks.
@@ -242,7 +248,24 @@ pub const TILE_128X224X64: WgmmaTile = WgmmaTile {
     ..TILE_128X128X64
 };
 
-pub const TILES: [WgmmaTile; 10] = [
+/// 256-row tiles, each consumer warpgroup taking 128 rows (two m64 blocks):
+/// half the units of the 128-row tiles, and each unit reads its B tile once
+/// for twice the rows. 256x160 makes 0.5B gate+up at M = 512 one wave of
+/// 122 units on 132 SMs, where 128x112 makes 2.6.
+pub const TILE_256X128X64: WgmmaTile = WgmmaTile {
+    bm: 256,
+    stages: 4,
+    ..TILE_128X128X64
+};
+pub const TILE_256X160X64: WgmmaTile = WgmmaTile {
+    bn: 160,
+    stages: 3,
+    ..TILE_256X128X64
+};
+
+pub const TILES: [WgmmaTile; 12] = [
+    TILE_256X128X64,
+    TILE_256X160X64,
     TILE_128X256X64,
     TILE_128X128X64,
     TILE_128X128X64_OCC2,
@@ -307,6 +330,10 @@ modules! {
     F16_128X144X64 = TILE_128X144X64, DType::F16;
     BF16_128X192X64 = TILE_128X192X64, DType::BF16;
     F16_128X192X64 = TILE_128X192X64, DType::F16;
+    BF16_256X128X64 = TILE_256X128X64, DType::BF16;
+    F16_256X128X64 = TILE_256X128X64, DType::F16;
+    BF16_256X160X64 = TILE_256X160X64, DType::BF16;
+    F16_256X160X64 = TILE_256X160X64, DType::F16;
     BF16_128X224X64 = TILE_128X224X64, DType::BF16;
     F16_128X224X64 = TILE_128X224X64, DType::F16;
 }
@@ -314,7 +341,7 @@ modules! {
 /// Units (a column of `tile.cluster` tiles, one K share) of `batch` `m x n`
 /// products split `splits` ways.
 fn units(tile: &WgmmaTile, (m, n, batch): (usize, usize, usize), splits: usize) -> usize {
-    batch * m.div_ceil(BM).div_ceil(tile.cluster) * n.div_ceil(tile.bn) * splits
+    batch * m.div_ceil(tile.bm).div_ceil(tile.cluster) * n.div_ceil(tile.bn) * splits
 }
 
 /// The most ways K is split.
@@ -343,7 +370,9 @@ fn estimate_us(
     sms: usize,
 ) -> f64 {
     let w = tile.bn as f64;
-    let (mut step_us, mut unit_us) = (0.05 + 0.00289 * w, 1.0 + (w - 128.0) * 0.01);
+    // A 256-row tile: twice the math per step and twice the epilogue.
+    let rows = tile.bm as f64 / BM as f64;
+    let (mut step_us, mut unit_us) = (0.05 + 0.00289 * w * rows, (1.0 + (w - 128.0) * 0.01) * rows);
     if tile.cluster > 1 {
         // Each B tile read from L2 once for two blocks: 4.5% less per step
         // on the long runs (H200, 128x256: 8192^3 1619 against 1690 us, 7B
@@ -387,8 +416,14 @@ fn estimate_us(
 /// the SMs' last wave where 128 and 256 leave it partly idle (7B qkv at
 /// M = 512: 4 x 32 tiles of 128x144 on 132 SMs, 30.6 us against 47-49 for
 /// 128 and 256; 7B down at M = 512: 4 x 32 tiles of 128x112, 0.92x cuBLAS
-/// against 0.83x on 128x128), as cuBLAS's own tile choice does.
-pub const AUTO_TILES: [WgmmaTile; 7] = [
+/// against 0.83x on 128x128), as cuBLAS's own tile choice does. 256x160
+/// makes 0.5B gate+up at M = 512 one wave (122 units) where 128x112 makes
+/// 2.6: 23.0 against 26.5 us back to back (H200,
+/// bench/results/2026-11-27-nvidia-h200-gemm-bench-bm256.md); the 256-row
+/// tiles are slower on every other shape of the benchmark, which the
+/// estimate's per-step cost (twice the math of a 128-row step) keeps them
+/// from.
+pub const AUTO_TILES: [WgmmaTile; 8] = [
     TILE_128X256X64,
     TILE_128X256X64_C2,
     TILE_128X128X64,
@@ -396,6 +431,7 @@ pub const AUTO_TILES: [WgmmaTile; 7] = [
     TILE_128X224X64,
     TILE_128X144X64,
     TILE_128X112X64,
+    TILE_256X160X64,
 ];
 
 /// The tile and the number of K splits for `batch` `m x n x k` products on
@@ -447,7 +483,7 @@ const SHORT_K_TILES: usize = 2;
 /// heads, K = 128).
 fn short_k_tile((m, n, batch): (usize, usize, usize), k: usize) -> WgmmaTile {
     let bytes = |t: &WgmmaTile| {
-        units(t, (m, n, batch), 1) * k.div_ceil(BK) * (BM.min(m) + t.bn.min(n)) * BK * 2
+        units(t, (m, n, batch), 1) * k.div_ceil(BK) * (t.bm.min(m) + t.bn.min(n)) * BK * 2
     };
     let mut best = AUTO_TILES[0];
     for t in AUTO_TILES.iter().filter(|t| t.cluster == 1) {
@@ -613,7 +649,7 @@ pub(super) fn run(
         p.a.dtype,
         (p.k, p.m, ch.a.rs as usize),
         (count, ch.a.bs as usize),
-        BM,
+        tile.bm,
     );
     let map_b = tensor_map(
         b_base,
@@ -767,6 +803,12 @@ mod tests {
             // 128x256, 14% faster back to back than 128x128.
             ((512, 512, 128, 28), TILE_128X256X64),
             ((512, 512, 64, 14), TILE_128X256X64),
+            // 0.5B gate+up, M = 512: one wave of 256x160 (2026-11-27,
+            // 23.0 us back to back against 26.5 on 128x112). The other 0.5B
+            // product keeps its 128-row tiles (256x128: 24.9 us against 19.4
+            // for 128x112 split 4).
+            ((512, 9728, 896, 1), TILE_256X160X64),
+            ((512, 896, 4864, 1), TILE_128X112X64),
         ];
         for (shape, want) in cases {
             assert_eq!(plan(shape, 132, None).0, want, "{shape:?}");
