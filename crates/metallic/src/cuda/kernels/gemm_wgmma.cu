@@ -9,16 +9,17 @@
 // Specialised by defines (host side: cuda/ops/matmul/wgmma.rs):
 //   GEMM_NAME    kernel name, e.g. gemm_bf16_wgmma_128x256x64
 //   GEMM_DT      DT_F16 or DT_BF16 (both operands)
-//   GEMM_BM      block tile M: 128, or 256 (2 consumer warpgroups of 128
+//   GEMM_BM      block tile M: 128; 256 (2 consumer warpgroups of 128
 //                rows each, no cluster, no ping-pong: half the tiles of a
 //                shape, for shapes whose 128-row tiles make a few waves
-//                with a partly idle last one)
+//                with a partly idle last one); or 64 (1 consumer
+//                warpgroup, two blocks per SM: products of at most 64 rows)
 //   GEMM_BN      a multiple of 16 from 64 to 256 (block tile N; K is 64):
 //                128 and 256, and widths between them that make the
 //                tiles of a shape fill whole waves of SMs
 //   GEMM_STAGES  shared-memory pipeline depth
-//   GEMM_CONSUMERS 2 (one block per SM), or 1 (BN 128 only: one consumer
-//                warpgroup takes both m64 halves, two blocks per SM)
+//   GEMM_CONSUMERS 2 (one block per SM), or 1 (two blocks per SM; BN 128
+//                with BM 128: one consumer warpgroup takes both m64 halves)
 //   GEMM_CLUSTER 1, or 2: blocks in clusters of 2 along M that share each
 //                B tile, every block loading half of it and multicasting
 //                it to both (half the B traffic out of L2)
@@ -107,14 +108,17 @@
 #if GEMM_BN % 16 || GEMM_BN < 64 || GEMM_BN > 256
 #error "gemm_wgmma: BN must be a multiple of 16 from 64 to 256"
 #endif
-#if (CONSUMERS != 1 && CONSUMERS != 2) || (CONSUMERS == 1 && GEMM_BN != 128)
-#error "gemm_wgmma: 2 consumer warpgroups, or 1 with BN 128"
+#if (CONSUMERS != 1 && CONSUMERS != 2) || (CONSUMERS == 1 && GEMM_BM == 128 && GEMM_BN != 128)
+#error "gemm_wgmma: 2 consumer warpgroups, or 1 with BM 64 or BN 128"
 #endif
 #if (GEMM_CLUSTER != 1 && GEMM_CLUSTER != 2) || (GEMM_CLUSTER > 1 && GEMM_BN % 128)
 #error "gemm_wgmma: clusters of 1, or of 2 blocks with BN 128 or 256"
 #endif
-#if GEMM_BM != 128 && (GEMM_BM != 256 || CONSUMERS != 2 || GEMM_CLUSTER != 1 || GEMM_PINGPONG)
-#error "gemm_wgmma: BM 128, or 256 with 2 consumer warpgroups, no cluster, no ping-pong"
+#if GEMM_BM != 128 && !((GEMM_BM == 256 && CONSUMERS == 2) || (GEMM_BM == 64 && CONSUMERS == 1))
+#error "gemm_wgmma: BM 128, 256 with 2 consumer warpgroups, or 64 with 1"
+#endif
+#if GEMM_BM != 128 && (GEMM_CLUSTER != 1 || GEMM_PINGPONG)
+#error "gemm_wgmma: clusters and ping-pong need BM 128"
 #endif
 #if GEMM_PINGPONG && (GEMM_BN != 128 || CONSUMERS != 2 || GEMM_CLUSTER != 1)
 #error "gemm_wgmma: ping-pong needs BN 128, 2 consumer warpgroups, no cluster"

@@ -92,7 +92,11 @@ impl WgmmaTile {
         } else {
             String::new()
         };
-        let o = if self.consumers == 1 { "_occ2" } else { "" };
+        let o = if self.consumers == 1 && self.bm == BM {
+            "_occ2"
+        } else {
+            ""
+        };
         let p = if self.pingpong { "_pingpong" } else { "" };
         let g = if self.group != GROUP {
             format!("_g{}", self.group)
@@ -263,7 +267,24 @@ pub const TILE_256X160X64: WgmmaTile = WgmmaTile {
     ..TILE_256X128X64
 };
 
-pub const TILES: [WgmmaTile; 12] = [
+/// 64-row tiles for products of at most 64 rows: one consumer warpgroup
+/// (m64), two blocks per SM; no tensor-core work or A traffic on rows past
+/// M as with 128-row tiles.
+pub const TILE_64X128X64: WgmmaTile = WgmmaTile {
+    bm: 64,
+    stages: 4,
+    consumers: 1,
+    ..TILE_128X128X64
+};
+pub const TILE_64X192X64: WgmmaTile = WgmmaTile {
+    bn: 192,
+    stages: 3,
+    ..TILE_64X128X64
+};
+
+pub const TILES: [WgmmaTile; 14] = [
+    TILE_64X128X64,
+    TILE_64X192X64,
     TILE_256X128X64,
     TILE_256X160X64,
     TILE_128X256X64,
@@ -330,6 +351,10 @@ modules! {
     F16_128X144X64 = TILE_128X144X64, DType::F16;
     BF16_128X192X64 = TILE_128X192X64, DType::BF16;
     F16_128X192X64 = TILE_128X192X64, DType::F16;
+    BF16_64X128X64 = TILE_64X128X64, DType::BF16;
+    F16_64X128X64 = TILE_64X128X64, DType::F16;
+    BF16_64X192X64 = TILE_64X192X64, DType::BF16;
+    F16_64X192X64 = TILE_64X192X64, DType::F16;
     BF16_256X128X64 = TILE_256X128X64, DType::BF16;
     F16_256X128X64 = TILE_256X128X64, DType::F16;
     BF16_256X160X64 = TILE_256X160X64, DType::BF16;
@@ -379,7 +404,7 @@ fn estimate_us(
         // gate+up at M = 4096 1655 against 1725), the same unit cost.
         step_us *= 0.955;
     }
-    if tile.consumers == 1 {
+    if tile.consumers == 1 && tile.bm == BM {
         // Two blocks share an SM: each steps at half the rate, and one's
         // epilogue hides behind the other's main loop.
         (step_us, unit_us) = (2.0 * 0.38, 0.5);
@@ -434,16 +459,30 @@ pub const AUTO_TILES: [WgmmaTile; 8] = [
     TILE_256X160X64,
 ];
 
+/// The tiles for products of at most 64 rows, chosen by the same estimate
+/// (a 64-row step costing half the math of a 128-row one, two blocks per
+/// SM). On an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-
+/// bm64.md, bf16, M = 64, back to back) they took the 7B gate+up product
+/// from 88.4 to 70.7 us (64x192; cuBLAS 76.8), lm_head from 294.5 to 262.0
+/// (64x192; cuBLAS 273.5), qkv from 20.6 to 18.5 and down from 50.5 to
+/// 46.6 (64x128), the 0.5B products 4-11% faster: a 128-row tile spends
+/// half its tensor-core work and A traffic on rows past M.
+pub const SMALL_M_TILES: [WgmmaTile; 2] = [TILE_64X128X64, TILE_64X192X64];
+
+/// Most rows for which the planner takes SMALL_M_TILES.
+const SMALL_M: usize = 64;
+
 /// The tile and the number of K splits for `batch` `m x n x k` products on
 /// `sms` SMs (`tile` forces the tile): the lowest estimate, each split
-/// keeping at least 4 K tiles; products of at most SHORT_K_TILES K tiles
-/// take `short_k_tile`, unsplit.
+/// keeping at least 4 K tiles, over SMALL_M_TILES for at most 64 rows;
+/// longer products of at most SHORT_K_TILES K tiles take `short_k_tile`,
+/// unsplit.
 pub fn plan(
     (m, n, k, batch): (usize, usize, usize, usize),
     sms: usize,
     tile: Option<WgmmaTile>,
 ) -> (WgmmaTile, usize) {
-    if tile.is_none() && k.div_ceil(BK) <= SHORT_K_TILES {
+    if tile.is_none() && m > SMALL_M && k.div_ceil(BK) <= SHORT_K_TILES {
         return (short_k_tile((m, n, batch), k), 1);
     }
     let max_splits = (k.div_ceil(BK) / 4).clamp(1, MAX_SPLITS);
@@ -463,6 +502,7 @@ pub fn plan(
     };
     let (t, s, _) = match tile {
         Some(t) => pick(&[t], 0.97),
+        None if m <= SMALL_M => pick(&SMALL_M_TILES, 0.97),
         None => pick(&AUTO_TILES, 0.97),
     };
     (t, super::nonempty_splits(k.div_ceil(BK), s))
@@ -809,6 +849,14 @@ mod tests {
             // for 128x112 split 4).
             ((512, 9728, 896, 1), TILE_256X160X64),
             ((512, 896, 4864, 1), TILE_128X112X64),
+            // M = 64: 64-row tiles, 64x192 on the widest products
+            // (bench/results/2026-11-27-nvidia-h200-gemm-bench-bm64.md).
+            ((64, 37888, 3584, 1), TILE_64X192X64),
+            ((64, 152064, 3584, 1), TILE_64X192X64),
+            ((64, 3584, 18944, 1), TILE_64X128X64),
+            ((64, 4608, 3584, 1), TILE_64X128X64),
+            ((64, 9728, 896, 1), TILE_64X128X64),
+            ((64, 896, 4864, 1), TILE_64X128X64),
         ];
         for (shape, want) in cases {
             assert_eq!(plan(shape, 132, None).0, want, "{shape:?}");
