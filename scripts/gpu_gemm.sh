@@ -21,7 +21,7 @@ source scripts/gpu_env.sh
         timeout 120 $B/cuda_kernels --nocapture 2>&1 | grep -E "gemm_|test result"
     fi
     echo "===== every wgmma tile against cuBLAS"
-    timeout 120 $B/cuda_wgmma --nocapture; echo "rc=$?"
+    timeout 200 $B/cuda_wgmma --nocapture; echo "rc=$?"
     echo "===== every f32 tile (exact and TF32) against cuBLAS"
     timeout 120 $B/cuda_f32 --nocapture; echo "rc=$?"
     echo "===== op cases, matmul only, verbose"
@@ -43,7 +43,7 @@ grep -q "rc=0" "$OUT/matmul-rc" || { echo "matmul op cases failed: stopping"; ex
     echo "===== compute-sanitizer memcheck (matmul on cuda, no buffer pool)"
     METALLIC_CUDA_POOL=off METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
     echo "===== compute-sanitizer memcheck (every wgmma tile)"
-    METALLIC_CUDA_POOL=off timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/cuda_wgmma --nocapture 2>&1 | tail -3; echo "rc=$?"
+    METALLIC_CUDA_POOL=off timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/cuda_wgmma --nocapture 2>&1 | tail -3; echo "rc=$?"
     echo "===== compute-sanitizer memcheck (every f32 tile)"
     METALLIC_CUDA_POOL=off timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/cuda_f32 --nocapture 2>&1 | tail -3; echo "rc=$?"
     echo "===== resource usage of the gemm CUBINs"
