@@ -177,16 +177,19 @@ const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKe
 
 /// Where ours beats cuBLAS under `Auto`, by the benchmark; everything not
 /// listed goes to cuBLAS. Empty for now: on an H200
-/// (bench/results/2026-11-27-nvidia-h200-gemm-bench-splitk.md) no class has
+/// (bench/results/2026-11-27-nvidia-h200-gemm-bench-session7.md) no class has
 /// ours ahead on all of its shapes. Geomean of cuBLAS/ours over the shapes
-/// with M >= 512: 0.91 bf16, 0.92 f16 (8192^3 and 7B down at M = 4096 at
-/// 1.00-1.01x, 0.70 at worst: 0.5B down at M = 512). At M <= 16 ours is at
-/// 0.99-1.02x on the 7B gate+up and down for M <= 8, 0.97-0.99x on lm_head,
-/// 0.74-0.93x on qkv and the 0.5B weights. A class goes in (for example
+/// with M >= 512 (Medium and Large): 0.93 bf16 and f16 (8192^3 and 7B down
+/// at M = 4096 at 0.97-1.01x, 0.68-0.72 at worst: 0.5B down at M = 512).
+/// At M = 64 (Small) ours leads on the 7B gate+up and lm_head products
+/// (1.01-1.02x) but not on 7B down (0.92), qkv (0.71-0.72) or the 0.5B
+/// weights (0.74-0.86). At
+/// M <= 16 (Decode) ours is at 0.96-1.03x on the 7B gate+up, down and
+/// lm_head products, 0.73-0.84 on qkv, 0.78-1.05 on the 0.5B weights. A
+/// class goes in (for example
 /// `tuned((9, 0), DType::BF16, ShapeClass::Large, MatmulKernel::CudaWgmma)`)
 /// when a run shows ours at or above 1.00x over all of its shapes. f32
-/// (bench/results/2026-11-26-nvidia-h200-gemm-bench-f32.md, and 0.85 over
-/// nine shapes in the splitk report's f32 experiment): no class reaches
+/// (the same report): 0.81 over the six shapes with M >= 512, no class at
 /// 1.00x. (Its TF32 variant, 1.5-1.9x cuBLAS's exact SGEMM on the large
 /// shapes, is another function and never goes in this table: it runs only
 /// by name.)
