@@ -265,9 +265,11 @@ fn run_shape(
     let wts: Vec<Tensor> = ws.iter().map(|w| w.t()).collect::<Result<_, _>>()?;
     let problem = validate(&xs[0], &wts[0], &y_ours, &p)?;
     let mut variants: Vec<(String, Option<Variant>)> = vec![(native_label(dev, &problem)?, None)];
-    // The small-M tiles (BM 16) are timed at M <= 16, the others at M >= 64.
+    // The small-M tiles (BM 16) are timed at M <= 16, the 64-row wgmma
+    // tiles at any M, the others at M >= 64.
     let fits = |t: &Variant| match t {
         Variant::Mma(t) if t.bm == 16 => m <= 16,
+        Variant::Wgmma(t) if t.bm == 64 => true,
         _ => m >= 64,
     };
     variants.extend(tiles.iter().filter(|t| t.takes(dtype) && fits(t)).map(|t| {

@@ -276,13 +276,19 @@ pub const TILE_64X128X64: WgmmaTile = WgmmaTile {
     consumers: 1,
     ..TILE_128X128X64
 };
+pub const TILE_64X64X64: WgmmaTile = WgmmaTile {
+    bn: 64,
+    stages: 6,
+    ..TILE_64X128X64
+};
 pub const TILE_64X192X64: WgmmaTile = WgmmaTile {
     bn: 192,
     stages: 3,
     ..TILE_64X128X64
 };
 
-pub const TILES: [WgmmaTile; 14] = [
+pub const TILES: [WgmmaTile; 15] = [
+    TILE_64X64X64,
     TILE_64X128X64,
     TILE_64X192X64,
     TILE_256X128X64,
@@ -351,6 +357,8 @@ modules! {
     F16_128X144X64 = TILE_128X144X64, DType::F16;
     BF16_128X192X64 = TILE_128X192X64, DType::BF16;
     F16_128X192X64 = TILE_128X192X64, DType::F16;
+    BF16_64X64X64 = TILE_64X64X64, DType::BF16;
+    F16_64X64X64 = TILE_64X64X64, DType::F16;
     BF16_64X128X64 = TILE_64X128X64, DType::BF16;
     F16_64X128X64 = TILE_64X128X64, DType::F16;
     BF16_64X192X64 = TILE_64X192X64, DType::BF16;
@@ -466,8 +474,13 @@ pub const AUTO_TILES: [WgmmaTile; 8] = [
 /// from 88.4 to 70.7 us (64x192; cuBLAS 76.8), lm_head from 294.5 to 262.0
 /// (64x192; cuBLAS 273.5), qkv from 20.6 to 18.5 and down from 50.5 to
 /// 46.6 (64x128), the 0.5B products 4-11% faster: a 128-row tile spends
-/// half its tensor-core work and A traffic on rows past M.
-pub const SMALL_M_TILES: [WgmmaTile; 2] = [TILE_64X128X64, TILE_64X192X64];
+/// half its tensor-core work and A traffic on rows past M. 64x64 (6 stages)
+/// won where the units are few (bench/results/2026-11-27-nvidia-h200-gemm-
+/// bench-bm64x64.md, back to back): 7B qkv 15.7 us against 18.8 on 64x128
+/// split 4, 7B down 45.0 against 46.3, the 0.5B products 9.5 and 10.8
+/// against 10.1 and 12.0. At M <= 16 the `mma.sync` kernel stays faster
+/// than every 64-row tile (qkv 14.1-15.8 us against 16.4-19.7).
+pub const SMALL_M_TILES: [WgmmaTile; 3] = [TILE_64X128X64, TILE_64X192X64, TILE_64X64X64];
 
 /// Most rows for which the planner takes SMALL_M_TILES.
 const SMALL_M: usize = 64;
@@ -849,14 +862,15 @@ mod tests {
             // for 128x112 split 4).
             ((512, 9728, 896, 1), TILE_256X160X64),
             ((512, 896, 4864, 1), TILE_128X112X64),
-            // M = 64: 64-row tiles, 64x192 on the widest products
-            // (bench/results/2026-11-27-nvidia-h200-gemm-bench-bm64.md).
+            // M = 64: 64-row tiles, 64x192 on the widest products, 64x64
+            // on the others (bench/results/2026-11-27-nvidia-h200-gemm-
+            // bench-bm64.md and -bm64x64.md).
             ((64, 37888, 3584, 1), TILE_64X192X64),
             ((64, 152064, 3584, 1), TILE_64X192X64),
-            ((64, 3584, 18944, 1), TILE_64X128X64),
-            ((64, 4608, 3584, 1), TILE_64X128X64),
-            ((64, 9728, 896, 1), TILE_64X128X64),
-            ((64, 896, 4864, 1), TILE_64X128X64),
+            ((64, 3584, 18944, 1), TILE_64X64X64),
+            ((64, 4608, 3584, 1), TILE_64X64X64),
+            ((64, 9728, 896, 1), TILE_64X64X64),
+            ((64, 896, 4864, 1), TILE_64X64X64),
         ];
         for (shape, want) in cases {
             assert_eq!(plan(shape, 132, None).0, want, "{shape:?}");
