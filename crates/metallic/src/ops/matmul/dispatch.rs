@@ -182,8 +182,9 @@ const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKe
 /// with M >= 512 (Medium and Large): 0.93 bf16 and f16 (8192^3 and 7B down
 /// at M = 4096 at 0.97-1.01x, 0.68-0.72 at worst: 0.5B down at M = 512).
 /// At M = 64 (Small) ours leads on the 7B gate+up and lm_head products
-/// (1.01-1.02x) but not on 7B down (0.92), qkv (0.71-0.72) or the 0.5B
-/// weights (0.74-0.86). At
+/// (1.01-1.07x, bench/results/2026-11-27-nvidia-h200-gemm-bench-bm64x64.md)
+/// but not on 7B down (0.91-0.93), qkv (0.79-0.80) or the 0.5B weights
+/// (0.85-0.93). At
 /// M <= 16 (Decode) ours is at 0.96-1.03x on the 7B gate+up, down and
 /// lm_head products, 0.73-0.84 on qkv, 0.78-1.05 on the 0.5B weights. A
 /// class goes in (for example
