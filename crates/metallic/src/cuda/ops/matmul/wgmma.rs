@@ -66,6 +66,16 @@ pub struct WgmmaTile {
 }
 
 impl WgmmaTile {
+    /// This tile's schedule on a `bm` x `bn` block with `stages` stages.
+    const fn sized(self, bm: usize, bn: usize, stages: usize) -> WgmmaTile {
+        WgmmaTile {
+            bm,
+            bn,
+            stages,
+            ..self
+        }
+    }
+
     pub const fn threads(&self) -> usize {
         128 * (self.consumers + 1)
     }
@@ -231,41 +241,17 @@ pub const TILE_128X128X64_PINGPONG: WgmmaTile = WgmmaTile {
 /// M = 512: 4 x 32 tiles of 128x144 against 4 x 18 of 128x256; 7B down at
 /// M = 512: 4 x 32 of 128x112), as cuBLAS's own tile choice does. Their
 /// pipelines are as deep as 227 KB of shared memory allows.
-pub const TILE_128X112X64: WgmmaTile = WgmmaTile {
-    bn: 112,
-    stages: 6,
-    ..TILE_128X128X64
-};
-pub const TILE_128X144X64: WgmmaTile = WgmmaTile {
-    bn: 144,
-    stages: 5,
-    ..TILE_128X128X64
-};
-pub const TILE_128X192X64: WgmmaTile = WgmmaTile {
-    bn: 192,
-    stages: 4,
-    ..TILE_128X128X64
-};
-pub const TILE_128X224X64: WgmmaTile = WgmmaTile {
-    bn: 224,
-    stages: 4,
-    ..TILE_128X128X64
-};
+pub const TILE_128X112X64: WgmmaTile = TILE_128X128X64.sized(128, 112, 6);
+pub const TILE_128X144X64: WgmmaTile = TILE_128X128X64.sized(128, 144, 5);
+pub const TILE_128X192X64: WgmmaTile = TILE_128X128X64.sized(128, 192, 4);
+pub const TILE_128X224X64: WgmmaTile = TILE_128X128X64.sized(128, 224, 4);
 
 /// 256-row tiles, each consumer warpgroup taking 128 rows (two m64 blocks):
 /// half the units of the 128-row tiles, and each unit reads its B tile once
 /// for twice the rows. 256x160 makes 0.5B gate+up at M = 512 one wave of
 /// 122 units on 132 SMs, where 128x112 makes 2.6.
-pub const TILE_256X128X64: WgmmaTile = WgmmaTile {
-    bm: 256,
-    stages: 4,
-    ..TILE_128X128X64
-};
-pub const TILE_256X160X64: WgmmaTile = WgmmaTile {
-    bn: 160,
-    stages: 3,
-    ..TILE_256X128X64
-};
+pub const TILE_256X128X64: WgmmaTile = TILE_128X128X64.sized(256, 128, 4);
+pub const TILE_256X160X64: WgmmaTile = TILE_256X128X64.sized(256, 160, 3);
 
 /// 64-row tiles for products of at most 64 rows: one consumer warpgroup
 /// (m64), two blocks per SM; no tensor-core work or A traffic on rows past
@@ -276,16 +262,8 @@ pub const TILE_64X128X64: WgmmaTile = WgmmaTile {
     consumers: 1,
     ..TILE_128X128X64
 };
-pub const TILE_64X64X64: WgmmaTile = WgmmaTile {
-    bn: 64,
-    stages: 6,
-    ..TILE_64X128X64
-};
-pub const TILE_64X192X64: WgmmaTile = WgmmaTile {
-    bn: 192,
-    stages: 3,
-    ..TILE_64X128X64
-};
+pub const TILE_64X64X64: WgmmaTile = TILE_64X128X64.sized(64, 64, 6);
+pub const TILE_64X192X64: WgmmaTile = TILE_64X128X64.sized(64, 192, 3);
 
 pub const TILES: [WgmmaTile; 15] = [
     TILE_64X64X64,
