@@ -11,9 +11,10 @@
 //! short run for a profiler (scripts/gpu_gemm_profile.sh).
 //!
 //! `--tiles` also times those kernel variants by name (one row each, beside
-//! the dispatcher's own pick) where M >= 64 (the `mma.sync` M <= 16 tile,
-//! `16x64x64`, where M <= 16): `BMxBNxBK` names a tile of the `mma.sync`
-//! GEMM, `wgmma_128xBNx64` one of the Hopper GEMM (both for f16/bf16 rows),
+//! the dispatcher's own pick) where M >= 64 (the `mma.sync` M <= 16 tiles,
+//! `16x64x64[s8]`, where M <= 16; the 64-row wgmma tiles at every M):
+//! `BMxBNxBK` names a tile of the `mma.sync` GEMM, `wgmma_BMxBNx64` one of
+//! the Hopper GEMM (both for f16/bf16 rows),
 //! `simt_BMxBNxBK` one of the exact f32 GEMM and `tf32_BMxBNxBK` one of its
 //! TF32 tensor-core variant (f32 rows).
 //!

@@ -38,8 +38,10 @@
 // the SM count; with GEMM_CONSUMERS 1, 2 warpgroups and two blocks per SM):
 //   warpgroup 0: one thread issues the TMA loads of every (unit, k tile) in
 //     order; the rest of the warpgroup gives its registers away (setmaxnreg).
-//   warpgroups 1, 2: each multiplies 64 rows of the 128-row tile by all BN
-//     columns (m64nBNk16 wgmma, four per 64-wide k tile, one commit group
+//   warpgroups 1, 2: each multiplies 64 rows of the 128-row tile (MH = 2
+//     m64 blocks of a 256-row tile; the one consumer of a 64-row tile all
+//     of it) by all BN columns (m64nBNk16 wgmma, four per 64-wide k tile
+//     and m64 block, one commit group
 //     per k tile with one group left in flight), then runs the epilogue
 //     while the producer already loads the next unit's tiles. The common
 //     epilogue (alpha, bias, D in the operands' dtype) packs 64 x 64 chunks

@@ -7,7 +7,7 @@
 //!   to a contiguous buffer. Block weights are dequantized to f32 first, as
 //!   llama.cpp's BLAS path does.
 //! - `CudaWgmma`: our Hopper GEMM for f16/bf16 K-contiguous operands
-//!   (`gemm_<dtype>_wgmma_128x<BN>x64`, kernels/gemm_wgmma.cu, host side in
+//!   (`gemm_<dtype>_wgmma_<BM>x<BN>x64`, kernels/gemm_wgmma.cu, host side in
 //!   `matmul/wgmma.rs`): wgmma + TMA, warp-specialised, persistent, epilogue
 //!   fused. Falls back to `CudaMma` off sm_90a or where TMA cannot take the
 //!   operands.

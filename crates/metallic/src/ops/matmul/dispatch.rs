@@ -28,7 +28,7 @@ pub enum MatmulKernel {
     /// Ours on Hopper (sm_90a): f16/bf16 operands, both K-contiguous, `wgmma`
     /// on TMA-loaded swizzled tiles, warp-specialised and persistent, split K
     /// where tiles cannot fill the GPU, epilogue fused
-    /// (`gemm_<dtype>_wgmma_128x<BN>x64`). Falls back to `CudaMma` where TMA
+    /// (`gemm_<dtype>_wgmma_<BM>x<BN>x64`). Falls back to `CudaMma` where TMA
     /// cannot take the operands.
     CudaWgmma,
     /// Ours on CUDA on the tensor cores: f16/bf16 operands, both K-contiguous

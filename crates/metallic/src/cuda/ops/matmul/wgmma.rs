@@ -1,7 +1,8 @@
 //! Host side of our Hopper GEMM (kernels/gemm_wgmma.cu): `wgmma` on
 //! TMA-loaded, 128-byte-swizzled tiles, an mbarrier pipeline between a
-//! producer warp and two consumer warpgroups, a persistent grid of one block
-//! per SM, optionally clusters of 2 blocks along M that multicast each B
+//! producer warp and two consumer warpgroups (one for the 64-row tiles, two
+//! blocks per SM), a persistent grid, optionally clusters of 2 blocks along
+//! M that multicast each B
 //! tile to both, or a ping-pong schedule (each consumer warpgroup takes
 //! whole 128x128 tiles in turn, one's epilogue under the other's main loop),
 //! split K where the tiles cannot fill the GPU, the matmul epilogue fused.
