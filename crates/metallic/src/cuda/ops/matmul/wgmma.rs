@@ -895,6 +895,11 @@ mod tests {
                 "{t:?}: {}",
                 t.shared_bytes()
             );
+            // The blocks the persistent grid puts on one SM must all be
+            // resident: 228 KB per SM, 1 KB of it reserved per block, and
+            // the kernel's static barriers (under 256 bytes).
+            let per_block = t.shared_bytes() + 1024 + 256;
+            assert!(t.blocks_per_sm() * per_block <= 228 * 1024, "{t:?}");
         }
     }
 }
