@@ -298,10 +298,14 @@ pub(super) fn run(
         return Ok(false);
     }
     let sms = x.dev.multiprocessors();
-    let tile = match tile {
-        Some(t) => t,
-        None if p.m <= 16 => small_m_tile((p.m, p.n, p.k, ch.count), sms).0,
-        None => pick_tile(p.m, p.n, ch.count),
+    // The M <= 16 plan comes with its splits.
+    let (tile, planned) = match tile {
+        Some(t) => (t, None),
+        None if p.m <= 16 => {
+            let (t, s) = small_m_tile((p.m, p.n, p.k, ch.count), sms);
+            (t, Some(s))
+        }
+        None => (pick_tile(p.m, p.n, ch.count), None),
     };
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let blocks = p.m.div_ceil(tile.bm) * p.n.div_ceil(tile.bn);
@@ -325,7 +329,7 @@ pub(super) fn run(
         Some(s) if tile.bm == 16 => {
             super::nonempty_splits(p.k.div_ceil(tile.bk), s.clamp(1, MAX_SPLITS))
         }
-        _ => k_splits(&tile, (p.m, p.n, p.k, ch.count), sms),
+        _ => planned.unwrap_or_else(|| k_splits(&tile, (p.m, p.n, p.k, ch.count), sms)),
     };
     // The kernel sums at most SUM_MAX_SPLITS (= MAX_SPLITS) partials.
     debug_assert!(splits <= MAX_SPLITS);
