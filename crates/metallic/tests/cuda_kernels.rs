@@ -6,6 +6,7 @@
 
 use metallic::cuda::{
     compile_cubin, compile_cubin_logged, nvrtc_available, nvrtc_version, ops::all_modules,
+    KernelCache,
 };
 
 #[test]
@@ -19,6 +20,12 @@ fn every_kernel_compiles_for_sm80_and_sm90a() {
     // METALLIC_COMPILE_ONLY=<text>: only the modules whose key contains it
     // (a quick look at one kernel's ptxas log).
     let only = std::env::var("METALLIC_COMPILE_ONLY").unwrap_or_default();
+    // METALLIC_COMPILE_CACHE=<dir>: also keep every CUBIN there, as the
+    // kernel cache (METALLIC_KERNEL_CACHE) of a GPU machine with the same
+    // NVRTC would, so that a lent machine starts with it filled.
+    let cache = std::env::var_os("METALLIC_COMPILE_CACHE").map(|d| KernelCache {
+        dir: Some(d.into()),
+    });
     for module in all_modules()
         .into_iter()
         .filter(|m| m.key().contains(&only))
@@ -46,6 +53,10 @@ fn every_kernel_compiles_for_sm80_and_sm90a() {
                     );
                     if !log.is_empty() {
                         println!("  log: {log}");
+                    }
+                    if let Some(c) = &cache {
+                        c.store(&module, arch, &cubin)
+                            .expect("the cache folder is writable");
                     }
                     // ptxas serialises wgmma where it cannot prove the
                     // accumulators untouched while in flight: correct, and

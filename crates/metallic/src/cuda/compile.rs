@@ -205,17 +205,32 @@ impl KernelCache {
         KernelCache { dir }
     }
 
+    /// Where the CUBIN of `k` for `arch` is kept (`None` without a cache).
+    fn path(&self, k: &KernelSource, arch: &str) -> Result<Option<PathBuf>> {
+        match &self.dir {
+            Some(dir) => {
+                let key = cache_key(k, arch, nvrtc_version()?);
+                Ok(Some(dir.join(format!("{}-{arch}-{key}.cubin", k.name))))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps `cubin` as the CUBIN of `k` for `arch` (for a cache filled on
+    /// another machine with the same NVRTC: tests/cuda_kernels.rs).
+    pub fn store(&self, k: &KernelSource, arch: &str, cubin: &[u8]) -> Result<()> {
+        if let Some(p) = self.path(k, arch)? {
+            write_atomic(&p, cubin).map_err(|e| {
+                Error::io(format!("caching kernel {} at {}", k.key(), p.display()), e)
+            })?;
+        }
+        Ok(())
+    }
+
     /// The CUBIN of `k` for `arch`: from the cache, or compiled (and logged
     /// with its duration) and stored.
     pub fn load_or_compile(&self, k: &KernelSource, arch: &str) -> Result<Vec<u8>> {
-        let path = match &self.dir {
-            Some(dir) => {
-                let version = nvrtc_version()?;
-                let key = cache_key(k, arch, version);
-                Some(dir.join(format!("{}-{arch}-{key}.cubin", k.name)))
-            }
-            None => None,
-        };
+        let path = self.path(k, arch)?;
         if let Some(p) = &path {
             if let Ok(bytes) = std::fs::read(p) {
                 if !bytes.is_empty() {
