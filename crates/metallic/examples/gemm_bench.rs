@@ -573,12 +573,12 @@ fn main() -> Res<()> {
     );
     for t in &tiles {
         if let Variant::Wgmma(t) = t {
-            if t.cluster > 1 {
+            if t.cluster_blocks() > 1 {
                 println!(
                     "{}: the driver runs {} clusters of {} at once",
                     t.name(DType::BF16),
                     wgmma::max_clusters(&dev, t, DType::BF16)?,
-                    t.cluster
+                    t.cluster_blocks()
                 );
             }
         }

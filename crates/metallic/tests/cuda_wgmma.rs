@@ -3,8 +3,9 @@
 //! tile per shape, so the op cases alone would leave some tiles (the
 //! clustered ones in particular) unrun. Shapes cover M, N and K tails, a
 //! tile row past M inside a cluster, several units per block, batches (A and
-//! W both batched, and a shared W), split K, and the epilogue's direct and
-//! staged paths. Needs an sm_90a GPU; elsewhere it prints SKIP.
+//! W both batched, and a shared W), split K (odd N too; every case split
+//! where K allows when run with METALLIC_WGMMA_SPLITS set), and the
+//! epilogue's direct and staged paths. Needs an sm_90a GPU; elsewhere it prints SKIP.
 
 use metallic::cuda::default_device;
 use metallic::cuda::ops::matmul::{matmul_wgmma_tile, wgmma};
@@ -42,6 +43,8 @@ fn every_wgmma_tile_matches_cublas() {
         (3, true, 130, 200, 72, true, false),
         (2, false, 150, 260, 2048, false, false),
         (1, false, 700, 1000, 1000, false, true),
+        // Odd N, long K: split K with partials of odd rows.
+        (2, false, 190, 301, 2056, true, false),
     ];
     let mut failures = Vec::new();
     let mut runs = 0;

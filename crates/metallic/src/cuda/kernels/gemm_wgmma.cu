@@ -23,6 +23,9 @@
 //   GEMM_CLUSTER 1, or 2: blocks in clusters of 2 along M that share each
 //                B tile, every block loading half of it and multicasting
 //                it to both (half the B traffic out of L2)
+//   GEMM_CLUSTER_N 1, or 2: likewise along N, sharing each A tile (with
+//                GEMM_CLUSTER 2, a 2 x 2 cluster halves both operands'
+//                traffic out of L2); BM 64 or 128
 //   GEMM_PINGPONG 0, or 1 (BN 128, 2 consumers, no cluster): each consumer
 //                warpgroup takes whole 128 x BN tiles, the two alternating,
 //                so that one's epilogue runs under the other's main loop
@@ -52,8 +55,8 @@
 //     matmul_epilogue.cuh. With GEMM_PINGPONG each of the two takes all 128
 //     rows of every other unit of the block instead (m64nBNk16 on both m64
 //     halves), and a turn barrier runs their main loops in order.
-// A unit is one (split, batch, tile) triple (with clusters: a column of
-// GEMM_CLUSTER tiles, one per block); units go to blocks (clusters)
+// A unit is one (split, batch, tile) triple (with clusters: GEMM_CLUSTER x
+// GEMM_CLUSTER_N tiles, one per block); units go to blocks (clusters)
 // round-robin, in groups of `group` rows of units so that a wave shares A's
 // band and B's columns in L2. With `splits` > 1 every unit takes 1/splits of
 // the K tiles and writes its f32 partial product; gemm_splitk_epilogue sums.
@@ -87,8 +90,17 @@
 #ifndef GEMM_CLUSTER
 #define GEMM_CLUSTER 1
 #endif
-// Rows of each B tile this block loads (and multicasts).
+#ifndef GEMM_CLUSTER_N
+#define GEMM_CLUSTER_N 1
+#endif
+// Blocks of a cluster: rank = GEMM_CLUSTER * (index along N) + index along M.
+#define CLUSTER_BLOCKS (GEMM_CLUSTER * GEMM_CLUSTER_N)
+// Rows of each B tile (A tile) this block loads and multicasts to the
+// blocks of its cluster column (row).
 #define B_ROWS (GEMM_BN / GEMM_CLUSTER)
+#define A_ROWS (BM / GEMM_CLUSTER_N)
+// Ranks 0, GEMM_CLUSTER, 2 GEMM_CLUSTER, ...: cluster row 0.
+#define ROW_MASK (GEMM_CLUSTER_N == 2 ? 1 | (1 << GEMM_CLUSTER) : 1)
 // Epilogue staging, per consumer warpgroup. The common epilogue (D in the
 // operands' dtype) goes through EPI_BUFS buffers of 64 rows x 64 columns
 // (8 KB, 128-byte rows in the 128-byte swizzle: TMA's layout for a 64 x 64
@@ -113,16 +125,18 @@
 #if (CONSUMERS != 1 && CONSUMERS != 2) || (CONSUMERS == 1 && GEMM_BM == 128 && GEMM_BN != 128)
 #error "gemm_wgmma: 2 consumer warpgroups, or 1 with BM 64 or BN 128"
 #endif
-#if (GEMM_CLUSTER != 1 && GEMM_CLUSTER != 2) || (GEMM_CLUSTER > 1 && GEMM_BN % 128)
-#error "gemm_wgmma: clusters of 1, or of 2 blocks with BN 128 or 256"
+// Each block's share of a B tile (A tile) starts on a swizzle row group of
+// 8 rows.
+#if (GEMM_CLUSTER != 1 && GEMM_CLUSTER != 2) || (GEMM_CLUSTER_N != 1 && GEMM_CLUSTER_N != 2) || B_ROWS % 8 || A_ROWS % 8
+#error "gemm_wgmma: clusters of 1 or 2 blocks along M and along N"
 #endif
 #if GEMM_BM != 128 && !((GEMM_BM == 256 && CONSUMERS == 2) || (GEMM_BM == 64 && CONSUMERS == 1))
 #error "gemm_wgmma: BM 128, 256 with 2 consumer warpgroups, or 64 with 1"
 #endif
-#if GEMM_BM != 128 && (GEMM_CLUSTER != 1 || GEMM_PINGPONG)
-#error "gemm_wgmma: clusters and ping-pong need BM 128"
+#if (GEMM_BM == 256 && CLUSTER_BLOCKS != 1) || (GEMM_BM != 128 && GEMM_PINGPONG)
+#error "gemm_wgmma: clusters need BM 64 or 128, ping-pong BM 128"
 #endif
-#if GEMM_PINGPONG && (GEMM_BN != 128 || CONSUMERS != 2 || GEMM_CLUSTER != 1)
+#if GEMM_PINGPONG && (GEMM_BN != 128 || CONSUMERS != 2 || CLUSTER_BLOCKS != 1)
 #error "gemm_wgmma: ping-pong needs BN 128, 2 consumer warpgroups, no cluster"
 #endif
 
@@ -191,10 +205,11 @@ __device__ __forceinline__ void cluster_sync() {
 }
 
 // A consumer warp is done reading a stage: tell the producer of every block
-// that writes into it (with clusters, both blocks multicast into it).
+// that writes into it (with clusters, every block of the cluster: those of
+// its cluster row and column multicast into it).
 __device__ __forceinline__ void release(unsigned empty) {
-#if GEMM_CLUSTER > 1
-    for (unsigned r = 0; r < GEMM_CLUSTER; ++r) mbar_arrive_cta(empty, r);
+#if CLUSTER_BLOCKS > 1
+    for (unsigned r = 0; r < CLUSTER_BLOCKS; ++r) mbar_arrive_cta(empty, r);
 #else
     mbar_arrive(empty);
 #endif
@@ -293,13 +308,15 @@ __device__ __forceinline__ unsigned pack2(float lo, float hi) {
 }
 
 // Unit index -> (split, batch, first row, first column), grouped raster;
-// `tiles_m` counts rows of units (of GEMM_CLUSTER tiles each); the block of
-// rank `rank` takes tile row `GEMM_CLUSTER * unit row + rank`.
+// `tiles_m` and `tiles_n` count rows and columns of units (of GEMM_CLUSTER
+// x GEMM_CLUSTER_N tiles each); the block at (rm, rn) in its cluster takes
+// tile row `GEMM_CLUSTER * unit row + rm` and tile column
+// `GEMM_CLUSTER_N * unit column + rn`.
 struct Unit {
     int split, z, m0, n0;
 };
 
-__device__ __forceinline__ Unit decode_unit(int u, int tiles_m, int tiles_n, int batch, int group, int rank) {
+__device__ __forceinline__ Unit decode_unit(int u, int tiles_m, int tiles_n, int batch, int group, int rm, int rn) {
     const int per_batch = tiles_m * tiles_n, per_split = per_batch * batch;
     Unit r;
     r.split = u / per_split;
@@ -308,8 +325,8 @@ __device__ __forceinline__ Unit decode_unit(int u, int tiles_m, int tiles_n, int
     const int t = rest % per_batch, per_group = group * tiles_n;
     const int first_m = (t / per_group) * group;
     const int group_m = min(tiles_m - first_m, group);
-    r.m0 = ((first_m + (t % per_group) % group_m) * GEMM_CLUSTER + rank) * BM;
-    r.n0 = ((t % per_group) / group_m) * GEMM_BN;
+    r.m0 = ((first_m + (t % per_group) % group_m) * GEMM_CLUSTER + rm) * BM;
+    r.n0 = ((t % per_group) / group_m * GEMM_CLUSTER_N + rn) * GEMM_BN;
     return r;
 }
 
@@ -475,13 +492,16 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
     const unsigned sA = raw + pad, sB = sA + GEMM_STAGES * A_STAGE;
     float* epi_base = (float*)(smem + GEMM_STAGES * (A_STAGE + B_STAGE));
 
-    // Rows of units: tile rows in groups of GEMM_CLUSTER (a block whose tile
-    // row is past M still loads its share of B for its partner, and its own
-    // A box is all zeros, and stores nothing).
-    const int tiles_m = ((M + BM - 1) / BM + GEMM_CLUSTER - 1) / GEMM_CLUSTER, tiles_n = (N + GEMM_BN - 1) / GEMM_BN;
+    // Rows (columns) of units: tile rows (columns) in groups of GEMM_CLUSTER
+    // (GEMM_CLUSTER_N). A block whose tile is past M or N still loads its
+    // shares for its partners (TMA zero-fills what is outside the operand)
+    // and stores nothing.
+    const int tiles_m = ((M + BM - 1) / BM + GEMM_CLUSTER - 1) / GEMM_CLUSTER;
+    const int tiles_n = ((N + GEMM_BN - 1) / GEMM_BN + GEMM_CLUSTER_N - 1) / GEMM_CLUSTER_N;
     const int units = tiles_m * tiles_n * batch * splits;
-    const int rank = GEMM_CLUSTER > 1 ? (int)cluster_rank() : 0;
-    const int first_unit = blockIdx.x / GEMM_CLUSTER, unit_step = gridDim.x / GEMM_CLUSTER;
+    const int rank = CLUSTER_BLOCKS > 1 ? (int)cluster_rank() : 0;
+    const int rm = rank % GEMM_CLUSTER, rn = rank / GEMM_CLUSTER;
+    const int first_unit = blockIdx.x / CLUSTER_BLOCKS, unit_step = gridDim.x / CLUSTER_BLOCKS;
     const int kt_all = (K + BK - 1) / BK, kt_per = (kt_all + splits - 1) / splits;
     const int wg = threadIdx.x / 128;
 
@@ -490,15 +510,15 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
             mbar_init(smem_u32(&full_bar[s]), 1);
             // One arrival per consumer warp of every block in the cluster:
             // a stage is free only when all of them have read it.
-            mbar_init(smem_u32(&empty_bar[s]), READERS * 4 * GEMM_CLUSTER);
+            mbar_init(smem_u32(&empty_bar[s]), READERS * 4 * CLUSTER_BLOCKS);
         }
         for (int c = 0; c < 2; ++c) mbar_init(smem_u32(&turn_bar[c]), 1);
         // Make the initialised barriers visible to the async (TMA) proxy.
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
-#if GEMM_CLUSTER > 1
-    // The partner's barriers must exist before anything arrives on them.
+#if CLUSTER_BLOCKS > 1
+    // The partners' barriers must exist before anything arrives on them.
     cluster_sync();
 #else
     __syncthreads();
@@ -510,7 +530,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         if (threadIdx.x == 0) {
             int it = 0;
             for (int u = first_unit; u < units; u += unit_step) {
-                const Unit w = decode_unit(u, tiles_m, tiles_n, batch, group, rank);
+                const Unit w = decode_unit(u, tiles_m, tiles_n, batch, group, rm, rn);
                 const int kt0 = w.split * kt_per, kt1 = min(kt_all, kt0 + kt_per);
                 const int za = a_batched ? w.z : 0, zb = b_batched ? w.z : 0;
                 for (int kt = kt0; kt < kt1; ++kt, ++it) {
@@ -519,10 +539,19 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
                     mbar_wait(smem_u32(&empty_bar[s]), ph ^ 1);
                     const unsigned fb = smem_u32(&full_bar[s]);
                     mbar_expect(fb, A_STAGE + B_STAGE);
+#if GEMM_CLUSTER_N > 1
+                    // To the blocks of this cluster row (the same tile row):
+                    // ranks rm, rm + GEMM_CLUSTER, ...
+                    tma_load_multicast(sA + s * A_STAGE + rn * A_ROWS * 128, &map_a, kt * BK, w.m0 + rn * A_ROWS, za, fb,
+                                       (unsigned short)(ROW_MASK << rm));
+#else
                     tma_load(sA + s * A_STAGE, &map_a, kt * BK, w.m0, za, fb);
+#endif
 #if GEMM_CLUSTER > 1
-                    tma_load_multicast(sB + s * B_STAGE + rank * B_ROWS * 128, &map_b, kt * BK, w.n0 + rank * B_ROWS, zb,
-                                       fb, (1 << GEMM_CLUSTER) - 1);
+                    // To the blocks of this cluster column (the same tile
+                    // column): ranks GEMM_CLUSTER rn .. GEMM_CLUSTER rn + 1.
+                    tma_load_multicast(sB + s * B_STAGE + rm * B_ROWS * 128, &map_b, kt * BK, w.n0 + rm * B_ROWS, zb,
+                                       fb, (unsigned short)(((1 << GEMM_CLUSTER) - 1) << (rn * GEMM_CLUSTER)));
 #else
                     tma_load(sB + s * B_STAGE, &map_b, kt * BK, w.n0, zb, fb);
 #endif
@@ -548,7 +577,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         // Staging buffers used so far (the direct epilogue alternates them).
         int eb = 0;
         for (int u = first_unit, ui = 0; u < units; u += unit_step, ++ui) {
-            const Unit w = decode_unit(u, tiles_m, tiles_n, batch, group, rank);
+            const Unit w = decode_unit(u, tiles_m, tiles_n, batch, group, rm, rn);
             const int kt0 = w.split * kt_per, kt1 = min(kt_all, kt0 + kt_per);
 #if GEMM_PINGPONG
             // The block's units alternate between the two warpgroups; the
@@ -641,8 +670,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         // Shared memory must outlive the TMA stores that read it.
         if (t == 0) tma_store_wait_read<0>();
     }
-#if GEMM_CLUSTER > 1
-    // No block may leave while its partner can still multicast into its
+#if CLUSTER_BLOCKS > 1
+    // No block may leave while a partner can still multicast into its
     // shared memory or arrive on its barriers.
     cluster_sync();
 #endif

@@ -2,8 +2,8 @@
 //! TMA-loaded, 128-byte-swizzled tiles, an mbarrier pipeline between a
 //! producer warp and two consumer warpgroups (one for the 64-row tiles, two
 //! blocks per SM), a persistent grid, optionally clusters of 2 blocks along
-//! M that multicast each B
-//! tile to both, or a ping-pong schedule (each consumer warpgroup takes
+//! M that multicast each B tile to both (and of 2 along N that multicast
+//! each A tile), or a ping-pong schedule (each consumer warpgroup takes
 //! whole 128x128 tiles in turn, one's epilogue under the other's main loop),
 //! split K where the tiles cannot fill the GPU, the matmul epilogue fused.
 //!
@@ -45,7 +45,8 @@ const fn epi_bytes(consumers: usize) -> usize {
 const ALIGN_SLACK: usize = 1024;
 
 /// A block tile (128 x `bn` x 64), its pipeline depth, the blocks per
-/// cluster (1, or 2 sharing B tiles through TMA multicast), and the consumer
+/// cluster along M (1, or 2 sharing B tiles through TMA multicast) and
+/// along N (1, or 2 sharing A tiles), and the consumer
 /// warpgroups (2, one per m64 half; or 1 taking both, with two blocks per
 /// SM so that one block's epilogue overlaps the other's main loop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct WgmmaTile {
     pub bn: usize,
     pub stages: usize,
     pub cluster: usize,
+    /// Blocks per cluster along N (1 or 2), sharing each A tile.
+    pub cluster_n: usize,
     pub consumers: usize,
     /// Ping-pong (128x128, 2 consumers, no cluster): each consumer
     /// warpgroup takes whole tiles, the two alternating, so that one's
@@ -77,6 +80,20 @@ impl WgmmaTile {
         }
     }
 
+    /// Blocks per cluster.
+    pub const fn cluster_blocks(&self) -> usize {
+        self.cluster * self.cluster_n
+    }
+
+    /// This tile in clusters of `m` x `n` blocks.
+    const fn clustered(self, m: usize, n: usize) -> WgmmaTile {
+        WgmmaTile {
+            cluster: m,
+            cluster_n: n,
+            ..self
+        }
+    }
+
     pub const fn threads(&self) -> usize {
         128 * (self.consumers + 1)
     }
@@ -92,13 +109,16 @@ impl WgmmaTile {
             + ALIGN_SLACK
     }
 
-    /// `gemm_bf16_wgmma_128x256x64`, with `_c2` for clusters of 2.
+    /// `gemm_bf16_wgmma_128x256x64`, with `_c2` for clusters of 2 along M,
+    /// `_c1x2` / `_c2x2` for clusters along N too.
     pub fn name(&self, dtype: DType) -> String {
         format!("gemm_{}_wgmma_{}", short(dtype), self.suffix())
     }
 
     fn suffix(&self) -> String {
-        let c = if self.cluster > 1 {
+        let c = if self.cluster_n > 1 {
+            format!("_c{}x{}", self.cluster, self.cluster_n)
+        } else if self.cluster > 1 {
             format!("_c{}", self.cluster)
         } else {
             String::new()
@@ -140,6 +160,7 @@ impl WgmmaTile {
         .define("GEMM_BN", self.bn)
         .define("GEMM_STAGES", self.stages)
         .define("GEMM_CLUSTER", self.cluster)
+        .define("GEMM_CLUSTER_N", self.cluster_n)
         .define("GEMM_CONSUMERS", self.consumers)
         .define("GEMM_PINGPONG", u8::from(self.pingpong))
     }
@@ -196,6 +217,7 @@ pub const TILE_128X256X64: WgmmaTile = WgmmaTile {
     bn: 256,
     stages: 4,
     cluster: 1,
+    cluster_n: 1,
     consumers: 2,
     pingpong: false,
     group: GROUP,
@@ -207,6 +229,7 @@ pub const TILE_128X128X64: WgmmaTile = WgmmaTile {
     bn: 128,
     stages: 6,
     cluster: 1,
+    cluster_n: 1,
     consumers: 2,
     pingpong: false,
     group: GROUP,
@@ -227,6 +250,23 @@ pub const TILE_128X128X64_C2: WgmmaTile = WgmmaTile {
     cluster: 2,
     ..TILE_128X128X64
 };
+
+/// The wider middle widths in clusters of 2 along M (half the B traffic):
+/// on an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-session8.md)
+/// 3-5% faster than unclustered on long runs (7B down at M = 4096: 806.5
+/// against 849.7 us on 128x224; 7B qkv at M = 4096: 202.5 against 209.1 on
+/// 128x192), as 128x256 is. 128x112 and 128x144 in clusters were not
+/// faster (7B down at M = 512: 115.5 against 106.7 us on 128x112).
+pub const TILE_128X192X64_C2: WgmmaTile = TILE_128X192X64.clustered(2, 1);
+pub const TILE_128X224X64_C2: WgmmaTile = TILE_128X224X64.clustered(2, 1);
+/// Tiles in 2 x 2 clusters (each A tile shared along N too: half of both
+/// operands' traffic), by name only: slower than the planner's pick on
+/// every benchmark shape (0.5B down at M = 512, unsplit: 21.8 us on 64x64
+/// in 2 x 2 clusters against 18.0 unclustered; 8192^3: 1983.5 us on
+/// 128x128 against 1772.2 in clusters of 2 along M). An H200 runs 30
+/// clusters of 4 of the 128-row tiles at once (120 of 132 SMs).
+pub const TILE_128X128X64_C2X2: WgmmaTile = TILE_128X128X64.clustered(2, 2);
+pub const TILE_64X64X64_C2X2: WgmmaTile = TILE_64X64X64.clustered(2, 2);
 
 /// 128x128 tiles, each taken whole by one of the two consumer warpgroups in
 /// turn (ping-pong): the epilogue of one tile overlaps the next tile's main
@@ -266,7 +306,7 @@ pub const TILE_64X128X64: WgmmaTile = WgmmaTile {
 pub const TILE_64X64X64: WgmmaTile = TILE_64X128X64.sized(64, 64, 6);
 pub const TILE_64X192X64: WgmmaTile = TILE_64X128X64.sized(64, 192, 3);
 
-pub const TILES: [WgmmaTile; 15] = [
+pub const TILES: [WgmmaTile; 19] = [
     TILE_64X64X64,
     TILE_64X128X64,
     TILE_64X192X64,
@@ -282,6 +322,10 @@ pub const TILES: [WgmmaTile; 15] = [
     TILE_128X144X64,
     TILE_128X192X64,
     TILE_128X224X64,
+    TILE_128X192X64_C2,
+    TILE_128X224X64_C2,
+    TILE_128X128X64_C2X2,
+    TILE_64X64X64_C2X2,
 ];
 
 impl std::str::FromStr for WgmmaTile {
@@ -348,12 +392,23 @@ modules! {
     F16_256X160X64 = TILE_256X160X64, DType::F16;
     BF16_128X224X64 = TILE_128X224X64, DType::BF16;
     F16_128X224X64 = TILE_128X224X64, DType::F16;
+    BF16_128X192X64_C2 = TILE_128X192X64_C2, DType::BF16;
+    F16_128X192X64_C2 = TILE_128X192X64_C2, DType::F16;
+    BF16_128X224X64_C2 = TILE_128X224X64_C2, DType::BF16;
+    F16_128X224X64_C2 = TILE_128X224X64_C2, DType::F16;
+    BF16_128X128X64_C2X2 = TILE_128X128X64_C2X2, DType::BF16;
+    F16_128X128X64_C2X2 = TILE_128X128X64_C2X2, DType::F16;
+    BF16_64X64X64_C2X2 = TILE_64X64X64_C2X2, DType::BF16;
+    F16_64X64X64_C2X2 = TILE_64X64X64_C2X2, DType::F16;
 }
 
-/// Units (a column of `tile.cluster` tiles, one K share) of `batch` `m x n`
-/// products split `splits` ways.
+/// Units (`tile.cluster` x `tile.cluster_n` tiles, one K share) of `batch`
+/// `m x n` products split `splits` ways.
 fn units(tile: &WgmmaTile, (m, n, batch): (usize, usize, usize), splits: usize) -> usize {
-    batch * m.div_ceil(tile.bm).div_ceil(tile.cluster) * n.div_ceil(tile.bn) * splits
+    batch
+        * m.div_ceil(tile.bm).div_ceil(tile.cluster)
+        * n.div_ceil(tile.bn).div_ceil(tile.cluster_n)
+        * splits
 }
 
 /// The most ways K is split.
@@ -385,7 +440,7 @@ fn estimate_us(
     // A 256-row tile: twice the math per step and twice the epilogue.
     let rows = tile.bm as f64 / BM as f64;
     let (mut step_us, mut unit_us) = (0.05 + 0.00289 * w * rows, (1.0 + (w - 128.0) * 0.01) * rows);
-    if tile.cluster > 1 {
+    if tile.cluster_blocks() > 1 {
         // Each B tile read from L2 once for two blocks: 4.5% less per step
         // on the long runs (H200, 128x256: 8192^3 1619 against 1690 us, 7B
         // gate+up at M = 4096 1655 against 1725), the same unit cost.
@@ -397,7 +452,7 @@ fn estimate_us(
         (step_us, unit_us) = (2.0 * 0.38, 0.5);
     }
     let per_unit = k.div_ceil(BK).div_ceil(splits);
-    let slots = (sms * tile.blocks_per_sm() / tile.cluster).max(1);
+    let slots = (sms * tile.blocks_per_sm() / tile.cluster_blocks()).max(1);
     let waves = units(tile, (m, n, batch), splits).div_ceil(slots);
     let main_us = per_unit as f64 * step_us;
     let mut us = if tile.pingpong {
@@ -435,12 +490,14 @@ fn estimate_us(
 /// tiles are slower on every other shape of the benchmark, which the
 /// estimate's per-step cost (twice the math of a 128-row step) keeps them
 /// from.
-pub const AUTO_TILES: [WgmmaTile; 8] = [
+pub const AUTO_TILES: [WgmmaTile; 10] = [
     TILE_128X256X64,
     TILE_128X256X64_C2,
     TILE_128X128X64,
     TILE_128X192X64,
+    TILE_128X192X64_C2,
     TILE_128X224X64,
+    TILE_128X224X64_C2,
     TILE_128X144X64,
     TILE_128X112X64,
     TILE_256X160X64,
@@ -519,7 +576,10 @@ fn short_k_tile((m, n, batch): (usize, usize, usize), k: usize) -> WgmmaTile {
     };
     // The 128-row unclustered tiles: the ones this rule was measured on.
     let mut best = AUTO_TILES[0];
-    for t in AUTO_TILES.iter().filter(|t| t.cluster == 1 && t.bm == BM) {
+    for t in AUTO_TILES
+        .iter()
+        .filter(|t| t.cluster_blocks() == 1 && t.bm == BM)
+    {
         if bytes(t) < bytes(&best) {
             best = *t;
         }
@@ -630,7 +690,16 @@ pub fn max_clusters(dev: &CudaDevice, tile: &WgmmaTile, dtype: DType) -> Result<
     }
     .name(dtype);
     let launch = ((tile.threads() as u32, 1, 1), tile.shared_bytes() as u32);
-    cluster_slots(dev, module(tile, dtype), &name, launch, tile.cluster)
+    if tile.blocks_per_sm() > 1 {
+        prefer_shared(dev, module(tile, dtype), &name)?;
+    }
+    cluster_slots(
+        dev,
+        module(tile, dtype),
+        &name,
+        launch,
+        tile.cluster_blocks(),
+    )
 }
 
 /// Asks for the largest shared-memory carveout for `name` (once per kernel
@@ -668,7 +737,18 @@ pub(super) fn run(
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let count = ch.count;
     let sms = x.dev.multiprocessors();
-    let (tile, splits) = plan((p.m, p.n, p.k, count), sms, tile);
+    let (tile, mut splits) = plan((p.m, p.n, p.k, count), sms, tile);
+    // METALLIC_WGMMA_SPLITS forces the count (tuning runs; at most
+    // MAX_SPLITS, none empty), read once per process.
+    static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let forced = *FORCED.get_or_init(|| {
+        std::env::var("METALLIC_WGMMA_SPLITS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    });
+    if let Some(s) = forced {
+        splits = super::nonempty_splits(p.k.div_ceil(BK), s.clamp(1, MAX_SPLITS));
+    }
     // A = x: rows of K at A's row stride; B = W^T: W's rows (B's columns)
     // at B's column stride.
     let a_base = x.a + ch.a.off as u64 * 2;
@@ -682,7 +762,7 @@ pub(super) fn run(
         p.a.dtype,
         (p.k, p.m, ch.a.rs as usize),
         (count, ch.a.bs as usize),
-        tile.bm,
+        tile.bm / tile.cluster_n,
     );
     let map_b = tensor_map(
         b_base,
@@ -773,21 +853,21 @@ pub(super) fn run(
     .name(p.a.dtype);
     let module = module(&tile, p.a.dtype);
     let launch = ((tile.threads() as u32, 1, 1), tile.shared_bytes() as u32);
-    if tile.cluster > 1 {
-        let slots = cluster_slots(&x.dev, module, &name, launch, tile.cluster)?;
-        let grid = (units.min(slots) * tile.cluster) as u32;
+    if tile.blocks_per_sm() > 1 {
+        prefer_shared(&x.dev, module, &name)?;
+    }
+    if tile.cluster_blocks() > 1 {
+        let slots = cluster_slots(&x.dev, module, &name, launch, tile.cluster_blocks())?;
+        let grid = (units.min(slots) * tile.cluster_blocks()) as u32;
         log::debug!("[matmul] {name}: {units} units over {grid} blocks, {splits} K splits");
         module.launch_cluster(
             &x.dev,
             &name,
             ((grid, 1, 1), launch.0, launch.1),
-            tile.cluster as u32,
+            tile.cluster_blocks() as u32,
             &mut a,
         )?;
     } else {
-        if tile.blocks_per_sm() > 1 {
-            prefer_shared(&x.dev, module, &name)?;
-        }
         let grid = (units.min(sms * tile.blocks_per_sm()) as u32, 1, 1);
         log::debug!(
             "[matmul] {name}: {units} units over {} blocks, {splits} K splits",
@@ -832,6 +912,13 @@ mod tests {
             // (1.00x and 0.98x cuBLAS; 0.96x and 0.94x unclustered).
             ((8192, 8192, 8192, 1), TILE_128X256X64_C2),
             ((4096, 37888, 3584, 1), TILE_128X256X64_C2),
+            // 128x192 and 128x224 in clusters of 2 (session 8): 7B gate+up
+            // at M = 512 196.9 us against 201.5 unclustered, 7B down at
+            // M = 4096 806.5 against 849.7, 7B qkv at M = 4096 202.5
+            // against 209.1.
+            ((512, 37888, 3584, 1), TILE_128X192X64_C2),
+            ((4096, 3584, 18944, 1), TILE_128X224X64_C2),
+            ((4096, 4608, 3584, 1), TILE_128X192X64_C2),
             // The attention products (K = 64 and 128, planned by traffic):
             // 128x256, 14% faster back to back than 128x128.
             ((512, 512, 128, 28), TILE_128X256X64),
