@@ -569,8 +569,17 @@ const SHORT_K_TILES: usize = 2;
 /// back on an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-
 /// session6.md): the attention products at M = 512 took 6.4 us on 128x256
 /// against 7.4 on 128x128 (14 heads, K = 64) and 11.8 against 13.0 (28
-/// heads, K = 128).
+/// heads, K = 128). Products of exactly two K tiles instead take 128x128
+/// with two blocks per SM (one consumer warpgroup each), whose blocks
+/// overlap one's epilogue with the other's loads: back to back in two
+/// processes on an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-
+/// session8.md), the 28-head K = 128 product took 10.9-11.1 us against
+/// 11.5-11.9 on 128x256, while with one K tile (14 heads, K = 64) it lost
+/// (6.7-6.9 against 6.3-6.4).
 fn short_k_tile((m, n, batch): (usize, usize, usize), k: usize) -> WgmmaTile {
+    if k.div_ceil(BK) == 2 {
+        return TILE_128X128X64_OCC2;
+    }
     let bytes = |t: &WgmmaTile| {
         units(t, (m, n, batch), 1) * k.div_ceil(BK) * (t.bm.min(m) + t.bn.min(n)) * BK * 2
     };
@@ -919,13 +928,15 @@ mod tests {
             ((512, 37888, 3584, 1), TILE_128X192X64_C2),
             ((4096, 3584, 18944, 1), TILE_128X224X64_C2),
             ((4096, 4608, 3584, 1), TILE_128X192X64_C2),
-            // The attention products (K = 64 and 128, planned by traffic):
-            // 128x256, 14% faster back to back than 128x128.
-            ((512, 512, 128, 28), TILE_128X256X64),
+            // The attention products: K = 64 by traffic, 128x256 (14%
+            // faster back to back than 128x128); K = 128, two K tiles,
+            // 128x128 two blocks per SM (session 8: 5-8% faster than
+            // 128x256).
+            ((512, 512, 128, 28), TILE_128X128X64_OCC2),
             ((512, 512, 64, 14), TILE_128X256X64),
             // Short K never takes the 256-row tile, unmeasured there
             // (its traffic alone would pick it here).
-            ((1024, 1280, 128, 1), TILE_128X256X64),
+            ((1024, 1280, 64, 1), TILE_128X256X64),
             // 0.5B gate+up, M = 512: one wave of 256x160 (2026-11-27,
             // 23.0 us back to back against 26.5 on 128x112). The other 0.5B
             // product keeps its 128-row tiles (256x128: 24.9 us against 19.4
