@@ -930,7 +930,7 @@ mod tests {
             ((4096, 4608, 3584, 1), TILE_128X192X64_C2),
             // The attention products: K = 64 by traffic, 128x256 (14%
             // faster back to back than 128x128); K = 128, two K tiles,
-            // 128x128 two blocks per SM (session 8: 5-8% faster than
+            // 128x128 two blocks per SM (session 8: 4-7% faster than
             // 128x256).
             ((512, 512, 128, 28), TILE_128X128X64_OCC2),
             ((512, 512, 64, 14), TILE_128X256X64),
