@@ -80,6 +80,19 @@ pub(crate) fn nonempty_splits(k_tiles: usize, splits: usize) -> usize {
     kt.div_ceil(kt.div_ceil(splits.max(1)))
 }
 
+/// The split count forced by the environment variable `var` (tuning runs:
+/// `METALLIC_MMA_SPLITS`, `METALLIC_WGMMA_SPLITS`), read once per process
+/// into `cell`: at most `max`, none empty over `k_tiles`.
+fn forced_splits(
+    cell: &'static std::sync::OnceLock<Option<usize>>,
+    var: &str,
+    k_tiles: usize,
+    max: usize,
+) -> Option<usize> {
+    let forced = *cell.get_or_init(|| std::env::var(var).ok().and_then(|v| v.parse().ok()));
+    forced.map(|s: usize| nonempty_splits(k_tiles, s.clamp(1, max)))
+}
+
 pub mod f32;
 pub mod mma;
 pub mod wgmma;

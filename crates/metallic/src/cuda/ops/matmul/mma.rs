@@ -317,18 +317,16 @@ pub(super) fn run(
             p.n
         );
     }
-    // METALLIC_MMA_SPLITS forces the count (tuning runs; at most MAX_SPLITS,
-    // none empty), read once per process.
+    // METALLIC_MMA_SPLITS forces the count of the M <= 16 tiles.
     static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    let forced = *FORCED.get_or_init(|| {
-        std::env::var("METALLIC_MMA_SPLITS")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-    });
+    let forced = super::forced_splits(
+        &FORCED,
+        "METALLIC_MMA_SPLITS",
+        p.k.div_ceil(tile.bk),
+        MAX_SPLITS,
+    );
     let splits = match forced {
-        Some(s) if tile.bm == 16 => {
-            super::nonempty_splits(p.k.div_ceil(tile.bk), s.clamp(1, MAX_SPLITS))
-        }
+        Some(s) if tile.bm == 16 => s,
         _ => planned.unwrap_or_else(|| k_splits(&tile, (p.m, p.n, p.k, ch.count), sms)),
     };
     // The kernel sums at most SUM_MAX_SPLITS (= MAX_SPLITS) partials.

@@ -747,16 +747,15 @@ pub(super) fn run(
     let count = ch.count;
     let sms = x.dev.multiprocessors();
     let (tile, mut splits) = plan((p.m, p.n, p.k, count), sms, tile);
-    // METALLIC_WGMMA_SPLITS forces the count (tuning runs; at most
-    // MAX_SPLITS, none empty), read once per process.
+    // METALLIC_WGMMA_SPLITS forces the count.
     static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    let forced = *FORCED.get_or_init(|| {
-        std::env::var("METALLIC_WGMMA_SPLITS")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-    });
-    if let Some(s) = forced {
-        splits = super::nonempty_splits(p.k.div_ceil(BK), s.clamp(1, MAX_SPLITS));
+    if let Some(s) = super::forced_splits(
+        &FORCED,
+        "METALLIC_WGMMA_SPLITS",
+        p.k.div_ceil(BK),
+        MAX_SPLITS,
+    ) {
+        splits = s;
     }
     // A = x: rows of K at A's row stride; B = W^T: W's rows (B's columns)
     // at B's column stride.
