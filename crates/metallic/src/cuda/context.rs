@@ -398,6 +398,45 @@ impl CudaDevice {
         self.check_launch(name)
     }
 
+    /// As [`CudaDevice::launch`], as the programmatic dependent of the
+    /// kernel launched before it on the stream (`cuLaunchKernelEx` with the
+    /// programmatic-stream-serialization attribute, on sm_90 and newer; a
+    /// plain launch below): `f` must wait for that kernel's results with
+    /// `griddepcontrol.wait` (common.cuh `grid_dependency_wait`) before it
+    /// reads them.
+    pub(crate) fn launch_dependent(
+        &self,
+        name: &str,
+        f: sys::CUfunction,
+        grid: (u32, u32, u32),
+        block: (u32, u32, u32),
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        if self.compute_capability().0 < 9 || !dependent_launch_enabled() {
+            return self.launch(name, f, grid, block, 0, params);
+        }
+        // SAFETY: an all-zero attribute value is a valid bit pattern (a
+        // union of plain integers); then the one field is set.
+        let mut value: sys::CUlaunchAttributeValue = unsafe { std::mem::zeroed() };
+        value.programmaticStreamSerializationAllowed = 1;
+        let mut attr = sys::CUlaunchAttribute {
+            id: sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+            pad: [0; 4],
+            value,
+        };
+        let config = self.launch_config(grid, block, 0, &mut attr);
+        // SAFETY: `f` is a live function; `params` match its signature; the
+        // config and its one attribute outlive the call.
+        unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) }
+            .result()
+            .map_err(|e| Error::Cuda {
+                op: "kernel",
+                call: "cuLaunchKernelEx",
+                msg: format!("{name} grid {grid:?} block {block:?} (dependent launch): {e:?}"),
+            })?;
+        self.check_launch(name)
+    }
+
     /// In builds with debug assertions (the test profile), waits for the
     /// kernel just launched and reports its error by name.
     fn check_launch(&self, name: &str) -> Result<()> {
@@ -554,6 +593,13 @@ impl CudaDevice {
 
 /// The driver library, or a clear error.
 /// The launch attribute for clusters of `cluster` blocks along x.
+/// `METALLIC_PDL=off` launches dependents plainly (for A/B timing of the
+/// programmatic dependent launch); read once per process.
+fn dependent_launch_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("METALLIC_PDL").map_or(true, |v| v != "off"))
+}
+
 fn cluster_attribute(cluster: u32) -> sys::CUlaunchAttribute {
     // SAFETY: an all-zero attribute value is a valid bit pattern (a union of
     // plain integers); then the cluster field is set.

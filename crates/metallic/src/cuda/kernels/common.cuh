@@ -28,6 +28,22 @@ __device__ __forceinline__ unsigned smem_u32(const void* p) {
     return r;
 }
 
+// Programmatic dependent launch (PTX ISA "griddepcontrol", sm_90 and
+// newer; nothing below): a kernel launched as the dependent of the one
+// before it in the stream waits here until that one has completed and its
+// memory is visible; that one lets the dependent's blocks be scheduled once
+// every one of its own blocks has signalled (or exited).
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_dependents_may_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float f16_to_f32(u16 h) {
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));

@@ -284,6 +284,9 @@ __device__ __forceinline__ void gemm_f32(const float* a, Operand ga, const float
                                          const void* c, void* d, const void* bias, int M, int N, int K,
                                          float* partial) {
     extern __shared__ __align__(16) float smem[];
+    // Split K: gemm_splitk_epilogue, launched as this kernel's dependent,
+    // may be scheduled once every block has started.
+    if (partial) grid_dependents_may_start();
 
     // Grouped raster: GROUP_M block rows share each sweep along N, so a wave
     // of blocks reads a band of A and a few tiles of B that stay in L2.

@@ -30,6 +30,9 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
                                               const Epilogue& e, const void* c, void* d, const void* bias, int M,
                                               int N, int K, float* partial) {
     __shared__ __align__(16) float as[MR][KC];
+    // Split K: gemm_splitk_epilogue, launched as this kernel's dependent,
+    // may be scheduled once every block has started.
+    if (partial) grid_dependents_may_start();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const i64 z = blockIdx.z;
     const int n0 = blockIdx.x * ROWS_N + warp * ROWS_PER_WARP;

@@ -504,6 +504,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
     const int first_unit = blockIdx.x / CLUSTER_BLOCKS, unit_step = gridDim.x / CLUSTER_BLOCKS;
     const int kt_all = (K + BK - 1) / BK, kt_per = (kt_all + splits - 1) / splits;
     const int wg = threadIdx.x / 128;
+    // Split K: gemm_splitk_epilogue, launched as this kernel's dependent,
+    // may take its place on the SMs (the grid is resident from the start).
+    if (partial) grid_dependents_may_start();
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < GEMM_STAGES; ++s) {

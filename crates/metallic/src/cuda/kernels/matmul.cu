@@ -24,9 +24,15 @@ extern "C" __global__ void matmul_epilogue(const float* t, Epilogue e, const voi
 // per four elements and batch of splits (one dependent load per element
 // and split made the sum a chain of round trips: 6.8 us for 4 splits of
 // 512 x 896 on an H200, against a 2 us floor for its 8 MB).
+// On sm_90 and newer the host launches it as the GEMM's programmatic
+// dependent (PDL): its blocks may start while the GEMM's last ones run, and
+// wait here until the GEMM has finished and its partials are visible; the
+// launch and the blocks' start-up no longer sit between the two kernels
+// (PTX ISA "griddepcontrol"; launched plainly, the wait returns at once).
 #define SPLITK_BATCH 8
 extern "C" __global__ void gemm_splitk_epilogue(const float* partial, int splits, Epilogue e, const void* c, void* d,
                                                 const void* bias, int M, int N, i64 total) {
+    grid_dependency_wait();
     if (!(N & 3)) {
         GRID_STRIDE_LOOP(q, total / 4) {
             const i64 i = 4 * q, row = i / N, n = i - row * N, m = row % M, z = row / M;

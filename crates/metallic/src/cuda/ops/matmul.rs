@@ -67,7 +67,8 @@ fn sum_splits(
         total
     };
     let grid = grid_for(items, 256);
-    MODULE.launch(&x.dev, "gemm_splitk_epilogue", grid, (256, 1, 1), &mut a)
+    // Right after the GEMM that wrote the partials, as its dependent.
+    MODULE.launch_dependent(&x.dev, "gemm_splitk_epilogue", grid, (256, 1, 1), &mut a)
 }
 
 /// Our GEMMs give each of `splits` K shares ceil(k tiles / splits) k tiles,

@@ -116,6 +116,20 @@ impl Module {
         dev.launch(func, f, grid, block, 0, params)
     }
 
+    /// As [`Module::launch`], as the programmatic dependent of the kernel
+    /// launched before it ([`CudaDevice::launch_dependent`]).
+    pub(crate) fn launch_dependent(
+        &self,
+        dev: &CudaDevice,
+        func: &str,
+        grid: (u32, u32, u32),
+        block: (u32, u32, u32),
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        let f = self.function(dev, func, 0)?;
+        dev.launch_dependent(func, f, grid, block, params)
+    }
+
     /// As [`Module::launch`], with `shared` bytes of dynamic shared memory.
     pub(crate) fn launch_shared(
         &self,
