@@ -384,18 +384,9 @@ impl CudaDevice {
         cluster: u32,
         params: &mut [*mut c_void],
     ) -> Result<()> {
-        let mut attr = cluster_attribute(cluster);
-        let config = self.launch_config(grid, block, shared_bytes, &mut attr);
-        // SAFETY: `f` is a live function; `params` match its signature; the
-        // config and its one attribute outlive the call.
-        unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) }
-            .result()
-            .map_err(|e| Error::Cuda {
-                op: "kernel",
-                call: "cuLaunchKernelEx",
-                msg: format!("{name} grid {grid:?} block {block:?} cluster {cluster}: {e:?}"),
-            })?;
-        self.check_launch(name)
+        let attr = cluster_attribute(cluster);
+        let what = format!("cluster {cluster}");
+        self.launch_ex(name, f, (grid, block, shared_bytes), attr, &what, params)
     }
 
     /// As [`CudaDevice::launch`], as the programmatic dependent of the
@@ -419,12 +410,26 @@ impl CudaDevice {
         // union of plain integers); then the one field is set.
         let mut value: sys::CUlaunchAttributeValue = unsafe { std::mem::zeroed() };
         value.programmaticStreamSerializationAllowed = 1;
-        let mut attr = sys::CUlaunchAttribute {
+        let attr = sys::CUlaunchAttribute {
             id: sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
             pad: [0; 4],
             value,
         };
-        let config = self.launch_config(grid, block, 0, &mut attr);
+        self.launch_ex(name, f, (grid, block, 0), attr, "dependent launch", params)
+    }
+
+    /// `cuLaunchKernelEx` of `f` with one launch attribute; `what` names
+    /// the attribute in the error.
+    fn launch_ex(
+        &self,
+        name: &str,
+        f: sys::CUfunction,
+        (grid, block, shared_bytes): ((u32, u32, u32), (u32, u32, u32), u32),
+        mut attr: sys::CUlaunchAttribute,
+        what: &str,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        let config = self.launch_config(grid, block, shared_bytes, &mut attr);
         // SAFETY: `f` is a live function; `params` match its signature; the
         // config and its one attribute outlive the call.
         unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) }
@@ -432,7 +437,7 @@ impl CudaDevice {
             .map_err(|e| Error::Cuda {
                 op: "kernel",
                 call: "cuLaunchKernelEx",
-                msg: format!("{name} grid {grid:?} block {block:?} (dependent launch): {e:?}"),
+                msg: format!("{name} grid {grid:?} block {block:?} {what}: {e:?}"),
             })?;
         self.check_launch(name)
     }
