@@ -206,12 +206,14 @@ __device__ __forceinline__ void cluster_sync() {
 
 // A consumer warp is done reading a stage: tell the producer of every block
 // that writes into it (with clusters, every block of the cluster: those of
-// its cluster row and column multicast into it).
-__device__ __forceinline__ void release(unsigned empty) {
+// its cluster row and column multicast into it), lane r arriving on block
+// r's barrier (one lane arriving on each in turn cost a divergent loop per
+// k tile).
+__device__ __forceinline__ void release(unsigned empty, int lane) {
 #if CLUSTER_BLOCKS > 1
-    for (unsigned r = 0; r < CLUSTER_BLOCKS; ++r) mbar_arrive_cta(empty, r);
+    if (lane < CLUSTER_BLOCKS) mbar_arrive_cta(empty, lane);
 #else
-    mbar_arrive(empty);
+    if (lane == 0) mbar_arrive(empty);
 #endif
 }
 
@@ -504,6 +506,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
     const int first_unit = blockIdx.x / CLUSTER_BLOCKS, unit_step = gridDim.x / CLUSTER_BLOCKS;
     const int kt_all = (K + BK - 1) / BK, kt_per = (kt_all + splits - 1) / splits;
     const int wg = threadIdx.x / 128;
+    // Shared addresses of the barriers of stage 0 (stage s: + 8 s), taken
+    // once: a generic-to-shared conversion per k tile cost special-register
+    // reads on the main loops' path.
+    const unsigned full0 = smem_u32(full_bar), empty0 = smem_u32(empty_bar);
     // Split K: gemm_splitk_epilogue, launched as this kernel's dependent,
     // may take its place on the SMs (the grid is resident from the start).
     if (partial) grid_dependents_may_start();
@@ -531,16 +537,16 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         // Producer. Its warpgroup keeps 40 registers; the consumers take the rest.
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
         if (threadIdx.x == 0) {
-            int it = 0;
+            // The stage and its phase parity, advanced per k tile.
+            int s = 0;
+            unsigned ph = 0;
             for (int u = first_unit; u < units; u += unit_step) {
                 const Unit w = decode_unit(u, tiles_m, tiles_n, batch, group, rm, rn);
                 const int kt0 = w.split * kt_per, kt1 = min(kt_all, kt0 + kt_per);
                 const int za = a_batched ? w.z : 0, zb = b_batched ? w.z : 0;
-                for (int kt = kt0; kt < kt1; ++kt, ++it) {
-                    const int s = it % GEMM_STAGES;
-                    const unsigned ph = (it / GEMM_STAGES) & 1;
-                    mbar_wait(smem_u32(&empty_bar[s]), ph ^ 1);
-                    const unsigned fb = smem_u32(&full_bar[s]);
+                for (int kt = kt0; kt < kt1; ++kt, s = s + 1 == GEMM_STAGES ? 0 : s + 1, ph ^= s == 0) {
+                    mbar_wait(empty0 + 8 * s, ph ^ 1);
+                    const unsigned fb = full0 + 8 * s;
                     mbar_expect(fb, A_STAGE + B_STAGE);
 #if GEMM_CLUSTER_N > 1
                     // To the blocks of this cluster row (the same tile row):
@@ -566,6 +572,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(CONSUMER_REGS));
         const int cw = wg - 1, t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
         float* epi = epi_base + cw * (EPI_BYTES / 4);
+        // Stage 0's descriptors of this warpgroup's A rows and of B.
+        const u64 desc_a = smem_desc(sA + WG_MH0(cw) * 64 * 128), desc_b = smem_desc(sB);
         // The common epilogue, where every row of D starts 16-byte aligned
         // and N is a multiple of 8 (the threads' stores are 16 bytes, and
         // TMA needs the same alignment): see below.
@@ -604,32 +612,34 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
             // the ping-pong tile faster: 7B down at M = 512 took 1.24x the
             // cooperative 128x128's time, against 1.11-1.22x with one; H100,
             // 2026-11-26.)
-            int prev = -1;
-            for (int kt = kt0; kt < kt1; ++kt, ++it) {
-                const int s = it % GEMM_STAGES;
-                mbar_wait(smem_u32(&full_bar[s]), (it / GEMM_STAGES) & 1);
+            // The stage and its phase parity, advanced per k tile; the
+            // descriptors of stage s are those of stage 0 plus s stages (a
+            // descriptor's low bits are the address / 16, and no address
+            // of the 227 KB carries out of them), each k16 step 32 bytes on.
+            int prev = -1, s = it % GEMM_STAGES;
+            unsigned ph = (it / GEMM_STAGES) & 1;
+            for (int kt = kt0; kt < kt1; ++kt, ++it, s = s + 1 == GEMM_STAGES ? 0 : s + 1, ph ^= s == 0) {
+                mbar_wait(full0 + 8 * s, ph);
                 wgmma_fence();
-                const unsigned a0 = sA + s * A_STAGE + WG_MH0(cw) * 64 * 128, b0 = sB + s * B_STAGE;
+                const u64 a0 = desc_a + s * (A_STAGE >> 4), b0 = desc_b + s * (B_STAGE >> 4);
                 const int more = kt != kt0;
 #pragma unroll
-                for (int ks = 0; ks < BK / 16; ++ks)
-                    wgmma<0>(acc, smem_desc(a0 + ks * 32), smem_desc(b0 + ks * 32), ks ? 1 : more);
+                for (int ks = 0; ks < BK / 16; ++ks) wgmma<0>(acc, a0 + 2 * ks, b0 + 2 * ks, ks ? 1 : more);
 #if MH == 2
 #pragma unroll
                 for (int ks = 0; ks < BK / 16; ++ks)
-                    wgmma<GEMM_BN / 2>(acc, smem_desc(a0 + 64 * 128 + ks * 32), smem_desc(b0 + ks * 32),
-                                       ks ? 1 : more);
+                    wgmma<GEMM_BN / 2>(acc, a0 + (64 * 128 >> 4) + 2 * ks, b0 + 2 * ks, ks ? 1 : more);
 #endif
                 wgmma_commit();
                 wgmma_wait<1>(acc);
-                if (prev >= 0 && lane == 0) release(smem_u32(&empty_bar[prev]));
+                if (prev >= 0) release(empty0 + 8 * prev, lane);
                 prev = s;
             }
 #if GEMM_PINGPONG
             if (t == 0) mbar_arrive(smem_u32(&turn_bar[1 - cw]));
 #endif
             wgmma_wait<0>(acc);
-            if (prev >= 0 && lane == 0) release(smem_u32(&empty_bar[prev]));
+            if (prev >= 0) release(empty0 + 8 * prev, lane);
 
             // Fragment: register 4j + 2h + c holds row 16 warp + lane / 4 + 8h,
             // column 8j + 2 (lane % 4) + c.
