@@ -505,7 +505,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
     const int rm = rank % GEMM_CLUSTER, rn = rank / GEMM_CLUSTER;
     const int first_unit = blockIdx.x / CLUSTER_BLOCKS, unit_step = gridDim.x / CLUSTER_BLOCKS;
     const int kt_all = (K + BK - 1) / BK, kt_per = (kt_all + splits - 1) / splits;
-    const int wg = threadIdx.x / 128;
+    // Broadcast from lane 0, so that ptxas knows it warp-uniform: values
+    // derived from it (a consumer's A descriptors) then stay in uniform
+    // registers instead of being moved there before every wgmma.
+    const int wg = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
     // Shared addresses of the barriers of stage 0 (stage s: + 8 s), taken
     // once: a generic-to-shared conversion per k tile cost special-register
     // reads on the main loops' path.
