@@ -177,10 +177,13 @@ const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKe
 
 /// Where ours beats cuBLAS under `Auto`, by the benchmark; everything not
 /// listed goes to cuBLAS. Empty for now: on an H200
-/// (bench/results/2026-11-27-nvidia-h200-gemm-bench-session7.md) no class has
-/// ours ahead on all of its shapes. Geomean of cuBLAS/ours over the shapes
-/// with M >= 512 (Medium and Large): 0.93 bf16 and f16 (8192^3 and 7B down
-/// at M = 4096 at 0.97-1.01x, 0.68-0.72 at worst: 0.5B down at M = 512).
+/// (bench/results/2026-11-27-nvidia-h200-gemm-bench-session9.md, record
+/// after the leaner main loop) no class has ours ahead on all of its
+/// shapes. Large (bf16): 8192^3 1.02x, 7B gate+up and lm_head at M = 4096
+/// 1.00x, 7B down at M = 4096 1.08x, but 7B qkv at M = 4096 0.97x, 7B down
+/// at M = 512 0.98x, the 0.5B products at M = 4096 0.97-0.98x. Medium:
+/// 0.78x at worst (0.5B down at M = 512). Geomean over the shapes with
+/// M >= 512: 0.96-0.98 bf16, 0.96-1.00 f16.
 /// At M = 64 (Small) ours leads on the 7B gate+up and lm_head products
 /// (1.01-1.07x, bench/results/2026-11-27-nvidia-h200-gemm-bench-bm64x64.md)
 /// but not on 7B down (0.91-0.93), qkv (0.79-0.80) or the 0.5B weights
