@@ -596,8 +596,6 @@ impl CudaDevice {
     }
 }
 
-/// The driver library, or a clear error.
-/// The launch attribute for clusters of `cluster` blocks along x.
 /// `METALLIC_PDL=off` launches dependents plainly (for A/B timing of the
 /// programmatic dependent launch); read once per process.
 fn dependent_launch_enabled() -> bool {
@@ -605,6 +603,7 @@ fn dependent_launch_enabled() -> bool {
     *ON.get_or_init(|| std::env::var("METALLIC_PDL").map_or(true, |v| v != "off"))
 }
 
+/// The launch attribute for clusters of `cluster` blocks along x.
 fn cluster_attribute(cluster: u32) -> sys::CUlaunchAttribute {
     // SAFETY: an all-zero attribute value is a valid bit pattern (a union of
     // plain integers); then the cluster field is set.
@@ -621,6 +620,7 @@ fn cluster_attribute(cluster: u32) -> sys::CUlaunchAttribute {
     }
 }
 
+/// The driver library, or a clear error.
 fn driver_available() -> Result<()> {
     // SAFETY: only tries to dlopen the library by its usual names.
     if unsafe { sys::is_culib_present() } {
