@@ -13,13 +13,16 @@
 //                rows each, no cluster, no ping-pong: half the tiles of a
 //                shape, for shapes whose 128-row tiles make a few waves
 //                with a partly idle last one); or 64 (1 consumer
-//                warpgroup, two blocks per SM: products of at most 64 rows)
+//                warpgroup, two blocks per SM, or one whose stages take
+//                the SM's shared memory: products of few rows, or of few
+//                tiles over a long K)
 //   GEMM_BN      a multiple of 16 from 64 to 256 (block tile N; K is 64):
 //                128 and 256, and widths between them that make the
 //                tiles of a shape fill whole waves of SMs
 //   GEMM_STAGES  shared-memory pipeline depth
-//   GEMM_CONSUMERS 2 (one block per SM), or 1 (two blocks per SM; BN 128
-//                with BM 128: one consumer warpgroup takes both m64 halves)
+//   GEMM_CONSUMERS 2 (one block per SM), or 1 (two blocks per SM where
+//                their stages fit; BN 128 with BM 128: one consumer
+//                warpgroup takes both m64 halves)
 //   GEMM_CLUSTER 1, or 2: blocks in clusters of 2 along M that share each
 //                B tile, every block loading half of it and multicasting
 //                it to both (half the B traffic out of L2)
@@ -38,7 +41,8 @@
 // bounds-checked.
 //
 // Roles (a block of 3 warpgroups, one block per SM, the grid no larger than
-// the SM count; with GEMM_CONSUMERS 1, 2 warpgroups and two blocks per SM):
+// the SM count; with GEMM_CONSUMERS 1, 2 warpgroups and two blocks per SM
+// where their stages fit):
 //   warpgroup 0: one thread issues the TMA loads of every (unit, k tile) in
 //     order; the rest of the warpgroup gives its registers away (setmaxnreg).
 //   warpgroups 1, 2: each multiplies 64 rows of the 128-row tile (MH = 2
@@ -82,7 +86,9 @@
 #define READERS (GEMM_PINGPONG ? 1 : CONSUMERS)
 #define ACC (MH * GEMM_BN / 2)
 // One consumer warpgroup: two blocks share an SM, so that one block's
-// epilogue runs while the other's tensor cores work.
+// epilogue runs while the other's tensor cores work (the registers of two;
+// the deep 64-row tiles, one block per SM by their shared memory, need no
+// more).
 #define BLOCKS_PER_SM (3 - CONSUMERS)
 #define CONSUMER_REGS (CONSUMERS == 2 ? 232 : 216)
 #define A_STAGE (BM * BK * 2)

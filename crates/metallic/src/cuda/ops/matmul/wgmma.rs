@@ -43,6 +43,8 @@ const fn epi_bytes(consumers: usize) -> usize {
     }
 }
 const ALIGN_SLACK: usize = 1024;
+/// Shared memory of one Hopper SM.
+const SMEM_PER_SM: usize = 228 * 1024;
 
 /// A block tile (128 x `bn` x 64), its pipeline depth, the blocks per
 /// cluster along M (1, or 2 sharing B tiles through TMA multicast) and
@@ -98,9 +100,16 @@ impl WgmmaTile {
         128 * (self.consumers + 1)
     }
 
-    /// Blocks resident on one SM (the persistent grid is this many per SM).
+    /// Blocks resident on one SM (the persistent grid is this many per SM):
+    /// one consumer warpgroup leaves room for two, where their shared memory
+    /// fits (with the 1 KB the driver reserves per block and the static
+    /// barriers).
     pub const fn blocks_per_sm(&self) -> usize {
-        3 - self.consumers
+        if self.consumers == 1 && 2 * (self.shared_bytes() + 1024 + 256) <= SMEM_PER_SM {
+            2
+        } else {
+            1
+        }
     }
 
     pub const fn shared_bytes(&self) -> usize {
@@ -125,6 +134,8 @@ impl WgmmaTile {
         };
         let o = if self.consumers == 1 && self.bm == BM {
             "_occ2"
+        } else if self.consumers == 1 && self.blocks_per_sm() == 1 {
+            "_occ1"
         } else {
             ""
         };
@@ -306,7 +317,18 @@ pub const TILE_64X128X64: WgmmaTile = WgmmaTile {
 pub const TILE_64X64X64: WgmmaTile = TILE_64X128X64.sized(64, 64, 6);
 pub const TILE_64X192X64: WgmmaTile = TILE_64X128X64.sized(64, 192, 3);
 
-pub const TILES: [WgmmaTile; 19] = [
+/// The 64-row tiles with one block per SM, for grids of at most one block
+/// per SM: the pipeline as deep as the SM's shared memory allows (13, 8
+/// and 6 stages against 6, 4 and 3). A lone 64-row block is bound by its
+/// loads' round trip, not its math: on an H200 (bench/results/
+/// 2026-11-27-nvidia-h200-gemm-bench-session10.md, back to back) 0.5B down
+/// at M = 512 (112 units of 64x64) took 13.1-13.2 us against 16.3-16.4 on
+/// 6 stages, and 7B qkv at M = 64 (72 units) 13.1 against 15.6.
+pub const TILE_64X64X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 64, 13);
+pub const TILE_64X128X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 128, 8);
+pub const TILE_64X192X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 192, 6);
+
+pub const TILES: [WgmmaTile; 22] = [
     TILE_64X64X64,
     TILE_64X128X64,
     TILE_64X192X64,
@@ -326,6 +348,9 @@ pub const TILES: [WgmmaTile; 19] = [
     TILE_128X224X64_C2,
     TILE_128X128X64_C2X2,
     TILE_64X64X64_C2X2,
+    TILE_64X64X64_OCC1,
+    TILE_64X128X64_OCC1,
+    TILE_64X192X64_OCC1,
 ];
 
 impl std::str::FromStr for WgmmaTile {
@@ -400,6 +425,12 @@ modules! {
     F16_128X128X64_C2X2 = TILE_128X128X64_C2X2, DType::F16;
     BF16_64X64X64_C2X2 = TILE_64X64X64_C2X2, DType::BF16;
     F16_64X64X64_C2X2 = TILE_64X64X64_C2X2, DType::F16;
+    BF16_64X64X64_OCC1 = TILE_64X64X64_OCC1, DType::BF16;
+    F16_64X64X64_OCC1 = TILE_64X64X64_OCC1, DType::F16;
+    BF16_64X128X64_OCC1 = TILE_64X128X64_OCC1, DType::BF16;
+    F16_64X128X64_OCC1 = TILE_64X128X64_OCC1, DType::F16;
+    BF16_64X192X64_OCC1 = TILE_64X192X64_OCC1, DType::BF16;
+    F16_64X192X64_OCC1 = TILE_64X192X64_OCC1, DType::F16;
 }
 
 /// Units (`tile.cluster` x `tile.cluster_n` tiles, one K share) of `batch`
@@ -413,6 +444,15 @@ fn units(tile: &WgmmaTile, (m, n, batch): (usize, usize, usize), splits: usize) 
 
 /// The most ways K is split.
 const MAX_SPLITS: usize = 8;
+
+/// Bytes per microsecond a 64-row block alone on its SM takes in through
+/// TMA while every SM streams its own tiles: 16 KB (a 64x64 step) per
+/// 0.18 us. 0.5B down at M = 1024 (224 units of 64x64, two waves on one
+/// block per SM, 13 stages) took 29.8 us back to back on an H200, 16.5 of
+/// them for the second wave (bench/results/2026-11-27-nvidia-h200-gemm-
+/// bench-session10.md). A microbenchmark streaming 16 KB steps from a
+/// buffer that stays in L2 reached 68 bytes per clock (about 134 KB/us).
+const INTAKE_BYTES_PER_US: f64 = 91.0e3;
 
 /// Estimated microseconds of `batch` `m x n x k` products with `tile` split
 /// `splits` ways on `sms` SMs: waves of units, each streaming its K tiles
@@ -450,6 +490,13 @@ fn estimate_us(
         // Two blocks share an SM: each steps at half the rate, and one's
         // epilogue hides behind the other's main loop.
         (step_us, unit_us) = (2.0 * 0.38, 0.5);
+    }
+    if tile.bm == 64 && tile.blocks_per_sm() == 1 {
+        // A 64-row block alone on its SM steps no faster than the SM takes
+        // in its stage, and each unit pays the pipeline's fill.
+        let stage_bytes = ((tile.bm + tile.bn) * BK * 2) as f64;
+        step_us = step_us.max(stage_bytes / INTAKE_BYTES_PER_US);
+        unit_us = unit_us.max(1.0);
     }
     let per_unit = k.div_ceil(BK).div_ceil(splits);
     let slots = (sms * tile.blocks_per_sm() / tile.cluster_blocks()).max(1);
@@ -489,8 +536,11 @@ fn estimate_us(
 /// bench/results/2026-11-27-nvidia-h200-gemm-bench-bm256.md); the 256-row
 /// tiles are slower on every other shape of the benchmark, which the
 /// estimate's per-step cost (twice the math of a 128-row step) keeps them
-/// from.
-pub const AUTO_TILES: [WgmmaTile; 10] = [
+/// from. 64x64 with one block per SM and 13 stages takes products of few
+/// tiles over a long K: 0.5B down at M = 512, 112 units in one wave,
+/// 13.1-13.2 us against 16.1 for 128x112 split 4 (H200, back to back,
+/// bench/results/2026-11-27-nvidia-h200-gemm-bench-session10.md).
+pub const AUTO_TILES: [WgmmaTile; 11] = [
     TILE_128X256X64,
     TILE_128X256X64_C2,
     TILE_128X128X64,
@@ -501,6 +551,7 @@ pub const AUTO_TILES: [WgmmaTile; 10] = [
     TILE_128X144X64,
     TILE_128X112X64,
     TILE_256X160X64,
+    TILE_64X64X64_OCC1,
 ];
 
 /// The tiles for products of at most 64 rows, chosen by the same estimate
@@ -554,7 +605,24 @@ pub fn plan(
         None if m <= SMALL_M => pick(&SMALL_M_TILES, 0.97),
         None => pick(&AUTO_TILES, 0.97),
     };
-    (t, super::nonempty_splits(k.div_ceil(BK), s))
+    let s = super::nonempty_splits(k.div_ceil(BK), s);
+    if tile.is_some() {
+        return (t, s);
+    }
+    (deepen(t, units(&t, (m, n, batch), s), sms), s)
+}
+
+/// The one-block-per-SM variant of a 64-row tile whose `units` put at most
+/// one block on each of `sms` SMs (the two-per-SM tile would leave half of
+/// each SM's shared memory unused).
+fn deepen(t: WgmmaTile, units: usize, sms: usize) -> WgmmaTile {
+    if t.bm != 64 || t.blocks_per_sm() == 1 || t.cluster_blocks() > 1 || units > sms {
+        return t;
+    }
+    [TILE_64X64X64_OCC1, TILE_64X128X64_OCC1, TILE_64X192X64_OCC1]
+        .into_iter()
+        .find(|d| d.bn == t.bn)
+        .unwrap_or(t)
 }
 
 /// K tiles (of 64) up to which a product is planned by its traffic.
@@ -938,19 +1006,26 @@ mod tests {
             ((1024, 1280, 64, 1), TILE_128X256X64),
             // 0.5B gate+up, M = 512: one wave of 256x160 (2026-11-27,
             // 23.0 us back to back against 26.5 on 128x112). The other 0.5B
-            // product keeps its 128-row tiles (256x128: 24.9 us against 19.4
-            // for 128x112 split 4).
+            // product takes 64x64 with 13 stages (session 10: 13.1 us back
+            // to back against 16.1 for 128x112 split 4).
             ((512, 9728, 896, 1), TILE_256X160X64),
-            ((512, 896, 4864, 1), TILE_128X112X64),
+            ((512, 896, 4864, 1), TILE_64X64X64_OCC1),
+            // Two waves of it lose (M = 1024: 29.8 us against 22.7-23.0 for
+            // 128x112 split 2).
+            ((1024, 896, 4864, 1), TILE_128X112X64),
             // M = 64: 64-row tiles, 64x192 on the widest products, 64x64
             // on the others (bench/results/2026-11-27-nvidia-h200-gemm-
             // bench-bm64.md and -bm64x64.md).
             ((64, 37888, 3584, 1), TILE_64X192X64),
             ((64, 152064, 3584, 1), TILE_64X192X64),
             ((64, 3584, 18944, 1), TILE_64X64X64),
-            ((64, 4608, 3584, 1), TILE_64X64X64),
+            // 72 units of 64x64: one block per SM, 13 stages (session 10:
+            // 13.1 us against 15.6 on 6 stages).
+            ((64, 4608, 3584, 1), TILE_64X64X64_OCC1),
             ((64, 9728, 896, 1), TILE_64X64X64),
-            ((64, 896, 4864, 1), TILE_64X64X64),
+            // 84 units (split 6): deep too, as fast as before (session 10,
+            // 9.2-13.9 us queued against 9.3-12.5).
+            ((64, 896, 4864, 1), TILE_64X64X64_OCC1),
         ];
         for (shape, want) in cases {
             assert_eq!(plan(shape, 132, None).0, want, "{shape:?}");
