@@ -47,8 +47,8 @@ grep -q "rc=0" "$OUT/matmul-rc" || { echo "matmul op cases failed: stopping"; ex
     echo "===== compute-sanitizer memcheck (every f32 tile)"
     METALLIC_CUDA_POOL=off timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/cuda_f32 --nocapture 2>&1 | tail -3; echo "rc=$?"
     echo "===== resource usage of the gemm CUBINs"
-    for f in /tmp/metallic-kernels/gemm_*.cubin; do cuobjdump -res-usage "$f" 2>&1 | grep -E "Function|REG"; done
+    for f in "$METALLIC_KERNEL_CACHE"/gemm_*.cubin; do cuobjdump -res-usage "$f" 2>&1 | grep -E "Function|REG"; done
     echo "===== wgmma SASS: HGMMA and UTMALDG count per CUBIN"
-    for f in /tmp/metallic-kernels/gemm_*wgmma*.cubin; do echo "$f: $(cuobjdump -sass "$f" | grep -c HGMMA) HGMMA, $(cuobjdump -sass "$f" | grep -c UTMALDG) UTMALDG"; done
+    for f in "$METALLIC_KERNEL_CACHE"/gemm_*wgmma*.cubin; do echo "$f: $(cuobjdump -sass "$f" | grep -c HGMMA) HGMMA, $(cuobjdump -sass "$f" | grep -c UTMALDG) UTMALDG"; done
 } 2>&1 | tee -a "$OUT/gemm-optests.log"
 timeout ${BENCH_TIMEOUT:-300} $B/gemm_bench "$@" 2>&1 | tee "$OUT/gemm-bench.log"
