@@ -188,7 +188,7 @@ const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKe
 /// bf16, 0.98-1.01 f16.
 /// At M = 64 (Small) ours leads on the 7B gate+up and lm_head products
 /// (1.01-1.05x) but not on 7B down (0.96-0.98), qkv (0.96-1.00) or the 0.5B
-/// gate+up product (0.92-1.06). At
+/// products (0.92-1.41). At
 /// M <= 16 (Decode) ours is at 0.94-1.05x on the 7B gate+up, down and
 /// lm_head products, 0.73-0.86 on qkv, 0.79-1.21 on the 0.5B weights. A
 /// class goes in (for example
