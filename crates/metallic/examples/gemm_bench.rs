@@ -16,7 +16,9 @@
 //! `BMxBNxBK` names a tile of the `mma.sync` GEMM, `wgmma_BMxBNx64` one of
 //! the Hopper GEMM (both for f16/bf16 rows),
 //! `simt_BMxBNxBK` one of the exact f32 GEMM and `tf32_BMxBNxBK` one of its
-//! TF32 tensor-core variant (f32 rows).
+//! TF32 tensor-core variant (f32 rows). `swapped_wgmma_BMxBNx64` runs the
+//! product transposed on a Hopper tile where M <= 16 (D^T = W x^T: the
+//! weight as the tile's rows, D written through a transposed view).
 //!
 //! Method (shared/.../METHOD.md): CUDA events on the device's stream, a
 //! warm-up, the median of `--reps` (default 50) single calls, inputs rotated
@@ -153,6 +155,10 @@ enum Variant {
     Mma(MmaTile),
     Wgmma(WgmmaTile),
     F32(F32Tile),
+    /// The product transposed onto the wgmma GEMM (D^T = W x^T: the weight
+    /// as the tile's rows, the M <= 16 activations as its columns, D
+    /// written through a transposed view), for M <= 16.
+    Swapped(WgmmaTile),
 }
 
 impl Variant {
@@ -167,6 +173,8 @@ impl std::str::FromStr for Variant {
     fn from_str(s: &str) -> Result<Variant, String> {
         if let Some(t) = s.strip_prefix("wgmma_") {
             t.parse().map(Variant::Wgmma)
+        } else if let Some(t) = s.strip_prefix("swapped_wgmma_") {
+            t.parse().map(Variant::Swapped)
         } else if s.starts_with("simt_") || s.starts_with("tf32_") {
             s.parse().map(Variant::F32)
         } else {
@@ -271,6 +279,7 @@ fn run_shape(
     let fits = |t: &Variant| match t {
         Variant::Mma(t) if t.bm == 16 => m <= 16,
         Variant::Wgmma(t) if t.bm == 64 => true,
+        Variant::Swapped(_) => m <= 16,
         _ => m >= 64,
     };
     variants.extend(tiles.iter().filter(|t| t.takes(dtype) && fits(t)).map(|t| {
@@ -278,10 +287,14 @@ fn run_shape(
             Variant::Mma(t) => t.name(dtype),
             Variant::Wgmma(t) => t.name(dtype),
             Variant::F32(t) => t.name(),
+            Variant::Swapped(t) => format!("swapped {}", t.name(dtype)),
         };
         (name, Some(*t))
     }));
+    let xts: Vec<Tensor> = xs.iter().map(|x| x.t()).collect::<Result<_, _>>()?;
+    let y_ours_t = y_ours.t()?;
     let ours_v = |v: Option<Variant>, s: usize| match v {
+        Some(Variant::Swapped(t)) => matmul_wgmma_tile(&ws[s], &xts[s], &y_ours_t, &p, t),
         None => matmul(&xs[s], &wts[s], &y_ours, &p),
         Some(Variant::Mma(t)) => matmul_mma_tile(&xs[s], &wts[s], &y_ours, &p, t),
         Some(Variant::Wgmma(t)) => matmul_wgmma_tile(&xs[s], &wts[s], &y_ours, &p, t),
