@@ -16,9 +16,10 @@
 //                warpgroup, two blocks per SM, or one whose stages take
 //                the SM's shared memory: products of few rows, or of few
 //                tiles over a long K)
-//   GEMM_BN      a multiple of 16 from 64 to 256 (block tile N; K is 64):
-//                128 and 256, and widths between them that make the
-//                tiles of a shape fill whole waves of SMs
+//   GEMM_BN      a multiple of 16 from 16 to 256 (block tile N; K is 64):
+//                128 and 256, widths between them that make the tiles of
+//                a shape fill whole waves of SMs, 64, and 16 (products of
+//                at most 16 columns: an M <= 16 product transposed)
 //   GEMM_STAGES  shared-memory pipeline depth
 //   GEMM_CONSUMERS 2 (one block per SM), or 1 (two blocks per SM where
 //                their stages fit; BN 128 with BM 128: one consumer
@@ -125,8 +126,8 @@
 #define MMA_TYPE "f16"
 #endif
 
-#if GEMM_BN % 16 || GEMM_BN < 64 || GEMM_BN > 256
-#error "gemm_wgmma: BN must be a multiple of 16 from 64 to 256"
+#if GEMM_BN % 16 || GEMM_BN < 16 || GEMM_BN > 256
+#error "gemm_wgmma: BN must be a multiple of 16 from 16 to 256"
 #endif
 #if (CONSUMERS != 1 && CONSUMERS != 2) || (CONSUMERS == 1 && GEMM_BM == 128 && GEMM_BN != 128)
 #error "gemm_wgmma: 2 consumer warpgroups, or 1 with BM 64 or BN 128"

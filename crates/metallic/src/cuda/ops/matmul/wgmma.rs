@@ -327,8 +327,16 @@ pub const TILE_64X192X64: WgmmaTile = TILE_64X128X64.sized(64, 192, 3);
 pub const TILE_64X64X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 64, 13);
 pub const TILE_64X128X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 128, 8);
 pub const TILE_64X192X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 192, 6);
+/// 64x16 with 20 stages, one block per SM, by name: an M <= 16 product
+/// transposed (the weight's rows as the tile's 64 rows, the activations as
+/// its 16 columns; `gemm_bench --tiles swapped_wgmma_64x16x64_occ1`). On
+/// an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-session10.md)
+/// 7B qkv at M = 1-16 took 13.7-14.2 us against 14.2-15.9 on the `mma.sync`
+/// tile, level on the 7B gate+up, down and lm_head products, slower on 0.5B
+/// gate+up (152 units) and the batched attention products.
+pub const TILE_64X16X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 16, 20);
 
-pub const TILES: [WgmmaTile; 22] = [
+pub const TILES: [WgmmaTile; 23] = [
     TILE_64X64X64,
     TILE_64X128X64,
     TILE_64X192X64,
@@ -351,6 +359,7 @@ pub const TILES: [WgmmaTile; 22] = [
     TILE_64X64X64_OCC1,
     TILE_64X128X64_OCC1,
     TILE_64X192X64_OCC1,
+    TILE_64X16X64_OCC1,
 ];
 
 impl std::str::FromStr for WgmmaTile {
@@ -431,6 +440,8 @@ modules! {
     F16_64X128X64_OCC1 = TILE_64X128X64_OCC1, DType::F16;
     BF16_64X192X64_OCC1 = TILE_64X192X64_OCC1, DType::BF16;
     F16_64X192X64_OCC1 = TILE_64X192X64_OCC1, DType::F16;
+    BF16_64X16X64_OCC1 = TILE_64X16X64_OCC1, DType::BF16;
+    F16_64X16X64_OCC1 = TILE_64X16X64_OCC1, DType::F16;
 }
 
 /// Units (`tile.cluster` x `tile.cluster_n` tiles, one K share) of `batch`
