@@ -5,7 +5,9 @@
 //! tile row past M inside a cluster, several units per block, batches (A and
 //! W both batched, and a shared W), split K (odd N too; every case split
 //! where K allows when run with METALLIC_WGMMA_SPLITS set), and the
-//! epilogue's direct and staged paths. Needs an sm_90a GPU; elsewhere it prints SKIP.
+//! epilogue's direct and staged paths. Then the M <= 16 products the
+//! dispatcher runs transposed on the 64x16 tile, through `matmul`. Needs an
+//! sm_90a GPU; elsewhere it prints SKIP.
 
 use metallic::cuda::default_device;
 use metallic::cuda::ops::matmul::{matmul_wgmma_tile, wgmma};
@@ -108,6 +110,118 @@ fn every_wgmma_tile_matches_cublas() {
                 if nmse > 5e-5 {
                     failures.push(what);
                 }
+            }
+        }
+    }
+    println!("{runs} runs, {} failed", failures.len());
+    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+}
+
+/// M <= 16 products that the dispatcher runs transposed on the 64x16 tile
+/// (`wgmma::swaps`: D^T = W x^T, a bias along the transposed D's rows),
+/// through `matmul` with the native backend, against cuBLAS: bias, alpha,
+/// beta with C, SiLU, f32 output, and a strided (column-sliced) D.
+#[test]
+fn transposed_small_m_products_match_cublas() {
+    let Some(gpu) = default_device() else {
+        println!("SKIP: no CUDA device");
+        return;
+    };
+    if !wgmma::supported(&gpu) {
+        println!("SKIP: {} is not sm_90a", gpu.name());
+        return;
+    }
+    let dev = Device::Cuda(gpu.clone());
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    // (m, n, k, bias, beta, silu, f32 out, D a column slice of a wider
+    // buffer)
+    let cases = [
+        (1, 4608, 3584, false, false, false, false, false),
+        (1, 520, 264, true, false, false, false, false),
+        (5, 300, 1000, true, true, false, false, false),
+        (16, 200, 2048, false, false, true, true, false),
+        (8, 1000, 512, true, false, false, false, true),
+        (3, 77, 72, true, true, true, false, true),
+    ];
+    for dt in [DType::BF16, DType::F16] {
+        for (i, &(m, n, k, bias, beta, silu, f32_out, sliced)) in cases.iter().enumerate() {
+            let seed = 101 + i as u64;
+            let make = |r: usize, c: usize, s: u64| {
+                Tensor::from_f32(&random(r * c, s), &[r, c])
+                    .and_then(|t| t.to_dtype(dt))
+                    .and_then(|t| t.to_device(&dev))
+                    .unwrap()
+            };
+            let x = make(m, k, seed);
+            let w = make(n, k, seed + 7);
+            let b = bias.then(|| {
+                Tensor::from_f32(&random(n, seed + 3), &[n])
+                    .and_then(|t| t.to_device(&dev))
+                    .unwrap()
+            });
+            let out_dt = if f32_out { DType::F32 } else { dt };
+            // D (and C, when beta is set) start as the same random values
+            // in both runs: beta reads them, and a kernel that skipped an
+            // element would leave a value cuBLAS's run overwrote.
+            let width = if sliced { n + 24 } else { n };
+            let init = Tensor::from_f32(&random(m * width, seed + 11), &[m, width])
+                .and_then(|t| t.to_dtype(out_dt))
+                .unwrap();
+            let y = init.to_device(&dev).unwrap();
+            let y_ref = init.to_device(&dev).unwrap();
+            let view = |t: &Tensor| {
+                if sliced {
+                    t.narrow(1, 8, n).unwrap()
+                } else {
+                    t.clone()
+                }
+            };
+            let (yv, yv_ref) = (view(&y), view(&y_ref));
+            let p = |backend| Matmul {
+                alpha: if bias { 0.5 } else { 1.0 },
+                beta: if beta { 0.75 } else { 0.0 },
+                bias: b.as_ref(),
+                activation: if silu {
+                    Activation::Silu
+                } else {
+                    Activation::None
+                },
+                backend,
+                ..Default::default()
+            };
+            let wt = w.t().unwrap();
+            let ours = Matmul {
+                c: beta.then_some(&yv),
+                ..p(MatmulBackend::Native)
+            };
+            let problem = metallic::ops::matmul::validate(&x, &wt, &yv, &ours).unwrap();
+            assert!(
+                wgmma::swaps(&problem, &gpu),
+                "case {i}: {m}x{n}x{k} is not run transposed"
+            );
+            matmul(&x, &wt, &yv, &ours).unwrap();
+            let theirs = Matmul {
+                c: beta.then_some(&yv_ref),
+                ..p(MatmulBackend::Vendor)
+            };
+            matmul(&x, &wt, &yv_ref, &theirs).unwrap();
+            let (got, want) = (y.to_vec_f32().unwrap(), y_ref.to_vec_f32().unwrap());
+            let (mut err, mut norm) = (0.0f64, 0.0f64);
+            for (g, w) in got.iter().zip(&want) {
+                err += ((g - w) as f64).powi(2);
+                norm += (*w as f64).powi(2);
+            }
+            let nmse = if got.iter().all(|v| v.is_finite()) {
+                err / norm.max(1e-30)
+            } else {
+                f64::INFINITY
+            };
+            let what = format!("{dt} case {i} {m}x{n}x{k} bias {bias} beta {beta} silu {silu} out {out_dt} sliced {sliced}: nmse {nmse:.1e}");
+            println!("{what}");
+            runs += 1;
+            if nmse > 5e-5 {
+                failures.push(what);
             }
         }
     }

@@ -587,7 +587,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         // The common epilogue, where every row of D starts 16-byte aligned
         // and N is a multiple of 8 (the threads' stores are 16 bytes, and
         // TMA needs the same alignment): see below.
-        const bool direct = !partial && e.beta == 0.0f && e.act == ACT_NONE && e.d_dtype == GEMM_DT &&
+        const bool direct = !partial && e.beta == 0.0f && e.act == ACT_NONE && e.d_dtype == GEMM_DT && !e.bias_rows &&
                             e.d.cs == 1 && !(((u64)d + 2 * e.d.off) & 15) && !((e.d.rs | e.d.bs) & 7) && !(N & 7);
         // Zeroed once: every unit's first k step overwrites them (the host
         // plans no empty K share).

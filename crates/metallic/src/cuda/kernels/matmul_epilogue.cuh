@@ -1,7 +1,8 @@
 // The matmul epilogue, shared by every CUDA matmul kernel (matmul.cu's SIMT
 // GEMM and epilogue pass, gemm_mma.cu's and gemm_wgmma.cu's tensor-core GEMMs).
 //
-// Epilogue order as the op defines it (cuBLASLt's): v = alpha * acc + bias[n];
+// Epilogue order as the op defines it (cuBLASLt's): v = alpha * acc + bias[n]
+// (bias[m] where bias_rows: a product run transposed, D^T = B^T A^T);
 // v += beta * C (only when beta != 0, so a NaN C is never read); activation;
 // one rounding to D's dtype. C may be D itself: each element is read and then
 // written by the same thread.
@@ -20,7 +21,7 @@ struct Epilogue {
     Operand c, d;
     i64 bias_off, bias_stride;
     float alpha, beta;
-    int act, has_bias, c_dtype, d_dtype, bias_dtype, pad;
+    int act, has_bias, c_dtype, d_dtype, bias_dtype, bias_rows;
 };
 
 __device__ __forceinline__ float activate(int act, float x) {
@@ -35,7 +36,7 @@ __device__ __forceinline__ float activate(int act, float x) {
 __device__ __forceinline__ void epilogue_store(const Epilogue& e, const void* c, void* d, const void* bias, i64 z,
                                                i64 m, i64 n, float acc) {
     float v = e.alpha * acc;
-    if (e.has_bias) v += load_f32(bias, e.bias_dtype, e.bias_off + n * e.bias_stride);
+    if (e.has_bias) v += load_f32(bias, e.bias_dtype, e.bias_off + (e.bias_rows ? m : n) * e.bias_stride);
     if (e.beta != 0.0f) v += e.beta * load_f32(c, e.c_dtype, e.c.off + z * e.c.bs + m * e.c.rs + n * e.c.cs);
     store_f32(d, e.d_dtype, e.d.off + z * e.d.bs + m * e.d.rs + n * e.d.cs, activate(e.act, v));
 }
@@ -51,7 +52,11 @@ __device__ __forceinline__ void epilogue_pair(const Epilogue& e, const void* c, 
         return;
     }
     float v0 = e.alpha * acc0, v1 = e.alpha * acc1;
-    if (e.has_bias) {
+    if (e.has_bias && e.bias_rows) {
+        const float b = load_f32(bias, e.bias_dtype, e.bias_off + m * e.bias_stride);
+        v0 += b;
+        v1 += b;
+    } else if (e.has_bias) {
         v0 += load_f32(bias, e.bias_dtype, e.bias_off + n * e.bias_stride);
         v1 += load_f32(bias, e.bias_dtype, e.bias_off + (n + 1) * e.bias_stride);
     }

@@ -145,7 +145,8 @@ struct Epilogue {
     c_dtype: i32,
     d_dtype: i32,
     bias_dtype: i32,
-    pad: i32,
+    /// The bias runs along D's rows (a product run transposed).
+    bias_rows: i32,
 }
 
 const _: () = assert!(std::mem::size_of::<Epilogue>() == 112);
@@ -244,7 +245,7 @@ fn epilogue(p: &MatmulProblem, ops: &Operands, ch: &Chunk) -> Result<Epilogue> {
         c_dtype: dtype_code(OP, p.c.as_ref().map_or(p.d.dtype, |c| c.dtype))?,
         d_dtype: dtype_code(OP, p.d.dtype)?,
         bias_dtype,
-        pad: 0,
+        bias_rows: 0,
     })
 }
 
@@ -257,8 +258,63 @@ fn i32_dim(what: &str, v: usize) -> Result<i32> {
     })
 }
 
+/// `p` transposed: D^T = B^T A^T (B^T the new A, A^T the new B, D^T and
+/// C^T the new D and C, a bias of D's columns along the new D's rows).
+fn transposed(p: &MatmulProblem) -> MatmulProblem {
+    let t = |v: &MatView| MatView {
+        row_stride: v.col_stride,
+        col_stride: v.row_stride,
+        ..v.clone()
+    };
+    MatmulProblem {
+        batch_shape: p.batch_shape.clone(),
+        m: p.n,
+        n: p.m,
+        k: p.k,
+        a: t(&p.b),
+        b: t(&p.a),
+        c: p.c.as_ref().map(t),
+        c_is_d: p.c_is_d,
+        d: t(&p.d),
+        alpha: p.alpha,
+        beta: p.beta,
+        bias_dtype: p.bias_dtype,
+        activation: p.activation,
+    }
+}
+
+/// An M <= 16 product on the wgmma GEMM transposed (`wgmma::swaps`):
+/// `Ok(false)` where the kernel does not take it (the caller runs it as
+/// it is).
+fn run_transposed(p: &MatmulProblem, x: &Ptrs, ops: &Operands) -> Result<bool> {
+    let pt = transposed(p);
+    let xt = Ptrs {
+        dev: x.dev.clone(),
+        a: x.b,
+        b: x.a,
+        c: x.c,
+        d: x.d,
+        bias: x.bias,
+    };
+    let chs = chunks(&pt);
+    let [ch] = chs.as_slice() else {
+        return Ok(false);
+    };
+    let e = Epilogue {
+        bias_rows: 1,
+        ..epilogue(&pt, ops, ch)?
+    };
+    wgmma::run(&pt, &xt, ch, &e, Some(wgmma::TILE_64X16X64_OCC1))
+}
+
 pub fn run(kernel: MatmulKernel, p: &MatmulProblem, ops: &Operands) -> Result<()> {
     let ptrs = ptrs(ops)?;
+    if kernel == MatmulKernel::CudaMma
+        && wgmma::swaps(p, &ptrs.dev)
+        && run_transposed(p, &ptrs, ops)?
+    {
+        return Ok(());
+    }
     for ch in chunks(p) {
         if ch.count > 65535 {
             crate::bail!(OP, "batch of {} exceeds one CUDA launch (65535)", ch.count);

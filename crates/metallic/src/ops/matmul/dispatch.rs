@@ -34,7 +34,11 @@ pub enum MatmulKernel {
     /// Ours on CUDA on the tensor cores: f16/bf16 operands, both K-contiguous
     /// (y = x W^T), `mma.sync` with a `cp.async` pipeline, epilogue fused
     /// (`gemm_<dtype>_mma_<BM>x<BN>x<BK>`). Falls back to `CudaNative` when
-    /// the operands' addresses are not 16-byte aligned.
+    /// the operands' addresses are not 16-byte aligned. On Hopper, an
+    /// M <= 16 product whose weight makes at most one 64-row unit per SM
+    /// and needs no K split runs transposed on the wgmma GEMM instead
+    /// (`gemm_<dtype>_wgmma_64x16x64_occ1`, cuda/ops/matmul/wgmma.rs
+    /// `swaps`).
     CudaMma,
     /// Ours on CUDA for GGUF block weights: a warp per weight row, blocks
     /// decoded on the fly (`matmul_<type>_warp_row`).

@@ -327,13 +327,13 @@ pub const TILE_64X192X64: WgmmaTile = TILE_64X128X64.sized(64, 192, 3);
 pub const TILE_64X64X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 64, 13);
 pub const TILE_64X128X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 128, 8);
 pub const TILE_64X192X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 192, 6);
-/// 64x16 with 20 stages, one block per SM, by name: an M <= 16 product
-/// transposed (the weight's rows as the tile's 64 rows, the activations as
-/// its 16 columns; `gemm_bench --tiles swapped_wgmma_64x16x64_occ1`). On
-/// an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-session10.md)
-/// 7B qkv at M = 1-16 took 13.7-14.2 us against 14.2-15.9 on the `mma.sync`
-/// tile, level on the 7B gate+up, down and lm_head products, slower on 0.5B
-/// gate+up (152 units) and the batched attention products.
+/// 64x16 with 20 stages, one block per SM: an M <= 16 product transposed
+/// (the weight's rows as the tile's 64 rows, the activations as its 16
+/// columns), where `swaps` takes it. On an H200 (bench/results/
+/// 2026-11-27-nvidia-h200-gemm-bench-session10.md) 7B qkv at M = 1-16 took
+/// 13.7-14.2 us against 14.2-15.9 on the `mma.sync` tile, level on the 7B
+/// gate+up, down and lm_head products, slower on 0.5B gate+up (152 units)
+/// and the batched attention products.
 pub const TILE_64X16X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 16, 20);
 
 pub const TILES: [WgmmaTile; 23] = [
@@ -805,6 +805,26 @@ fn prefer_shared(dev: &CudaDevice, module: &Module, name: &str) -> Result<()> {
 /// Whether `dev` runs the wgmma kernel (Hopper, compiled for sm_90a).
 pub fn supported(dev: &CudaDevice) -> bool {
     dev.arch() == "sm_90a"
+}
+
+/// Whether an M <= 16 product runs transposed on TILE_64X16X64_OCC1 (D^T =
+/// W x^T: the weight's rows as the tile's 64, the activations as its 16
+/// columns) instead of the `mma.sync` tile: on Hopper, one batch, the
+/// tensor-core layout, at most one 64-row unit per SM and no K split. On
+/// an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-session10.md,
+/// alternating with the build before) that took 7B qkv (72 units, unsplit)
+/// from 14.2-16.0 to 13.8-14.4 us back to back; where it split K (7B down,
+/// 56 units in 2 splits, 0.5B down, 14 in 8) it was 3% slower to 10%
+/// faster, with more units (0.5B gate+up, 152) or batches (the attention
+/// products) slower.
+pub fn swaps(p: &MatmulProblem, dev: &CudaDevice) -> bool {
+    let sms = dev.multiprocessors();
+    supported(dev)
+        && p.m <= 16
+        && p.batch() == 1
+        && crate::ops::matmul::mma_fits(p)
+        && p.n.div_ceil(TILE_64X16X64_OCC1.bm) <= sms
+        && plan((p.n, p.m, p.k, 1), sms, Some(TILE_64X16X64_OCC1)).1 == 1
 }
 
 /// Runs the chunk on the wgmma GEMM; `Ok(false)` when the device or the
