@@ -26,6 +26,22 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Squared error of `got` over the squared norm of `want` (infinite where
+/// `got` holds a non-finite value).
+fn nmse(got: &Tensor, want: &Tensor) -> f64 {
+    let (got, want) = (got.to_vec_f32().unwrap(), want.to_vec_f32().unwrap());
+    let (mut err, mut norm) = (0.0f64, 0.0f64);
+    for (g, w) in got.iter().zip(&want) {
+        err += ((g - w) as f64).powi(2);
+        norm += (*w as f64).powi(2);
+    }
+    if got.iter().all(|v| v.is_finite()) {
+        err / norm.max(1e-30)
+    } else {
+        f64::INFINITY
+    }
+}
+
 #[test]
 fn every_wgmma_tile_matches_cublas() {
     let Some(gpu) = default_device() else {
@@ -90,17 +106,7 @@ fn every_wgmma_tile_matches_cublas() {
                 let wt = w.t().unwrap();
                 matmul_wgmma_tile(&x, &wt, &y, &p(MatmulBackend::Native), tile).unwrap();
                 matmul(&x, &wt, &y_ref, &p(MatmulBackend::Vendor)).unwrap();
-                let (got, want) = (y.to_vec_f32().unwrap(), y_ref.to_vec_f32().unwrap());
-                let (mut err, mut norm) = (0.0f64, 0.0f64);
-                for (g, w) in got.iter().zip(&want) {
-                    err += ((g - w) as f64).powi(2);
-                    norm += (*w as f64).powi(2);
-                }
-                let nmse = if got.iter().all(|v| v.is_finite()) {
-                    err / norm.max(1e-30)
-                } else {
-                    f64::INFINITY
-                };
+                let nmse = nmse(&y, &y_ref);
                 let what = format!(
                     "{} batch {batch} (W batched: {w_batched}) {m}x{n}x{k} bias {bias} out {out_dt}: nmse {nmse:.1e}",
                     tile.name(dt)
@@ -206,17 +212,7 @@ fn transposed_small_m_products_match_cublas() {
                 ..p(MatmulBackend::Vendor)
             };
             matmul(&x, &wt, &yv_ref, &theirs).unwrap();
-            let (got, want) = (y.to_vec_f32().unwrap(), y_ref.to_vec_f32().unwrap());
-            let (mut err, mut norm) = (0.0f64, 0.0f64);
-            for (g, w) in got.iter().zip(&want) {
-                err += ((g - w) as f64).powi(2);
-                norm += (*w as f64).powi(2);
-            }
-            let nmse = if got.iter().all(|v| v.is_finite()) {
-                err / norm.max(1e-30)
-            } else {
-                f64::INFINITY
-            };
+            let nmse = nmse(&y, &y_ref);
             let what = format!("{dt} case {i} {m}x{n}x{k} bias {bias} beta {beta} silu {silu} out {out_dt} sliced {sliced}: nmse {nmse:.1e}");
             println!("{what}");
             runs += 1;
