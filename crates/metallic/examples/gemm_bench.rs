@@ -220,13 +220,12 @@ fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem
                 t.name(problem.a.dtype)
             }
         }
+        // Transposed, unsplit (`swaps` takes only products that need no split).
         MatmulKernel::CudaMma if wgmma::swaps(problem, dev) => {
-            let tile = wgmma::TILE_64X16X64_OCC1;
-            let (t, splits) = wgmma::plan((n, m, k, batch), dev.multiprocessors(), Some(tile));
-            match splits {
-                1 => format!("{} transposed", t.name(problem.a.dtype)),
-                _ => format!("{} transposed split {splits}", t.name(problem.a.dtype)),
-            }
+            format!(
+                "{} transposed",
+                wgmma::TILE_64X16X64_OCC1.name(problem.a.dtype)
+            )
         }
         MatmulKernel::CudaMma if m <= 16 => {
             let (t, splits) = mma::small_m_tile((m, n, k, batch), dev.multiprocessors());
