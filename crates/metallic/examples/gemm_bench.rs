@@ -4,7 +4,7 @@
 //! batch 14 and 28 heads of dim 64 and 128, M 1 and 512); f16/bf16 in and
 //! out, and f32 (exact, no TF32) on a shorter list.
 //!
-//! `cargo run --release --example gemm_bench -- [--quick] [--dtype bf16|f16|f32|both|all] [--reps N] [--tiles 128x128x32,wgmma_128x256x64,..] [--only LABEL,..] [--ms M,..]`
+//! `cargo run --release --example gemm_bench -- [--quick] [--warm] [--dtype bf16|f16|f32|both|all] [--reps N] [--tiles 128x128x32,wgmma_128x256x64,..] [--only LABEL,..] [--ms M,..]`
 //!
 //! `--only` keeps the shapes whose label contains one of the given strings
 //! (`square`, `7B down`, `attn`, ..) and `--ms` replaces the list of M: a
@@ -21,17 +21,30 @@
 //! weight as the tile's rows, D written through a transposed view).
 //!
 //! Method (shared/.../METHOD.md): CUDA events on the device's stream, a
-//! warm-up, the median of `--reps` (default 50) single calls, inputs rotated
-//! over enough copies to exceed L2, every timed call (ours and cuBLAS) on
-//! the next copy (so the weight stream comes from HBM, as in a real model,
-//! and no call finds the previous call's inputs in L2), the order of the
-//! calls rotating from one repetition to the next, every result checked against cuBLAS on the first and
-//! last rows. Ours runs through the public `matmul` op (`MatmulBackend::Native`,
-//! so its host cost of validation and dispatch is in the time); cuBLAS is
-//! called directly (`cublasGemmEx`, bf16/f16 out). The ceilings are measured
-//! in the same run: a device-to-device copy (bytes read + written) and
-//! cuBLAS on 8192^3; "% roof" is the larger of flops / that rate and
-//! minimal bytes / copy bandwidth, over our time.
+//! warm-up, the median of `--reps` (default 50) single calls, the order of
+//! the calls rotating from one repetition to the next, every result checked
+//! against cuBLAS on the first and last rows (ours into a poisoned output).
+//! Each call starts as it would in a model, after other kernels:
+//! - inputs and output rotate over enough sets to exceed L2, every timed
+//!   call (ours and cuBLAS) on the next set, so the weights come from HBM
+//!   and no call finds what the call before it read or wrote in L2;
+//! - before each call, a read of twice L2's size and a kernel of about 8k
+//!   instructions run on every SM evict the call before's data and code
+//!   from L2 and from the SMs' instruction caches (`--warm` leaves them
+//!   out: a kernel then finds its code cached when it ran two calls
+//!   before, which made our 7B attention product read 13 us where after
+//!   other kernels it takes 16);
+//! - each repetition is queued behind a kernel that holds the stream until
+//!   the host has queued it all, so a call's time is the device's, with no
+//!   wait on the host inside it (a line starting `#` says where the host was
+//!   slower than the hold).
+//!
+//! Ours runs through the public `matmul` op (`MatmulBackend::Native`, its
+//! host cost of validation and dispatch in "host us"); cuBLAS is called
+//! directly (`cublasGemmEx`, bf16/f16 out). The ceilings are measured in the
+//! same run: a device-to-device copy (bytes read + written) and cuBLAS on
+//! 8192^3; "% roof" is the larger of flops / that rate and minimal bytes /
+//! copy bandwidth, over our time.
 //!
 //! Two more columns per row: "host us", the host time to queue one call
 //! (median; ours through the `matmul` op, cuBLAS's `cublasGemmEx`), and
@@ -40,7 +53,7 @@
 //! the host runs ahead; where the host is slower than the device, as
 //! cuBLAS's host path is on the smallest shapes, it is the host's rate).
 
-use metallic::cuda::bench::{copy_d2d, cublas_xwt_batched, EventPair};
+use metallic::cuda::bench::{copy_d2d, cublas_xwt_batched, hold, EventPair, L2Flush};
 use metallic::cuda::ops::matmul::f32::{self as f32_gemm, F32Tile};
 use metallic::cuda::ops::matmul::wgmma::{self, WgmmaTile};
 use metallic::cuda::ops::matmul::{
@@ -207,6 +220,16 @@ struct Row {
 /// Calls per back-to-back timing.
 const QUEUED: usize = 20;
 
+/// `--warm`: single calls without the flush of L2 and of the instruction
+/// caches before each.
+static WARM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The hold queued before each repetition of single calls: a base and a
+/// margin per call over the host's time to queue one (about 5-15 us with
+/// its two events).
+const HOLD_BASE_US: f64 = 50.0;
+const HOLD_PER_CALL_US: f64 = 40.0;
+
 /// What `MatmulBackend::Native` runs for this problem, by name.
 fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem) -> Res<String> {
     let (_, kernel) = select(problem, MatmulBackend::Native, &Device::Cuda(dev.clone()))?;
@@ -254,9 +277,12 @@ fn run_shape(
     reps: usize,
     tiles: &[Variant],
 ) -> Res<Vec<Row>> {
-    // Input sets rotated so that the ones touched between two uses of a set
-    // exceed L2 (sets of 2 and more always differ from the last one used).
-    let set_bytes = batch * (m * k + n * k) * dtype.block_bytes();
+    // Sets of inputs and output rotated so that the ones touched between two
+    // uses of a set exceed L2 (sets of 2 and more always differ from the
+    // last one used). Each set has its own output, which every call on the
+    // set writes: a call writing where the call before it wrote (still in
+    // L2) would find the lines of its output there.
+    let set_bytes = batch * (m * k + n * k + m * n) * dtype.block_bytes();
     let sets = (3 * L2_BYTES).div_ceil(set_bytes).clamp(2, 16);
     let shape = |r: usize, c: usize| {
         if batch > 1 {
@@ -267,19 +293,20 @@ fn run_shape(
     };
     let mut xs = Vec::new();
     let mut ws = Vec::new();
+    let mut ys = Vec::new();
+    let d = Device::Cuda(dev.clone());
     for s in 0..sets {
         xs.push(pool.tensor(dev, &shape(m, k), dtype, 7919 * s)?);
         ws.push(pool.tensor(dev, &shape(n, k), dtype, 104_729 * s + 13)?);
+        ys.push(Tensor::zeros(&shape(m, n), dtype, &d)?);
     }
-    let d = Device::Cuda(dev.clone());
-    let y_ours = Tensor::zeros(&shape(m, n), dtype, &d)?;
     let y_blas = Tensor::zeros(&shape(m, n), dtype, &d)?;
     let p = Matmul {
         backend: MatmulBackend::Native,
         ..Default::default()
     };
     let wts: Vec<Tensor> = ws.iter().map(|w| w.t()).collect::<Result<_, _>>()?;
-    let problem = validate(&xs[0], &wts[0], &y_ours, &p)?;
+    let problem = validate(&xs[0], &wts[0], &ys[0], &p)?;
     let mut variants: Vec<(String, Option<Variant>)> = vec![(native_label(dev, &problem)?, None)];
     // The small-M tiles (BM 16) are timed at M <= 16, the 64-row wgmma
     // tiles at any M, the others at M >= 64.
@@ -299,30 +326,36 @@ fn run_shape(
         (name, Some(*t))
     }));
     let xts: Vec<Tensor> = xs.iter().map(|x| x.t()).collect::<Result<_, _>>()?;
-    let y_ours_t = y_ours.t()?;
-    let ours_v = |v: Option<Variant>, s: usize| match v {
-        Some(Variant::Swapped(t)) => matmul_wgmma_tile(&ws[s], &xts[s], &y_ours_t, &p, t),
-        None => matmul(&xs[s], &wts[s], &y_ours, &p),
-        Some(Variant::Mma(t)) => matmul_mma_tile(&xs[s], &wts[s], &y_ours, &p, t),
-        Some(Variant::Wgmma(t)) => matmul_wgmma_tile(&xs[s], &wts[s], &y_ours, &p, t),
-        Some(Variant::F32(t)) => matmul_f32_tile(&xs[s], &wts[s], &y_ours, &p, t),
+    // Set s's inputs into `y`.
+    let ours_into = |v: Option<Variant>, s: usize, y: &Tensor| match v {
+        Some(Variant::Swapped(t)) => matmul_wgmma_tile(&ws[s], &xts[s], &y.t()?, &p, t),
+        None => matmul(&xs[s], &wts[s], y, &p),
+        Some(Variant::Mma(t)) => matmul_mma_tile(&xs[s], &wts[s], y, &p, t),
+        Some(Variant::Wgmma(t)) => matmul_wgmma_tile(&xs[s], &wts[s], y, &p, t),
+        Some(Variant::F32(t)) => matmul_f32_tile(&xs[s], &wts[s], y, &p, t),
     };
-    let blas = |s: usize| {
+    let blas_into = |s: usize, y: &Tensor| {
         cublas_xwt_batched(
             dev,
-            (ptr(&xs[s]), ptr(&ws[s]), ptr(&y_blas)),
+            (ptr(&xs[s]), ptr(&ws[s]), ptr(y)),
             (m, n, k),
             batch,
             dtype,
         )
     };
+    // The timed calls: set s's inputs into its own output.
+    let ours_v = |v: Option<Variant>, s: usize| ours_into(v, s, &ys[s]);
+    let blas = |s: usize| blas_into(s, &ys[s]);
     // Check: the first and last rows of both results, for every variant.
     let all_rows = batch * m;
     let rows = all_rows.min(8);
     let mut errs = Vec::new();
-    blas(0)?;
+    blas_into(0, &y_blas)?;
     for v in &variants {
-        ours_v(v.1, 0)?;
+        // Poisoned first: a variant that wrote nothing would otherwise
+        // pass on the previous variant's result.
+        let y_ours = Tensor::full(&shape(m, n), f32::NAN, dtype, &d)?;
+        ours_into(v.1, 0, &y_ours)?;
         let mut err = (0.0f64, 0.0f64);
         for r0 in [0, all_rows - rows] {
             let take = |y: &Tensor| -> Res<Vec<f32>> {
@@ -373,10 +406,36 @@ fn run_shape(
     // The order of the calls rotates from one repetition to the next, so
     // that no variant always runs first (or right after cuBLAS).
     let calls = variants.len() + 1;
+    // Before each timed call, a read of twice L2's size and a kernel with
+    // more code than the SMs' instruction caches hold evict the data and
+    // code of the calls before, as a model's other kernels do between two
+    // calls of one GEMM: a kernel whose code the SMs still hold starts
+    // faster (without the flush, our 7B attention product read 12.6 us
+    // right after itself and 16.4 after other kernels of ours, in one
+    // process; with it, 14.6 and 14.9). `--warm`: no flush.
+    let flush = if WARM.load(std::sync::atomic::Ordering::Relaxed) {
+        None
+    } else {
+        Some(L2Flush::new(dev, 2 * L2_BYTES)?)
+    };
+    // Each repetition is queued behind a kernel that holds the stream for
+    // longer than the host takes to queue it, so that the device runs the
+    // repetition's calls back to back: otherwise an event that starts a
+    // timing is reached while the host is still issuing the call, and the
+    // call's time includes host time (cuBLAS's host path, about 12 us, is
+    // longer than its kernel on the attention products: its 0.5B product
+    // read 11.2 us without the hold and 8.0 with it).
+    let hold_us = HOLD_BASE_US + HOLD_PER_CALL_US * calls as f64;
+    let mut late = 0;
     for i in 0..reps {
+        hold(dev, hold_us)?;
+        let issue = std::time::Instant::now();
         for c in 0..calls {
             let who = (i + c) % calls;
             let s = set();
+            if let Some(f) = &flush {
+                f.run(dev)?;
+            }
             if who == variants.len() {
                 ev_b[i].record_start(dev)?;
                 let t = std::time::Instant::now();
@@ -391,8 +450,16 @@ fn run_shape(
                 ev_o[who][i].record_end(dev)?;
             }
         }
+        if issue.elapsed().as_secs_f64() * 1e6 > hold_us {
+            late += 1;
+        }
     }
     dev.synchronize()?;
+    if late > 0 {
+        println!(
+            "# {label} M = {m}: {late} of {reps} repetitions took the host longer than the {hold_us:.0} us hold"
+        );
+    }
     // Back to back: QUEUED calls between one pair of events, five times.
     let queued = |call: &dyn Fn(usize) -> metallic::Result<()>| -> Res<f64> {
         let evs = (0..5)
@@ -442,7 +509,7 @@ fn run_shape(
             err,
         });
     }
-    drop((xs, ws, wts, y_ours, y_blas));
+    drop((xs, ws, wts, ys, y_blas));
     dev.pool().empty_cache();
     Ok(out)
 }
@@ -552,6 +619,10 @@ fn summary(dev: &CudaDevice, dtype: DType, rows: &[Row], copy_gbs: f64) -> Res<(
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    WARM.store(
+        args.iter().any(|a| a == "--warm"),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let opt = |name: &str| {
         args.iter()
             .position(|a| a == name)

@@ -1,7 +1,8 @@
 //! What kernel benchmarks need from the device beyond the ops: event timing
-//! on the device's stream, a raw device-to-device copy (the bandwidth
-//! ceiling), and cuBLAS called directly (the baseline, without our
-//! wrapper's f32 scratch and epilogue pass). Used by examples/gemm_bench.rs.
+//! on the device's stream, a kernel that holds the stream while the host
+//! queues timed calls, a raw device-to-device copy (the bandwidth ceiling),
+//! and cuBLAS called directly (the baseline, without our wrapper's f32
+//! scratch and epilogue pass). Used by examples/gemm_bench.rs.
 
 use std::ffi::c_void;
 
@@ -9,6 +10,8 @@ use cudarc::cublas::sys as cublas;
 use cudarc::driver::{result as drv, sys};
 
 use super::context::{drv_err, CudaDevice};
+use super::ops::{arg, Module};
+use super::KernelSource;
 use crate::error::{Error, Result};
 use crate::tensor::DType;
 
@@ -60,6 +63,57 @@ impl Drop for EventPair {
             let _ = drv::event::destroy(self.start);
             let _ = drv::event::destroy(self.end);
         }
+    }
+}
+
+pub(crate) static MODULE: Module =
+    Module::new(|| KernelSource::new("bench", &[], include_str!("kernels/bench.cu")));
+
+/// Queues a kernel that keeps the device's stream busy for `us`
+/// microseconds: work queued behind it while it runs then starts without
+/// waiting on the host.
+pub fn hold(dev: &CudaDevice, us: f64) -> Result<()> {
+    let ns = (us * 1e3) as u64;
+    MODULE.launch(dev, "bench_hold", (1, 1, 1), (1, 1, 1), &mut [arg(&ns)])
+}
+
+/// A device buffer that, read whole, evicts what L2 held before, and a
+/// kernel whose code does the same for the SMs' instruction caches.
+pub struct L2Flush {
+    buf: std::sync::Arc<super::CudaStorage>,
+    sink: std::sync::Arc<super::CudaStorage>,
+}
+
+impl L2Flush {
+    /// A buffer of `bytes` (a few times the L2's size), zeroed.
+    pub fn new(dev: &CudaDevice, bytes: usize) -> Result<L2Flush> {
+        Ok(L2Flush {
+            buf: super::CudaStorage::zeros(dev, bytes / 16 * 16)?,
+            sink: super::CudaStorage::zeros(dev, 4)?,
+        })
+    }
+
+    /// Queues a read of the whole buffer, then a kernel whose code fills
+    /// every SM's instruction caches.
+    pub fn run(&self, dev: &CudaDevice) -> Result<()> {
+        let (p, sink) = (self.buf.ptr(), self.sink.ptr());
+        let n = (self.buf.len() / 16) as u64;
+        let key = 1u32;
+        let sms = dev.multiprocessors() as u32;
+        MODULE.launch(
+            dev,
+            "bench_flush",
+            (4 * sms, 1, 1),
+            (512, 1, 1),
+            &mut [arg(&p), arg(&n), arg(&key), arg(&sink)],
+        )?;
+        MODULE.launch(
+            dev,
+            "bench_flush_code",
+            (2 * sms, 1, 1),
+            (32, 1, 1),
+            &mut [arg(&key), arg(&sink)],
+        )
     }
 }
 

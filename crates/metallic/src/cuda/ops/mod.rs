@@ -187,6 +187,7 @@ pub fn all_modules() -> Vec<KernelSource> {
         attention::MODULE.source().clone(),
         matmul::MODULE.source().clone(),
         matmul::QUANT_MODULE.source().clone(),
+        crate::cuda::bench::MODULE.source().clone(),
     ]
     .into_iter()
     .chain(matmul::f32::all_sources())
