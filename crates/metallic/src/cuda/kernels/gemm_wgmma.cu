@@ -119,6 +119,9 @@
 #define EPI_BUFS (CONSUMERS == 2 ? 2 : 1)
 #define EPI_CHUNK 8192
 #define EPI_BYTES (EPI_BUFS * EPI_CHUNK > 64 * EPI_LD * 4 ? EPI_BUFS * EPI_CHUNK : 64 * EPI_LD * 4)
+// After every consumer's staging space: the bias of the common epilogue's
+// current 64-column chunk, per consumer warpgroup (64 floats).
+#define EPI_BIAS 64
 
 #if GEMM_DT == DT_BF16
 #define MMA_TYPE "bf16"
@@ -348,7 +351,8 @@ struct EpiCtx {
     const void* c;
     void* d;
     const void* bias;
-    float* out;  // split-K partials of this unit's split and batch, or null
+    float* bias_s;  // this warpgroup's EPI_BIAS floats of bias
+    float* out;     // split-K partials of this unit's split and batch, or null
     int M, N;
     int m0;  // first row of this warpgroup's rows of the tile
     int n0, z;
@@ -364,9 +368,10 @@ __device__ __forceinline__ void wg_sync(int cw) { asm volatile("bar.sync %0, 128
 // block MHI: the chunk is packed into a staging buffer in the 128-byte
 // swizzle (a lane's pair of columns goes to 16-byte chunk j ^ (row % 8) of
 // its row: the 32 lanes of a warp hit 32 banks), then stored either by one
-// TMA store, which runs on while the warpgroup goes ahead (D described by
-// map_d), or by the warpgroup's threads in 16-byte loads and stores (BN's
-// last chunk where BN is not a multiple of 64, or D not described). A
+// TMA store, which runs on while the warpgroup goes ahead, or by the
+// warpgroup's threads in 16-byte loads and stores (BN's last chunk where BN
+// is not a multiple of 64). D is described by map_d (where the driver
+// refuses D's layout, the general epilogue takes it). A
 // scalar tail for other alignments here made ptxas serialise the wgmma of
 // the main loop (its advisory C7514, which tests/cuda_kernels.rs fails on):
 // they take the general epilogue.
@@ -385,16 +390,29 @@ __device__ __forceinline__ void direct_chunk(const float (&acc)[ACC], const EpiC
         // buffer's, so none may stay pending.
         constexpr int pending = CH == 0 && GEMM_BN % 64 ? 0 : EPI_BUFS - 1;
         if (x.t == 0) tma_store_wait_read<pending>();
+        // The chunk's bias, one column per thread, into shared memory (zero
+        // past N): one load per column in the code, where loading each
+        // thread's columns in the unrolled loop below made every chunk
+        // about 1200 instructions of dtype cases, most of the kernel's text.
+        // Every SM fetches the code it runs when the kernel starts after
+        // others, as in a model: the 7B attention product took 16.4 us with
+        // those 11k instructions and 14.2 with 7k (H200, bench/results/
+        // 2026-11-27-nvidia-h200-gemm-bench-session11-epilogue-code-ab.log).
+        // The previous chunk's readers are past its closing barrier.
+        if (e.has_bias && x.t < width) {
+            const int n = x.n0 + CH * 64 + x.t;
+            x.bias_s[x.t] = n < x.N ? load_f32(x.bias, e.bias_dtype, e.bias_off + n * e.bias_stride) : 0.0f;
+        }
         wg_sync(x.cw);
         const int q = x.c0 / 2;
 #pragma unroll
         for (int jl = 0; jl < width / 8; ++jl) {
             const int j = CH * 8 + jl;
-            const int n = x.n0 + 8 * j + x.c0;
             float b0 = 0.0f, b1 = 0.0f;
-            if (e.has_bias && n < x.N) {
-                b0 = load_f32(x.bias, e.bias_dtype, e.bias_off + n * e.bias_stride);
-                b1 = load_f32(x.bias, e.bias_dtype, e.bias_off + (n + 1) * e.bias_stride);
+            if (e.has_bias) {
+                const float2 b = *(const float2*)(x.bias_s + 8 * jl + x.c0);
+                b0 = b.x;
+                b1 = b.y;
             }
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
@@ -405,7 +423,10 @@ __device__ __forceinline__ void direct_chunk(const float (&acc)[ACC], const EpiC
             }
         }
         const int row0 = x.m0 + MHI * 64, col0 = x.n0 + CH * 64;
-        if (width == 64 && x.d_tma) {
+        // Each chunk's code holds one of the two ways only (an unrolled
+        // kernel's code is what a cold start fetches: at most one 64 x 64
+        // chunk per m64 block has fewer than 64 columns).
+        if constexpr (width == 64) {
             // The threads' writes must be visible to the async proxy.
             asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
             wg_sync(x.cw);
@@ -582,12 +603,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(CONSUMER_REGS));
         const int cw = wg - 1, t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
         float* epi = epi_base + cw * (EPI_BYTES / 4);
+        float* bias_s = epi_base + CONSUMERS * (EPI_BYTES / 4) + cw * EPI_BIAS;
         // Stage 0's descriptors of this warpgroup's A rows and of B.
         const u64 desc_a = smem_desc(sA + WG_MH0(cw) * 64 * 128), desc_b = smem_desc(sB);
         // The common epilogue, where every row of D starts 16-byte aligned
         // and N is a multiple of 8 (the threads' stores are 16 bytes, and
-        // TMA needs the same alignment): see below.
-        const bool direct = !partial && e.beta == 0.0f && e.act == ACT_NONE && e.d_dtype == GEMM_DT && !e.bias_rows &&
+        // TMA needs the same alignment) and D has a tensor map: see below.
+        const bool direct = d_tma && !partial && e.beta == 0.0f && e.act == ACT_NONE && e.d_dtype == GEMM_DT && !e.bias_rows &&
                             e.d.cs == 1 && !(((u64)d + 2 * e.d.off) & 15) && !((e.d.rs | e.d.bs) & 7) && !(N & 7);
         // Zeroed once: every unit's first k step overwrites them (the host
         // plans no empty K share).
@@ -660,6 +682,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
                            c,
                            d,
                            bias,
+                           bias_s,
                            partial ? partial + ((i64)w.split * batch + w.z) * M * N : nullptr,
                            M,
                            N,

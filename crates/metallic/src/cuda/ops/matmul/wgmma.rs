@@ -43,6 +43,9 @@ const fn epi_bytes(consumers: usize) -> usize {
     }
 }
 const ALIGN_SLACK: usize = 1024;
+/// The bias of the common epilogue's 64-column chunk, per consumer
+/// warpgroup (gemm_wgmma.cu EPI_BIAS floats).
+const EPI_BIAS_BYTES: usize = 64 * 4;
 /// Shared memory of one Hopper SM.
 const SMEM_PER_SM: usize = 228 * 1024;
 
@@ -114,7 +117,7 @@ impl WgmmaTile {
 
     pub const fn shared_bytes(&self) -> usize {
         self.stages * (self.bm + self.bn) * BK * 2
-            + self.consumers * epi_bytes(self.consumers)
+            + self.consumers * (epi_bytes(self.consumers) + EPI_BIAS_BYTES)
             + ALIGN_SLACK
     }
 
