@@ -399,27 +399,61 @@ __device__ __forceinline__ void direct_chunk(const float (&acc)[ACC], const EpiC
         // those 11k instructions and 14.2 with 7k (H200, bench/results/
         // 2026-11-27-nvidia-h200-gemm-bench-session11-epilogue-code-ab.log).
         // The previous chunk's readers are past its closing barrier.
-        if (e.has_bias && x.t < width) {
+        const bool plain = e.alpha == 1.0f && !e.has_bias;
+        if (!plain && x.t < width) {
             const int n = x.n0 + CH * 64 + x.t;
-            x.bias_s[x.t] = n < x.N ? load_f32(x.bias, e.bias_dtype, e.bias_off + n * e.bias_stride) : 0.0f;
+            x.bias_s[x.t] =
+                e.has_bias && n < x.N ? load_f32(x.bias, e.bias_dtype, e.bias_off + n * e.bias_stride) : 0.0f;
         }
         wg_sync(x.cw);
         const int q = x.c0 / 2;
+        if constexpr (width == 64) {
+            // A warp's 16 rows x 64 columns are sixteen 8 x 8 matrices of
+            // the accumulator layout (lane l: row l / 4, columns 2 (l % 4)
+            // and one more), p[2 jl + h] the lane's pair of column block jl
+            // in row half h. stmatrix stores four per instruction, lane l
+            // giving the address of row l % 8 of matrix l / 8 (PTX ISA
+            // "stmatrix"): 4 instructions where 4-byte stores took 16, and
+            // no multiply where alpha is 1 without bias (the 7B attention
+            // product after other kernels: 13.6-13.9 us against 14.0, H200,
+            // bench/results/2026-11-27-nvidia-h200-gemm-bench-session11-
+            // stmatrix-ab.log).
+            unsigned p[16];
 #pragma unroll
-        for (int jl = 0; jl < width / 8; ++jl) {
-            const int j = CH * 8 + jl;
-            float b0 = 0.0f, b1 = 0.0f;
-            if (e.has_bias) {
-                const float2 b = *(const float2*)(x.bias_s + 8 * jl + x.c0);
-                b0 = b.x;
-                b1 = b.y;
+            for (int jl = 0; jl < 8; ++jl) {
+                const int i = MHI * (GEMM_BN / 2) + 4 * (CH * 8 + jl);
+                float2 b = make_float2(0.0f, 0.0f);
+                if (!plain) b = *(const float2*)(x.bias_s + 8 * jl + x.c0);
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    p[2 * jl + h] = plain ? pack2(acc[i + 2 * h], acc[i + 2 * h + 1])
+                                          : pack2(e.alpha * acc[i + 2 * h] + b.x, e.alpha * acc[i + 2 * h + 1] + b.y);
             }
+            const int lane = x.t % 32, rr = lane % 8, h = (lane / 8) % 2, jo = lane / 16;
+            const unsigned row = smem_u32(buf) + ((x.r0 & ~15) + 8 * h + rr) * 128;
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int r = x.r0 + 8 * h;
-                const int i = MHI * (GEMM_BN / 2) + 4 * j + 2 * h;
-                *(unsigned*)(buf + r * 128 + ((jl ^ (r & 7)) << 4) + 4 * q) =
-                    pack2(e.alpha * acc[i] + b0, e.alpha * acc[i + 1] + b1);
+            for (int g = 0; g < 4; ++g)
+                asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};" ::"r"(
+                                 row + (((2 * g + jo) ^ rr) << 4)),
+                             "r"(p[4 * g]), "r"(p[4 * g + 1]), "r"(p[4 * g + 2]), "r"(p[4 * g + 3])
+                             : "memory");
+        } else {
+#pragma unroll
+            for (int jl = 0; jl < width / 8; ++jl) {
+                const int j = CH * 8 + jl;
+                float b0 = 0.0f, b1 = 0.0f;
+                if (e.has_bias) {
+                    const float2 b = *(const float2*)(x.bias_s + 8 * jl + x.c0);
+                    b0 = b.x;
+                    b1 = b.y;
+                }
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const int r = x.r0 + 8 * h;
+                    const int i = MHI * (GEMM_BN / 2) + 4 * j + 2 * h;
+                    *(unsigned*)(buf + r * 128 + ((jl ^ (r & 7)) << 4) + 4 * q) =
+                        pack2(e.alpha * acc[i] + b0, e.alpha * acc[i + 1] + b1);
+                }
             }
         }
         const int row0 = x.m0 + MHI * 64, col0 = x.n0 + CH * 64;
