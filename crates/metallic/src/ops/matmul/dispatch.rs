@@ -181,20 +181,19 @@ const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKe
 
 /// Where ours beats cuBLAS under `Auto`, by the benchmark; everything not
 /// listed goes to cuBLAS. Empty for now: on an H200
-/// (bench/results/2026-11-27-nvidia-h200-gemm-bench-session10.md, the three
-/// record runs after the deep 64-row tiles) no class has ours ahead on all
-/// of its shapes. Large (bf16): 8192^3 1.02x, 7B gate+up at M = 512 and
-/// 4096 1.00-1.01x, 7B lm_head at M = 4096 1.00x, 7B down at M = 4096
-/// 1.07-1.08x, but 7B qkv at M = 4096 0.96-0.97x, 7B down at M = 512 0.98x,
-/// 7B lm_head at M = 512 0.98-0.99x, the 0.5B products at M = 4096
-/// 0.97-0.98x. Medium: 0.88-0.91x at worst (the 7B attention product; 0.5B
-/// down at M = 512 0.92-0.94x). Geomean over the shapes with M >= 512:
-/// 0.97-1.00 bf16, 0.98-1.01 f16.
-/// At M = 64 (Small) ours leads on the 7B gate+up and lm_head products
-/// (1.01-1.05x) but not on 7B down (0.96-0.98), qkv (0.96-1.00) or the 0.5B
-/// products (0.92-1.41). At
-/// M <= 16 (Decode) ours is at 0.94-1.05x on the 7B gate+up, down and
-/// lm_head products, 0.73-0.86 on qkv, 0.79-1.21 on the 0.5B weights. A
+/// (bench/results/2026-11-27-nvidia-h200-gemm-bench-session11.md, the final
+/// record, each call after a flush of L2 and of the instruction caches) no
+/// class has ours ahead on all of its shapes. Large (bf16): 8192^3 1.02x,
+/// 7B gate+up at M = 512 and 4096 1.01x, 7B lm_head 1.00-1.01x, 7B down at
+/// M = 4096 1.08x, but 7B qkv 0.93-0.96x, 7B down at M = 512 0.98x, the
+/// 0.5B products at M = 4096 0.97-0.99x. Medium: 0.89x at worst (bf16; the
+/// 7B attention product, 0.80x in f16). Geomean over the shapes with
+/// M >= 512: 0.97 bf16, 0.97 f16 (0.98 and 1.00 without the flush).
+/// At M = 64 (Small, same record) ours leads on the 7B gate+up and lm_head
+/// products (1.03-1.06x) but not on 7B down (0.94), qkv (0.94-0.99) or the
+/// 0.5B products (0.90-1.05). At M <= 16 (Decode) ours is at 0.94-1.03x on
+/// the 7B gate+up, down and lm_head products, 0.79-0.92 on qkv (run
+/// transposed), 0.82-1.00 on the 0.5B weights. A
 /// class goes in (for example
 /// `tuned((9, 0), DType::BF16, ShapeClass::Large, MatmulKernel::CudaWgmma)`)
 /// when a run shows ours at or above 1.00x over all of its shapes. f32
