@@ -28,8 +28,8 @@
 //! - inputs and output rotate over enough sets to exceed L2, every timed
 //!   call (ours and cuBLAS) on the next set, so the weights come from HBM
 //!   and no call finds what the call before it read or wrote in L2;
-//! - before each call, a read of twice L2's size and a kernel of about 8k
-//!   instructions run on every SM evict the call before's data and code
+//! - before each call, a read of twice L2's size and a kernel of about 12k
+//!   instructions run by each scheduler of every SM evict the call before's data and code
 //!   from L2 and from the SMs' instruction caches (`--warm` leaves them
 //!   out: a kernel then finds its code cached when it ran two calls
 //!   before, which made our 7B attention product read 13 us where after

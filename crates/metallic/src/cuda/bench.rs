@@ -107,11 +107,13 @@ impl L2Flush {
             (512, 1, 1),
             &mut [arg(&p), arg(&n), arg(&key), arg(&sink)],
         )?;
+        // Four warps a block, four blocks an SM: each of an SM's four
+        // schedulers (with its own first-level instruction cache) runs it.
         MODULE.launch(
             dev,
             "bench_flush_code",
-            (2 * sms, 1, 1),
-            (32, 1, 1),
+            (4 * sms, 1, 1),
+            (128, 1, 1),
             &mut [arg(&key), arg(&sink)],
         )
     }

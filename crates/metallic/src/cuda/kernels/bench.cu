@@ -28,13 +28,14 @@ extern "C" __global__ void bench_flush(const uint4* p, unsigned long long n, uns
     if (x == key) *sink = x;
 }
 
-// About 8k instructions of straight-line code (four per step: no chain of
-// them folds into fewer), run by every SM: its instruction caches then hold
-// this instead of the code of the call before, as after a model's other
-// kernels. `sink` is written only for the impossible `key`.
+// About 12k instructions (190 KB) of straight-line code (three per step: no
+// chain of them folds into fewer), run by each scheduler of every SM: the
+// instruction caches then hold this instead of the code of the call before,
+// as after a model's other kernels. `sink` is written only for the
+// impossible `key`.
 extern "C" __global__ void bench_flush_code(unsigned key, unsigned* sink) {
     unsigned x = key ^ threadIdx.x;
 #pragma unroll
-    for (int i = 0; i < 2048; ++i) x = (x ^ (x >> 7)) * 0x9e3779b1u + i;
+    for (int i = 0; i < 4096; ++i) x = (x ^ (x >> 7)) * 0x9e3779b1u + i;
     if (x == key) *sink = x;
 }
