@@ -186,9 +186,10 @@ const fn tuned(cc: (i32, i32), dtype: DType, class: ShapeClass, kernel: MatmulKe
 /// class has ours ahead on all of its shapes. Large (bf16): 8192^3 1.02x,
 /// 7B gate+up at M = 512 and 4096 1.01x, 7B lm_head 1.00-1.01x, 7B down at
 /// M = 4096 1.08x, but 7B qkv 0.93-0.96x, 7B down at M = 512 0.98x, the
-/// 0.5B products at M = 4096 0.97-0.99x. Medium: 0.80-0.89x at worst (the
-/// 7B attention product; 0.80-0.82x timed alone). Geomean over the shapes with
-/// M >= 512: 0.97 bf16, 0.97 f16 (0.98 and 1.00 without the flush).
+/// 0.5B products at M = 4096 0.97-0.99x. Medium: 0.79-0.90x at worst (the
+/// attention products; the 7B one 0.80-0.82x timed alone). Geomean over the
+/// shapes with M >= 512: 0.97 bf16, 0.96-0.97 f16 (0.98 and 1.00 without
+/// the flush).
 /// At M = 64 (Small, same record) ours leads on the 7B gate+up and lm_head
 /// products (1.03-1.06x) but not on 7B down (0.94), qkv (0.94-0.99) or the
 /// 0.5B products (0.90-1.05). At M <= 16 (Decode) ours is at 0.94-1.03x on
