@@ -412,7 +412,8 @@ fn run_shape(
     // calls of one GEMM: a kernel whose code the SMs still hold starts
     // faster (without the flush, our 7B attention product read 12.6 us
     // right after itself and 16.4 after other kernels of ours, in one
-    // process; with it, 14.6 and 14.9). `--warm`: no flush.
+    // process; with it, 13.9 and 14.4, the latter after cuBLAS).
+    // `--warm`: no flush.
     let flush = if WARM.load(std::sync::atomic::Ordering::Relaxed) {
         None
     } else {
