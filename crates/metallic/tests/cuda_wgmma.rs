@@ -9,8 +9,8 @@
 //! dispatcher runs transposed on the 64x16 tile, through `matmul`. Needs an
 //! sm_90a GPU; elsewhere it prints SKIP.
 
-use metallic::cuda::default_device;
 use metallic::cuda::ops::matmul::{matmul_wgmma_tile, wgmma};
+use metallic::cuda::{default_device, CudaDevice};
 use metallic::ops::matmul::{matmul, Activation, Matmul, MatmulBackend};
 use metallic::{DType, Device, Tensor};
 
@@ -42,16 +42,70 @@ fn nmse(got: &Tensor, want: &Tensor) -> f64 {
     }
 }
 
-#[test]
-fn every_wgmma_tile_matches_cublas() {
+/// Largest NMSE against cuBLAS that passes (f32 accumulation on both sides,
+/// f16/bf16 output rounding).
+const TOLERANCE: f64 = 5e-5;
+
+/// The runs of a test and the ones that failed; `finish` asserts none did.
+#[derive(Default)]
+struct Tally {
+    runs: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, what: String, nmse: f64) {
+        println!("{what}");
+        self.runs += 1;
+        if nmse > TOLERANCE {
+            self.failures.push(what);
+        }
+    }
+
+    fn finish(self) {
+        println!("{} runs, {} failed", self.runs, self.failures.len());
+        assert!(
+            self.failures.is_empty(),
+            "failing:\n{}",
+            self.failures.join("\n")
+        );
+    }
+}
+
+/// The GPU, where it is sm_90a (otherwise SKIP is printed).
+fn hopper() -> Option<CudaDevice> {
     let Some(gpu) = default_device() else {
         println!("SKIP: no CUDA device");
-        return;
+        return None;
     };
     if !wgmma::supported(&gpu) {
         println!("SKIP: {} is not sm_90a", gpu.name());
-        return;
+        return None;
     }
+    Some(gpu)
+}
+
+/// The cases' parameters: alpha 0.5 where there is a bias, SiLU where asked.
+fn params(bias: Option<&Tensor>, beta: f32, silu: bool, backend: MatmulBackend) -> Matmul<'_> {
+    Matmul {
+        alpha: if bias.is_some() { 0.5 } else { 1.0 },
+        beta,
+        bias,
+        activation: if silu {
+            Activation::Silu
+        } else {
+            Activation::None
+        },
+        backend,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_wgmma_tile_matches_cublas() {
+    let Some(gpu) = hopper() else {
+        return;
+    };
     let dev = Device::Cuda(gpu);
     // (batch, W batched, m, n, k, bias + alpha, f32 out)
     let cases = [
@@ -64,8 +118,7 @@ fn every_wgmma_tile_matches_cublas() {
         // Odd N, long K: split K with partials of odd rows.
         (2, false, 190, 301, 2056, true, false),
     ];
-    let mut failures = Vec::new();
-    let mut runs = 0;
+    let mut tally = Tally::default();
     for tile in wgmma::TILES {
         for dt in [DType::BF16, DType::F16] {
             for (i, &(batch, w_batched, m, n, k, bias, f32_out)) in cases.iter().enumerate() {
@@ -92,17 +145,7 @@ fn every_wgmma_tile_matches_cublas() {
                 let out_dt = if f32_out { DType::F32 } else { dt };
                 let y = Tensor::zeros(&shape(m, n, true), out_dt, &dev).unwrap();
                 let y_ref = Tensor::zeros(&shape(m, n, true), out_dt, &dev).unwrap();
-                let p = |backend| Matmul {
-                    alpha: if bias { 0.5 } else { 1.0 },
-                    bias: b.as_ref(),
-                    activation: if f32_out {
-                        Activation::Silu
-                    } else {
-                        Activation::None
-                    },
-                    backend,
-                    ..Default::default()
-                };
+                let p = |backend| params(b.as_ref(), 0.0, f32_out, backend);
                 let wt = w.t().unwrap();
                 matmul_wgmma_tile(&x, &wt, &y, &p(MatmulBackend::Native), tile).unwrap();
                 matmul(&x, &wt, &y_ref, &p(MatmulBackend::Vendor)).unwrap();
@@ -111,16 +154,11 @@ fn every_wgmma_tile_matches_cublas() {
                     "{} batch {batch} (W batched: {w_batched}) {m}x{n}x{k} bias {bias} out {out_dt}: nmse {nmse:.1e}",
                     tile.name(dt)
                 );
-                println!("{what}");
-                runs += 1;
-                if nmse > 5e-5 {
-                    failures.push(what);
-                }
+                tally.record(what, nmse);
             }
         }
     }
-    println!("{runs} runs, {} failed", failures.len());
-    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+    tally.finish();
 }
 
 /// M <= 16 products that the dispatcher runs transposed on the 64x16 tile
@@ -129,17 +167,11 @@ fn every_wgmma_tile_matches_cublas() {
 /// beta with C, SiLU, f32 output, and a strided (column-sliced) D.
 #[test]
 fn transposed_small_m_products_match_cublas() {
-    let Some(gpu) = default_device() else {
-        println!("SKIP: no CUDA device");
+    let Some(gpu) = hopper() else {
         return;
     };
-    if !wgmma::supported(&gpu) {
-        println!("SKIP: {} is not sm_90a", gpu.name());
-        return;
-    }
     let dev = Device::Cuda(gpu.clone());
-    let mut failures = Vec::new();
-    let mut runs = 0;
+    let mut tally = Tally::default();
     // (m, n, k, bias, beta, silu, f32 out, D a column slice of a wider
     // buffer)
     let cases = [
@@ -184,18 +216,7 @@ fn transposed_small_m_products_match_cublas() {
                 }
             };
             let (yv, yv_ref) = (view(&y), view(&y_ref));
-            let p = |backend| Matmul {
-                alpha: if bias { 0.5 } else { 1.0 },
-                beta: if beta { 0.75 } else { 0.0 },
-                bias: b.as_ref(),
-                activation: if silu {
-                    Activation::Silu
-                } else {
-                    Activation::None
-                },
-                backend,
-                ..Default::default()
-            };
+            let p = |backend| params(b.as_ref(), if beta { 0.75 } else { 0.0 }, silu, backend);
             let wt = w.t().unwrap();
             let ours = Matmul {
                 c: beta.then_some(&yv),
@@ -214,13 +235,8 @@ fn transposed_small_m_products_match_cublas() {
             matmul(&x, &wt, &yv_ref, &theirs).unwrap();
             let nmse = nmse(&y, &y_ref);
             let what = format!("{dt} case {i} {m}x{n}x{k} bias {bias} beta {beta} silu {silu} out {out_dt} sliced {sliced}: nmse {nmse:.1e}");
-            println!("{what}");
-            runs += 1;
-            if nmse > 5e-5 {
-                failures.push(what);
-            }
+            tally.record(what, nmse);
         }
     }
-    println!("{runs} runs, {} failed", failures.len());
-    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+    tally.finish();
 }
