@@ -40,6 +40,10 @@ grep -q "rc=0" "$OUT/matmul-rc" || { echo "matmul op cases failed: stopping"; ex
     # Ours only: racecheck reports cuBLAS's split-K kernels (see gpu_test.sh).
     echo "===== compute-sanitizer racecheck (matmul on cuda-native)"
     METALLIC_OPTEST_TARGET=cuda-native METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
+    # The wgmma tiles themselves (cuda_wgmma's reference is cuBLAS: only our
+    # kernels, by name, are checked).
+    echo "===== compute-sanitizer racecheck (every wgmma tile, our kernels only)"
+    timeout 400 compute-sanitizer --tool racecheck --kernel-name kns=_wgmma_ --error-exitcode 9 --print-limit 20 $B/cuda_wgmma --nocapture 2>&1 | tail -5; echo "rc=$?"
     echo "===== compute-sanitizer memcheck (matmul on cuda, no buffer pool)"
     METALLIC_CUDA_POOL=off METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
     echo "===== compute-sanitizer memcheck (every wgmma tile)"
