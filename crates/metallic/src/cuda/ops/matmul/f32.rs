@@ -36,6 +36,11 @@ pub struct F32Tile {
     pub bk: usize,
     /// TF32 tensor cores instead of exact fp32 FMA.
     pub tf32: bool,
+    /// One block per SM, its registers uncapped (gemm_f32.cu
+    /// GEMM_MIN_BLOCKS 1) instead of two blocks capped at 128 registers.
+    pub one_block: bool,
+    /// The exact kernel's FMAs in the order of gemm_f32.cu GEMM_ZIGZAG.
+    pub zigzag: bool,
 }
 
 impl F32Tile {
@@ -61,7 +66,7 @@ impl F32Tile {
     /// Blocks resident on one SM (gemm_f32.cu MIN_BLOCKS: the register cap
     /// the kernel is compiled for).
     pub const fn blocks_per_sm(&self) -> usize {
-        if self.tf32 && self.bk > 16 {
+        if self.one_block || (self.tf32 && self.bk > 16) {
             1
         } else if self.threads() >= 256 {
             2
@@ -70,10 +75,17 @@ impl F32Tile {
         }
     }
 
-    /// `simt_128x128x8` or `tf32_128x128x16`: the name `--tiles` takes.
+    /// `simt_128x128x8` or `tf32_128x128x16`: the name `--tiles` takes;
+    /// `_b1` marks one block per SM, `z` the zigzag order.
     pub fn suffix(&self) -> String {
         let math = if self.tf32 { "tf32" } else { "simt" };
-        format!("{math}_{}x{}x{}", self.bm, self.bn, self.bk)
+        let variant = match (self.one_block, self.zigzag) {
+            (false, false) => "",
+            (true, false) => "_b1",
+            (false, true) => "_z",
+            (true, true) => "_b1z",
+        };
+        format!("{math}_{}x{}x{}{variant}", self.bm, self.bn, self.bk)
     }
 
     /// `gemm_f32_simt_128x128x8`: the kernels' name without the layout suffix.
@@ -82,7 +94,7 @@ impl F32Tile {
     }
 
     fn source(&self) -> KernelSource {
-        KernelSource::new(
+        let src = KernelSource::new(
             &self.name(),
             &[COMMON, EPILOGUE],
             include_str!("../../kernels/gemm_f32.cu"),
@@ -92,6 +104,12 @@ impl F32Tile {
         .define("GEMM_BN", self.bn)
         .define("GEMM_BK", self.bk)
         .define("GEMM_TF32", u8::from(self.tf32))
+        .define("GEMM_ZIGZAG", u8::from(self.zigzag));
+        if self.one_block {
+            src.define("GEMM_MIN_BLOCKS", 1)
+        } else {
+            src
+        }
     }
 }
 
@@ -101,6 +119,8 @@ pub const SIMT_128X128X8: F32Tile = F32Tile {
     bn: 128,
     bk: 8,
     tf32: false,
+    one_block: false,
+    zigzag: false,
 };
 /// 128x128 with K steps of 16: half the barriers, twice the loads in flight.
 pub const SIMT_128X128X16: F32Tile = F32Tile {
@@ -113,7 +133,7 @@ pub const SIMT_64X64X8: F32Tile = F32Tile {
     bm: 64,
     bn: 64,
     bk: 8,
-    tf32: false,
+    ..SIMT_128X128X8
 };
 /// 8 warps of 64x32 on the TF32 tensor cores.
 pub const TF32_128X128X16: F32Tile = F32Tile {
@@ -121,19 +141,40 @@ pub const TF32_128X128X16: F32Tile = F32Tile {
     bn: 128,
     bk: 16,
     tf32: true,
+    one_block: false,
+    zigzag: false,
 };
 pub const TF32_128X128X32: F32Tile = F32Tile {
     bk: 32,
     ..TF32_128X128X16
 };
 
+/// 128x128x16 at one block (8 warps) per SM with up to 255 registers a
+/// thread, in source order and in the zigzag order. Candidates, run by name
+/// only and not yet timed: compiled for sm_90a, the main loop of `_kk`
+/// shows 286 and 204 register-bank collisions among FMA source operands
+/// the reuse caches do not serve (scripts/sass_stats.py), against 852 for
+/// 128x128x16 at 128 registers and 154 for cuBLAS's SGEMM kernel, whose
+/// issue rate ours trails (2.98 against 3.59 instructions per cycle; 16% of
+/// our stalls are dispatch stalls against its 4%).
+pub const SIMT_128X128X16_B1: F32Tile = F32Tile {
+    one_block: true,
+    ..SIMT_128X128X16
+};
+pub const SIMT_128X128X16_B1Z: F32Tile = F32Tile {
+    zigzag: true,
+    ..SIMT_128X128X16_B1
+};
+
 /// Every tile, for benchmarks and tests that run them by name.
-pub const TILES: [F32Tile; 5] = [
+pub const TILES: [F32Tile; 7] = [
     SIMT_128X128X8,
     SIMT_128X128X16,
     SIMT_64X64X8,
     TF32_128X128X16,
     TF32_128X128X32,
+    SIMT_128X128X16_B1,
+    SIMT_128X128X16_B1Z,
 ];
 
 impl std::str::FromStr for F32Tile {
@@ -175,6 +216,8 @@ modules! {
     M_SIMT_64X64X8 = SIMT_64X64X8;
     M_TF32_128X128X16 = TF32_128X128X16;
     M_TF32_128X128X32 = TF32_128X128X32;
+    M_SIMT_128X128X16_B1 = SIMT_128X128X16_B1;
+    M_SIMT_128X128X16_B1Z = SIMT_128X128X16_B1Z;
 }
 
 /// The exact tile for an `m x n` product, `batch` times, on `sms` SMs:
@@ -421,6 +464,16 @@ mod tests {
             assert_eq!(t.suffix().parse::<F32Tile>(), Ok(t));
         }
         assert!("simt_1x1x1".parse::<F32Tile>().is_err());
+    }
+
+    #[test]
+    fn one_block_variants_name_and_occupancy() {
+        assert_eq!(SIMT_128X128X16_B1.suffix(), "simt_128x128x16_b1");
+        assert_eq!(SIMT_128X128X16_B1Z.name(), "gemm_f32_simt_128x128x16_b1z");
+        assert_eq!(SIMT_128X128X16.blocks_per_sm(), 2);
+        assert_eq!(SIMT_128X128X16_B1.blocks_per_sm(), 1);
+        // Half the block slots: 7B qkv at M = 512 (144 tiles) fills 132.
+        assert_eq!(k_splits(&SIMT_128X128X16_B1, (512, 4608, 3584, 1), 132), 1);
     }
 
     #[test]
