@@ -233,8 +233,9 @@ const SM90: (i32, i32) = (9, 0);
 /// On Hopper, f16 and bf16: the wide weights at every M that was measured
 /// (decode through 8192 rows): 7B gate+up 0.98-1.06x (shape means
 /// 1.01-1.03x), 7B lm_head 0.99-1.04x (M = 512: 0.99-1.00), 8192^3
-/// 1.02x. On Hopper, bf16 only: the deep weight at M <= 16 (7B down 0.99-1.06x; in f16 0.94-0.96x at M = 16).
-/// Not in: the deep weight at M > 16 (7B down: 1.02-1.08x at M = 4096 but
+/// 1.02x. On Hopper, bf16 only: the deep weight at M <= 16 (7B down
+/// 0.99-1.06x; in f16 0.94-0.96x at M = 16). Not in: the deep weight at
+/// M > 16 (7B down: 1.02-1.08x at M = 4096 but
 /// 0.97-0.98x at 512, 0.92-0.97x at 64), the small ones (7B qkv
 /// 0.79-1.00x, the 0.5B weights 0.77-1.05x, the attention products
 /// 0.77-0.93x). f32
