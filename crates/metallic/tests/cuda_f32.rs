@@ -16,7 +16,7 @@
 //! index, which lands near 1). Without a CUDA device it prints SKIP.
 
 use metallic::cuda::default_device;
-use metallic::cuda::ops::matmul::{f32 as f32_gemm, matmul_f32_tile};
+use metallic::cuda::ops::matmul::{f32 as f32_gemm, matmul_f32_rows_pipelined, matmul_f32_tile};
 use metallic::ops::matmul::{matmul, Activation, Matmul, MatmulBackend};
 use metallic::{DType, Device, Tensor};
 
@@ -45,6 +45,9 @@ enum Store {
     /// Stored transposed, rows padded to the next multiple of 4 plus 4 (a
     /// K tail inside aligned rows).
     Wide,
+    /// Row-major, rows padded like `Wide`'s (for A: K-contiguous, aligned,
+    /// with a K tail).
+    RowsWide,
 }
 
 struct Case {
@@ -78,7 +81,7 @@ fn operand(
     };
     let (ld, off) = match store {
         Store::Padded => (sc + 3, 1),
-        Store::Wide => (sc.next_multiple_of(4) + 4, 0),
+        Store::Wide | Store::RowsWide => (sc.next_multiple_of(4) + 4, 0),
         _ => (sc, 0),
     };
     let per = sr * ld;
@@ -309,6 +312,66 @@ fn f32_rows_kernel_matches_cublas() {
         if rel > 1e-5 {
             failures.push(what);
         }
+    }
+    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+}
+
+/// The pipelined rows kernel (a candidate, run by name): 128- and
+/// 256-column chunks, K tails in A and W, rows past M, split K, batches and
+/// the epilogue; refused where A is not K-contiguous and aligned.
+#[test]
+fn f32_rows_pipelined_matches_cublas() {
+    let Some(gpu) = default_device() else {
+        println!("SKIP: no CUDA device");
+        return;
+    };
+    let dev = Device::Cuda(gpu);
+    let cases = [
+        case(1, 300, 1024, Store::Rows, Store::Trans),
+        case(3, 1000, 64, Store::Rows, Store::Trans),
+        case(5, 77, 100, Store::RowsWide, Store::Wide),
+        case(7, 96, 1021, Store::RowsWide, Store::Wide),
+        case(16, 3584, 18944, Store::Rows, Store::Trans),
+        Case {
+            batch: 14,
+            ..case(1, 4096, 64, Store::Rows, Store::Trans)
+        },
+        Case {
+            batch: 3,
+            b_broadcast: true,
+            alpha: 0.5,
+            beta: Some((1.0, true)),
+            bias: true,
+            act: Activation::Silu,
+            ..case(12, 200, 520, Store::Rows, Store::Trans)
+        },
+        Case {
+            batch: 2,
+            beta: Some((0.25, false)),
+            ..case(16, 70, 3000, Store::RowsWide, Store::Wide)
+        },
+    ];
+    let mut failures = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let rel = compare(&dev, c, 9000 + 100 * i as u64, &|x, w, y, p| {
+            matmul_f32_rows_pipelined(x, w, y, p)
+        });
+        let what = format!(
+            "pipelined f32 rows {}: rel err {rel:.1e} (tol 1e-5)",
+            describe(c)
+        );
+        println!("{what}");
+        if rel > 1e-5 {
+            failures.push(what);
+        }
+    }
+    // A stored transposed (M contiguous): refused.
+    let x = operand(&dev, Store::Trans, None, (2, 600), 1);
+    let w = operand(&dev, Store::Trans, None, (600, 129), 2);
+    let y = Tensor::full(&[2, 129], f32::NAN, DType::F32, &dev).unwrap();
+    let refused = matmul_f32_rows_pipelined(&x, &w, &y, &Matmul::default());
+    if refused.is_ok() {
+        failures.push("A stored transposed was not refused".to_string());
     }
     assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
 }

@@ -294,13 +294,11 @@ pub fn kernel_label(
     sms: usize,
 ) -> String {
     if m <= ROWS_MAX_M && b_k_contiguous {
-        let splits = rows_splits((n, k, batch), sms);
-        let name = format!("gemm_f32_rows_m{}", rows_bound(m));
-        return if splits > 1 {
-            format!("{name} split {splits}")
-        } else {
-            name
-        };
+        return rows_label(
+            format!("gemm_f32_rows_m{}", rows_bound(m)),
+            (n, k, batch),
+            sms,
+        );
     }
     let tile = pick_tile(m, n, batch, sms);
     let splits = k_splits(&tile, (m, n, k, batch), sms);
@@ -308,6 +306,21 @@ pub fn kernel_label(
         format!("{} split {splits}", tile.name())
     } else {
         tile.name()
+    }
+}
+
+/// The name of the pipelined rows kernel for an M <= 16 problem (the
+/// bench's label for `matmul_f32_rows_pipelined`).
+pub fn rows_pipelined_label((m, n, k, batch): (usize, usize, usize, usize), sms: usize) -> String {
+    let kc = if k <= 128 { 128 } else { 256 };
+    let name = format!("gemm_f32_rows_pipe_k{kc}_m{}", rows_bound(m));
+    rows_label(name, (n, k, batch), sms)
+}
+
+fn rows_label(name: String, (n, k, batch): (usize, usize, usize), sms: usize) -> String {
+    match rows_splits((n, k, batch), sms) {
+        1 => name,
+        splits => format!("{name} split {splits}"),
     }
 }
 
@@ -379,7 +392,7 @@ pub(super) fn run(
     let la = layout(x.a, &ch.a, (ch.a.rs, ch.a.cs), ch.count);
     let lb = layout(x.b, &ch.b, (ch.b.cs, ch.b.rs), ch.count);
     if forced.is_none() && p.m <= ROWS_MAX_M && lb == Layout::K {
-        return rows(p, x, ch, e);
+        return rows(p, x, ch, e, None);
     }
     let name = format!("{}_{}", tile.name(), layout_suffix(la, lb));
     let splits = k_splits(&tile, (p.m, p.n, p.k, ch.count), sms);
@@ -416,9 +429,37 @@ pub(super) fn run(
     Ok(())
 }
 
+/// Runs the chunk on the pipelined rows kernel (a candidate run by name
+/// only, gemm_f32_rows.cu `gemm_f32_rows_pipe_k<KC>_m<MR>`): `Ok(false)`
+/// unless M <= 16 and both A and W are K-contiguous with 16-byte aligned
+/// groups of 4.
+pub(super) fn run_rows_pipelined(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    ch: &Chunk,
+    e: &Epilogue,
+) -> Result<bool> {
+    let la = layout(x.a, &ch.a, (ch.a.rs, ch.a.cs), ch.count);
+    let lb = layout(x.b, &ch.b, (ch.b.cs, ch.b.rs), ch.count);
+    if p.m > ROWS_MAX_M || la != Layout::K || lb != Layout::K {
+        return Ok(false);
+    }
+    // 128-column chunks where K fits one: a 256-column chunk would leave
+    // half the lanes or more idle.
+    let kc = if p.k <= 128 { 128 } else { 256 };
+    rows(p, x, ch, e, Some(kc)).map(|()| true)
+}
+
 /// The rows kernel (M <= 16, B K-contiguous and aligned), then the split
-/// sum where K is split.
-fn rows(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
+/// sum where K is split; `pipelined`: the candidate with A copied by
+/// cp.async in chunks of that many columns.
+fn rows(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    ch: &Chunk,
+    e: &Epilogue,
+    pipelined: Option<usize>,
+) -> Result<()> {
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let splits = rows_splits((p.n, p.k, ch.count), x.dev.multiprocessors());
     let total = ch.count * p.m * p.n;
@@ -446,7 +487,10 @@ fn rows(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     let bound = rows_bound(p.m);
     // gemm_f32_rows.cu: 4 W rows per warp, 2 from MR 8 on (twice the warps).
     let threads = if bound >= 8 { 512 } else { 256 };
-    let name = format!("gemm_f32_rows_m{bound}");
+    let name = match pipelined {
+        None => format!("gemm_f32_rows_m{bound}"),
+        Some(kc) => format!("gemm_f32_rows_pipe_k{kc}_m{bound}"),
+    };
     ROWS_MODULE.launch(&x.dev, &name, grid, (threads, 1, 1), &mut a)?;
     if splits > 1 {
         super::sum_splits(p, x, e, (partial, splits), total)?;
@@ -521,6 +565,27 @@ mod tests {
         assert_eq!(k_splits(&t, (512, 512, 64, 1), 132), 1);
         assert_eq!(pick_tile(4096, 4096, 1, 132), SIMT_128X128X16);
         assert_eq!(pick_tile(128, 256, 1, 132), SIMT_64X64X8);
+    }
+
+    #[test]
+    fn rows_labels_name_the_kernel_launched() {
+        assert_eq!(
+            kernel_label((16, 3584, 18944, 1), true, 132),
+            "gemm_f32_rows_m16 split 4"
+        );
+        assert_eq!(
+            rows_pipelined_label((16, 3584, 18944, 1), 132),
+            "gemm_f32_rows_pipe_k256_m16 split 4"
+        );
+        // The attention product: K = 64 fits one 128-column chunk.
+        assert_eq!(
+            rows_pipelined_label((1, 4096, 64, 14), 132),
+            "gemm_f32_rows_pipe_k128_m1"
+        );
+        assert_eq!(
+            rows_pipelined_label((5, 77, 100, 1), 132),
+            "gemm_f32_rows_pipe_k128_m8"
+        );
     }
 
     #[test]
