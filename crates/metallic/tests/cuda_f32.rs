@@ -247,21 +247,14 @@ fn every_f32_tile_matches_cublas() {
     let mut runs = 0;
     for tile in f32_gemm::TILES {
         let tol = if tile.tf32 { 3e-3 } else { 1e-5 };
-        for (i, c) in cases.iter().enumerate() {
-            let rel = compare(&dev, c, 100 * i as u64, &|x, w, y, p| {
-                matmul_f32_tile(x, w, y, p, tile)
-            });
-            let what = format!(
-                "{} {}: rel err {rel:.1e} (tol {tol:.0e})",
-                tile.name(),
-                describe(c)
-            );
-            println!("{what}");
-            runs += 1;
-            if rel > tol {
-                failures.push(what);
-            }
-        }
+        failures.extend(failures_against_cublas(
+            &dev,
+            &cases,
+            (0, tol),
+            &tile.name(),
+            &|x, w, y, p| matmul_f32_tile(x, w, y, p, tile),
+        ));
+        runs += cases.len();
     }
     println!("{runs} runs, {} failed", failures.len());
     assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
@@ -284,6 +277,24 @@ fn f32_rows_kernel_matches_cublas() {
         case(7, 96, 1021, Store::Rows, Store::Wide),
         case(16, 3584, 18944, Store::Rows, Store::Trans),
         case(5, 40, 4100, Store::Padded, Store::Trans),
+    ]
+    .into_iter()
+    .chain(rows_epilogue_cases(Store::Rows, Store::Wide))
+    .collect::<Vec<_>>();
+    let failures = failures_against_cublas(
+        &dev,
+        &cases,
+        (7000, 1e-5),
+        "Native f32 rows",
+        &|x, w, y, p| matmul(x, w, y, p),
+    );
+    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+}
+
+/// The M <= 16 cases with a batch and the epilogue: B broadcast, alpha,
+/// C = D, bias and SiLU; then a separate C, with A and W stored as given.
+fn rows_epilogue_cases(a: Store, b: Store) -> [Case; 2] {
+    [
         Case {
             batch: 3,
             b_broadcast: true,
@@ -296,24 +307,31 @@ fn f32_rows_kernel_matches_cublas() {
         Case {
             batch: 2,
             beta: Some((0.25, false)),
-            ..case(16, 70, 3000, Store::Rows, Store::Wide)
+            ..case(16, 70, 3000, a, b)
         },
-    ];
+    ]
+}
+
+/// Runs each case through `ours` and cuBLAS (inputs from seed + 100 i for
+/// case i); prints each and returns those whose relative L2 error exceeds
+/// `tol`.
+fn failures_against_cublas(
+    dev: &Device,
+    cases: &[Case],
+    (seed, tol): (u64, f64),
+    what: &str,
+    ours: &dyn Fn(&Tensor, &Tensor, &Tensor, &Matmul) -> metallic::Result<()>,
+) -> Vec<String> {
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
-        let rel = compare(&dev, c, 7000 + 100 * i as u64, &|x, w, y, p| {
-            matmul(x, w, y, p)
-        });
-        let what = format!(
-            "Native f32 rows {}: rel err {rel:.1e} (tol 1e-5)",
-            describe(c)
-        );
-        println!("{what}");
-        if rel > 1e-5 {
-            failures.push(what);
+        let rel = compare(dev, c, seed + 100 * i as u64, ours);
+        let line = format!("{what} {}: rel err {rel:.1e} (tol {tol:.0e})", describe(c));
+        println!("{line}");
+        if rel > tol {
+            failures.push(line);
         }
     }
-    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+    failures
 }
 
 /// The pipelined rows kernel (a candidate, run by name): 128- and
@@ -336,35 +354,17 @@ fn f32_rows_pipelined_matches_cublas() {
             batch: 14,
             ..case(1, 4096, 64, Store::Rows, Store::Trans)
         },
-        Case {
-            batch: 3,
-            b_broadcast: true,
-            alpha: 0.5,
-            beta: Some((1.0, true)),
-            bias: true,
-            act: Activation::Silu,
-            ..case(12, 200, 520, Store::Rows, Store::Trans)
-        },
-        Case {
-            batch: 2,
-            beta: Some((0.25, false)),
-            ..case(16, 70, 3000, Store::RowsWide, Store::Wide)
-        },
-    ];
-    let mut failures = Vec::new();
-    for (i, c) in cases.iter().enumerate() {
-        let rel = compare(&dev, c, 9000 + 100 * i as u64, &|x, w, y, p| {
-            matmul_f32_rows_pipelined(x, w, y, p)
-        });
-        let what = format!(
-            "pipelined f32 rows {}: rel err {rel:.1e} (tol 1e-5)",
-            describe(c)
-        );
-        println!("{what}");
-        if rel > 1e-5 {
-            failures.push(what);
-        }
-    }
+    ]
+    .into_iter()
+    .chain(rows_epilogue_cases(Store::RowsWide, Store::Wide))
+    .collect::<Vec<_>>();
+    let mut failures = failures_against_cublas(
+        &dev,
+        &cases,
+        (9000, 1e-5),
+        "pipelined f32 rows",
+        &|x, w, y, p| matmul_f32_rows_pipelined(x, w, y, p),
+    );
     // A stored transposed (M contiguous): refused.
     let x = operand(&dev, Store::Trans, None, (2, 600), 1);
     let w = operand(&dev, Store::Trans, None, (600, 129), 2);
