@@ -194,13 +194,20 @@ fn case(m: usize, n: usize, k: usize, a: Store, b: Store) -> Case {
     }
 }
 
+/// The GPU as a device (otherwise SKIP is printed).
+fn gpu() -> Option<Device> {
+    let gpu = default_device();
+    if gpu.is_none() {
+        println!("SKIP: no CUDA device");
+    }
+    gpu.map(Device::Cuda)
+}
+
 #[test]
 fn every_f32_tile_matches_cublas() {
-    let Some(gpu) = default_device() else {
-        println!("SKIP: no CUDA device");
+    let Some(dev) = gpu() else {
         return;
     };
-    let dev = Device::Cuda(gpu);
     let cases = [
         // y = x W^T (`_kk`), tails on every side.
         case(300, 520, 264, Store::Rows, Store::Trans),
@@ -257,11 +264,9 @@ fn every_f32_tile_matches_cublas() {
 /// padded to keep them aligned), split K, batches and the epilogue.
 #[test]
 fn f32_rows_kernel_matches_cublas() {
-    let Some(gpu) = default_device() else {
-        println!("SKIP: no CUDA device");
+    let Some(dev) = gpu() else {
         return;
     };
-    let dev = Device::Cuda(gpu);
     let cases = [
         case(1, 300, 1024, Store::Rows, Store::Trans),
         case(2, 129, 600, Store::Trans, Store::Trans),
@@ -331,11 +336,9 @@ fn failures_against_cublas(
 /// the epilogue; refused where A is not K-contiguous and aligned.
 #[test]
 fn f32_rows_pipelined_matches_cublas() {
-    let Some(gpu) = default_device() else {
-        println!("SKIP: no CUDA device");
+    let Some(dev) = gpu() else {
         return;
     };
-    let dev = Device::Cuda(gpu);
     let cases = [
         case(1, 300, 1024, Store::Rows, Store::Trans),
         case(3, 1000, 64, Store::Rows, Store::Trans),
@@ -373,11 +376,9 @@ fn f32_rows_pipelined_matches_cublas() {
 /// must never hand an f32 problem to TF32 silently.
 #[test]
 fn tf32_rounds_and_the_exact_path_does_not() {
-    let Some(gpu) = default_device() else {
-        println!("SKIP: no CUDA device");
+    let Some(dev) = gpu() else {
         return;
     };
-    let dev = Device::Cuda(gpu);
     let (m, n, k) = (256, 256, 512);
     let x = operand(&dev, Store::Rows, None, (m, k), 7);
     let w = operand(&dev, Store::Trans, None, (k, n), 8);

@@ -357,6 +357,11 @@ pub fn matmul_mma_tile(
     )
 }
 
+/// Whether A and B are both f32 (what the f32 GEMMs take).
+fn f32_operands(p: &MatmulProblem) -> bool {
+    p.a.dtype == DType::F32 && p.b.dtype == DType::F32
+}
+
 /// `matmul` forced onto the f32 GEMM with a given tile, exact or TF32
 /// (benchmarks and tests run the variants by name); errors unless A and B
 /// are f32.
@@ -369,9 +374,7 @@ pub fn matmul_f32_tile(
 ) -> Result<()> {
     forced_tile(
         (a, b, d, params),
-        ("the f32 GEMM", |p| {
-            p.a.dtype == DType::F32 && p.b.dtype == DType::F32
-        }),
+        ("the f32 GEMM", f32_operands),
         "unreachable: the f32 GEMM takes every layout",
         |p, x, ch, e| f32::run(p, x, ch, e, Some(tile)).map(|()| true),
     )
@@ -388,9 +391,7 @@ pub fn matmul_f32_rows_pipelined(
 ) -> Result<()> {
     forced_tile(
         (a, b, d, params),
-        ("the f32 rows kernel", |p| {
-            p.a.dtype == DType::F32 && p.b.dtype == DType::F32
-        }),
+        ("the f32 rows kernel", f32_operands),
         "the pipelined f32 rows kernel takes M <= 16 with A and W K-contiguous and 16-byte aligned",
         f32::run_rows_pipelined,
     )
