@@ -19,8 +19,6 @@
 //! TF32 tensor-core variant (f32 rows). `swapped_wgmma_BMxBNx64` runs the
 //! product transposed on a Hopper tile where M <= 16 (D^T = W x^T: the
 //! weight as the tile's rows, D written through a transposed view).
-//! `rows_pipe` runs the pipelined f32 rows kernel where M <= 16 (a
-//! candidate against the dispatcher's rows kernel).
 //!
 //! Method (shared/.../METHOD.md): CUDA events on the device's stream, a
 //! warm-up, the median of `--reps` (default 50) single calls, the order of
@@ -59,8 +57,7 @@ use metallic::cuda::bench::{copy_d2d, cublas_xwt_batched, hold, EventPair, L2Flu
 use metallic::cuda::ops::matmul::f32::{self as f32_gemm, F32Tile};
 use metallic::cuda::ops::matmul::wgmma::{self, WgmmaTile};
 use metallic::cuda::ops::matmul::{
-    matmul_f32_rows_pipelined, matmul_f32_tile, matmul_mma_tile, matmul_wgmma_tile, mma,
-    mma::MmaTile,
+    matmul_f32_tile, matmul_mma_tile, matmul_wgmma_tile, mma, mma::MmaTile,
 };
 use metallic::cuda::CudaDevice;
 use metallic::ops::matmul::{matmul, select, validate, Matmul, MatmulBackend, MatmulKernel};
@@ -175,23 +172,19 @@ enum Variant {
     /// as the tile's rows, the M <= 16 activations as its columns, D
     /// written through a transposed view), for M <= 16.
     Swapped(WgmmaTile),
-    /// `rows_pipe`: the pipelined f32 rows kernel, for M <= 16.
-    RowsPipelined,
 }
 
 impl Variant {
     /// Whether the variant takes operands of `dtype`.
     fn takes(&self, dtype: DType) -> bool {
-        matches!(self, Variant::F32(_) | Variant::RowsPipelined) == (dtype == DType::F32)
+        matches!(self, Variant::F32(_)) == (dtype == DType::F32)
     }
 }
 
 impl std::str::FromStr for Variant {
     type Err = String;
     fn from_str(s: &str) -> Result<Variant, String> {
-        if s == "rows_pipe" {
-            Ok(Variant::RowsPipelined)
-        } else if let Some(t) = s.strip_prefix("wgmma_") {
+        if let Some(t) = s.strip_prefix("wgmma_") {
             t.parse().map(Variant::Wgmma)
         } else if let Some(t) = s.strip_prefix("swapped_wgmma_") {
             t.parse().map(Variant::Swapped)
@@ -267,7 +260,7 @@ fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem
         MatmulKernel::CudaMma => mma::pick_tile(m, n, batch).name(problem.a.dtype),
         MatmulKernel::CudaNative if problem.a.dtype == DType::F32 => f32_gemm::kernel_label(
             (m, n, k, batch),
-            problem.b.row_stride == 1,
+            (problem.a.col_stride == 1, problem.b.row_stride == 1),
             dev.multiprocessors(),
         ),
         other => format!("{other:?}"),
@@ -320,7 +313,7 @@ fn run_shape(
     let fits = |t: &Variant| match t {
         Variant::Mma(t) if t.bm == 16 => m <= 16,
         Variant::Wgmma(t) if t.bm == 64 => true,
-        Variant::Swapped(_) | Variant::RowsPipelined => m <= 16,
+        Variant::Swapped(_) => m <= 16,
         _ => m >= 64,
     };
     variants.extend(tiles.iter().filter(|t| t.takes(dtype) && fits(t)).map(|t| {
@@ -329,9 +322,6 @@ fn run_shape(
             Variant::Wgmma(t) => t.name(dtype),
             Variant::F32(t) => t.name(),
             Variant::Swapped(t) => format!("swapped {}", t.name(dtype)),
-            Variant::RowsPipelined => {
-                f32_gemm::rows_pipelined_label((m, n, k, batch), dev.multiprocessors())
-            }
         };
         (name, Some(*t))
     }));
@@ -343,7 +333,6 @@ fn run_shape(
         Some(Variant::Mma(t)) => matmul_mma_tile(&xs[s], &wts[s], y, &p, t),
         Some(Variant::Wgmma(t)) => matmul_wgmma_tile(&xs[s], &wts[s], y, &p, t),
         Some(Variant::F32(t)) => matmul_f32_tile(&xs[s], &wts[s], y, &p, t),
-        Some(Variant::RowsPipelined) => matmul_f32_rows_pipelined(&xs[s], &wts[s], y, &p),
     };
     let blas_into = |s: usize, y: &Tensor| {
         cublas_xwt_batched(

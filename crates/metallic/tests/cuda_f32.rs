@@ -16,7 +16,7 @@
 //! index, which lands near 1). Without a CUDA device it prints SKIP.
 
 use metallic::cuda::default_device;
-use metallic::cuda::ops::matmul::{f32 as f32_gemm, matmul_f32_rows_pipelined, matmul_f32_tile};
+use metallic::cuda::ops::matmul::{f32 as f32_gemm, matmul_f32_tile};
 use metallic::ops::matmul::{matmul, Activation, Matmul, MatmulBackend};
 use metallic::{DType, Device, Tensor};
 
@@ -260,8 +260,11 @@ fn every_f32_tile_matches_cublas() {
 }
 
 /// M <= 16 against a K-contiguous weight: `Native` runs the rows kernel
-/// (gemm_f32_rows_m<MR>); each bound on M, K tails (a weight whose rows are
-/// padded to keep them aligned), split K, batches and the epilogue.
+/// (gemm_f32_rows_k<KC>_m<MR>): each bound on M, 128- and 256-column
+/// chunks, A K-contiguous and aligned (16-byte copies) or not (stored
+/// transposed, padded: element copies, `_s`), K tails in A and W (rows
+/// padded to keep them aligned), rows past M, split K, batches and the
+/// epilogue.
 #[test]
 fn f32_rows_kernel_matches_cublas() {
     let Some(dev) = gpu() else {
@@ -271,12 +274,21 @@ fn f32_rows_kernel_matches_cublas() {
         case(1, 300, 1024, Store::Rows, Store::Trans),
         case(2, 129, 600, Store::Trans, Store::Trans),
         case(3, 1000, 64, Store::Rows, Store::Trans),
+        case(5, 77, 100, Store::RowsWide, Store::Wide),
         case(7, 96, 1021, Store::Rows, Store::Wide),
+        case(7, 96, 1021, Store::RowsWide, Store::Wide),
         case(16, 3584, 18944, Store::Rows, Store::Trans),
         case(5, 40, 4100, Store::Padded, Store::Trans),
+        case(11, 50, 120, Store::Trans, Store::Wide),
+        Case {
+            batch: 14,
+            ..case(1, 4096, 64, Store::Rows, Store::Trans)
+        },
     ]
     .into_iter()
     .chain(rows_epilogue_cases(Store::Rows, Store::Wide))
+    .chain(rows_epilogue_cases(Store::RowsWide, Store::Wide))
+    .chain(rows_epilogue_cases(Store::Padded, Store::Trans))
     .collect::<Vec<_>>();
     let failures = failures_against_cublas(
         &dev,
@@ -329,46 +341,6 @@ fn failures_against_cublas(
         }
     }
     failures
-}
-
-/// The pipelined rows kernel (a candidate, run by name): 128- and
-/// 256-column chunks, K tails in A and W, rows past M, split K, batches and
-/// the epilogue; refused where A is not K-contiguous and aligned.
-#[test]
-fn f32_rows_pipelined_matches_cublas() {
-    let Some(dev) = gpu() else {
-        return;
-    };
-    let cases = [
-        case(1, 300, 1024, Store::Rows, Store::Trans),
-        case(3, 1000, 64, Store::Rows, Store::Trans),
-        case(5, 77, 100, Store::RowsWide, Store::Wide),
-        case(7, 96, 1021, Store::RowsWide, Store::Wide),
-        case(16, 3584, 18944, Store::Rows, Store::Trans),
-        Case {
-            batch: 14,
-            ..case(1, 4096, 64, Store::Rows, Store::Trans)
-        },
-    ]
-    .into_iter()
-    .chain(rows_epilogue_cases(Store::RowsWide, Store::Wide))
-    .collect::<Vec<_>>();
-    let mut failures = failures_against_cublas(
-        &dev,
-        &cases,
-        (9000, 1e-5),
-        "pipelined f32 rows",
-        &|x, w, y, p| matmul_f32_rows_pipelined(x, w, y, p),
-    );
-    // A stored transposed (M contiguous): refused.
-    let x = operand(&dev, Store::Trans, None, (2, 600), 1);
-    let w = operand(&dev, Store::Trans, None, (600, 129), 2);
-    let y = Tensor::full(&[2, 129], f32::NAN, DType::F32, &dev).unwrap();
-    let refused = matmul_f32_rows_pipelined(&x, &w, &y, &Matmul::default());
-    if refused.is_ok() {
-        failures.push("A stored transposed was not refused".to_string());
-    }
-    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
 }
 
 /// The TF32 tiles really round to TF32 (they differ from the exact result by

@@ -10,8 +10,6 @@
 //   GEMM_NAME    kernel name prefix, e.g. gemm_f32_simt_128x128x8 (it encodes the tile)
 //   GEMM_BM, GEMM_BN, GEMM_BK   block tile (BK a multiple of 8)
 //   GEMM_TF32    0 (exact) or 1 (tf32 tensor cores)
-//   GEMM_ZIGZAG  1: the exact kernel's FMAs in the zigzag order (below)
-//   GEMM_MIN_BLOCKS (optional) blocks per SM the registers are capped for
 //
 // Each module holds five kernels, one per operand layout pair, suffixed
 // `_<a><b>`: A is `k` (row-major [M, K], K contiguous), `m` (stored
@@ -69,11 +67,8 @@
 #define THREADS (TX * TY)
 #endif
 // Two 256-thread blocks per SM (at most 128 registers a thread); the TF32
-// tile with K steps of 32 spills under that cap, so it gets one. The host
-// may ask for one (GEMM_MIN_BLOCKS 1: up to 255 registers).
-#if defined(GEMM_MIN_BLOCKS)
-#define MIN_BLOCKS GEMM_MIN_BLOCKS
-#elif GEMM_TF32 && GEMM_BK > 16
+// tile with K steps of 32 spills under that cap, so it gets one.
+#if GEMM_TF32 && GEMM_BK > 16
 #define MIN_BLOCKS 1
 #else
 #define MIN_BLOCKS (THREADS >= 256 ? 2 : 1024 / THREADS / 2)
@@ -261,26 +256,10 @@ __device__ __forceinline__ void multiply_tile(Acc& acc, const float* as, const f
 #pragma unroll
     for (int kk = 0; kk < GEMM_BK; ++kk) {
         if (kk + 1 < GEMM_BK) frag(kk + 1, a[(kk + 1) % 2], b[(kk + 1) % 2]);
-#if GEMM_ZIGZAG
-        // Two columns at a time, rows in groups of 4 visited in a rotating
-        // order: each A value meets two B values back to back and each B
-        // value recurs two FMAs later, the order operand-reuse caches serve.
-#pragma unroll
-        for (int i0 = 0; i0 < 8; i0 += 4)
-#pragma unroll
-            for (int j = 0; j < 8; j += 2)
-#pragma unroll
-                for (int ii = 0; ii < 4; ++ii) {
-                    const int i = i0 + ((ii + (j & 2)) & 3);
-                    acc.c[i][j] = fmaf(a[kk % 2][i], b[kk % 2][j], acc.c[i][j]);
-                    acc.c[i][j + 1] = fmaf(a[kk % 2][i], b[kk % 2][j + 1], acc.c[i][j + 1]);
-                }
-#else
 #pragma unroll
         for (int i = 0; i < 8; ++i)
 #pragma unroll
             for (int j = 0; j < 8; ++j) acc.c[i][j] = fmaf(a[kk % 2][i], b[kk % 2][j], acc.c[i][j]);
-#endif
     }
 }
 

@@ -380,23 +380,6 @@ pub fn matmul_f32_tile(
     )
 }
 
-/// `matmul` on the pipelined f32 rows kernel (a candidate timed by name
-/// against the dispatcher's rows kernel); errors unless M <= 16 and A and
-/// W are K-contiguous with 16-byte aligned rows.
-pub fn matmul_f32_rows_pipelined(
-    a: &crate::tensor::Tensor,
-    b: &crate::tensor::Tensor,
-    d: &crate::tensor::Tensor,
-    params: &crate::ops::matmul::Matmul,
-) -> Result<()> {
-    forced_tile(
-        (a, b, d, params),
-        ("the f32 rows kernel", f32_operands),
-        "the pipelined f32 rows kernel takes M <= 16 with A and W K-contiguous and 16-byte aligned",
-        f32::run_rows_pipelined,
-    )
-}
-
 /// `matmul` forced onto the wgmma GEMM with a given tile (benchmarks time
 /// the variants by name); errors where the device or layout does not fit.
 pub fn matmul_wgmma_tile(

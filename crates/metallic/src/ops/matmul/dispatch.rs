@@ -21,7 +21,7 @@ pub enum MatmulKernel {
     CpuVendor,
     /// Ours on CUDA for float operands on the CUDA cores, epilogue fused,
     /// every layout: f32 operands on the exact fp32 GEMM (never TF32:
-    /// `gemm_f32_rows_m<MR>` for M <= 16 against a K-contiguous weight,
+    /// `gemm_f32_rows_k<KC>_m<MR>` for M <= 16 against a K-contiguous weight,
     /// else `gemm_f32_simt_<BM>x<BN>x<BK>`), other dtype pairs on a simple
     /// tiled one (`gemm_simt_64x64x16_*`).
     CudaNative,

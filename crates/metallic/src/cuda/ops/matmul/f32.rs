@@ -12,10 +12,12 @@
 //!   Never picked by the dispatcher: only by name ([`matmul_f32_tile`]
 //!   (super::matmul_f32_tile), `--tiles tf32_128x128x16`).
 //!
-//! - rows (`gemm_f32_rows_m<MR>`, kernels/gemm_f32_rows.cu): exact, for M
-//!   <= 16 against a K-contiguous weight (y = x W^T): streams W once, A's
-//!   few rows through shared memory, split K where W's rows cannot fill
-//!   the GPU.
+//! - rows (`gemm_f32_rows_k<KC>_m<MR>[_s]`, kernels/gemm_f32_rows.cu):
+//!   exact, for M <= 16 against a K-contiguous weight (y = x W^T): streams
+//!   W once, A's few rows through shared memory in chunks of KC columns,
+//!   copied asynchronously (16 bytes at a time where A is K-contiguous and
+//!   aligned, element by element with `_s`), split K where W's rows cannot
+//!   fill the GPU.
 //!
 //! Each tiled module holds one kernel per operand layout pair (suffix `_kk`, `_kn`,
 //! `_mk`, `_mn`, `_ss`; see the kernel source): an operand contiguous along
@@ -36,11 +38,6 @@ pub struct F32Tile {
     pub bk: usize,
     /// TF32 tensor cores instead of exact fp32 FMA.
     pub tf32: bool,
-    /// One block per SM, its registers uncapped (gemm_f32.cu
-    /// GEMM_MIN_BLOCKS 1) instead of two blocks capped at 128 registers.
-    pub one_block: bool,
-    /// The exact kernel's FMAs in the order of gemm_f32.cu GEMM_ZIGZAG.
-    pub zigzag: bool,
 }
 
 impl F32Tile {
@@ -66,7 +63,7 @@ impl F32Tile {
     /// Blocks resident on one SM (gemm_f32.cu MIN_BLOCKS: the register cap
     /// the kernel is compiled for).
     pub const fn blocks_per_sm(&self) -> usize {
-        if self.one_block || (self.tf32 && self.bk > 16) {
+        if self.tf32 && self.bk > 16 {
             1
         } else if self.threads() >= 256 {
             2
@@ -75,17 +72,10 @@ impl F32Tile {
         }
     }
 
-    /// `simt_128x128x8` or `tf32_128x128x16`: the name `--tiles` takes;
-    /// `_b1` marks one block per SM, `z` the zigzag order.
+    /// `simt_128x128x8` or `tf32_128x128x16`: the name `--tiles` takes.
     pub fn suffix(&self) -> String {
         let math = if self.tf32 { "tf32" } else { "simt" };
-        let variant = match (self.one_block, self.zigzag) {
-            (false, false) => "",
-            (true, false) => "_b1",
-            (false, true) => "_z",
-            (true, true) => "_b1z",
-        };
-        format!("{math}_{}x{}x{}{variant}", self.bm, self.bn, self.bk)
+        format!("{math}_{}x{}x{}", self.bm, self.bn, self.bk)
     }
 
     /// `gemm_f32_simt_128x128x8`: the kernels' name without the layout suffix.
@@ -94,7 +84,7 @@ impl F32Tile {
     }
 
     fn source(&self) -> KernelSource {
-        let src = KernelSource::new(
+        KernelSource::new(
             &self.name(),
             &[COMMON, EPILOGUE],
             include_str!("../../kernels/gemm_f32.cu"),
@@ -104,12 +94,6 @@ impl F32Tile {
         .define("GEMM_BN", self.bn)
         .define("GEMM_BK", self.bk)
         .define("GEMM_TF32", u8::from(self.tf32))
-        .define("GEMM_ZIGZAG", u8::from(self.zigzag));
-        if self.one_block {
-            src.define("GEMM_MIN_BLOCKS", 1)
-        } else {
-            src
-        }
     }
 }
 
@@ -119,8 +103,6 @@ pub const SIMT_128X128X8: F32Tile = F32Tile {
     bn: 128,
     bk: 8,
     tf32: false,
-    one_block: false,
-    zigzag: false,
 };
 /// 128x128 with K steps of 16: half the barriers, twice the loads in flight.
 pub const SIMT_128X128X16: F32Tile = F32Tile {
@@ -141,40 +123,19 @@ pub const TF32_128X128X16: F32Tile = F32Tile {
     bn: 128,
     bk: 16,
     tf32: true,
-    one_block: false,
-    zigzag: false,
 };
 pub const TF32_128X128X32: F32Tile = F32Tile {
     bk: 32,
     ..TF32_128X128X16
 };
 
-/// 128x128x16 at one block (8 warps) per SM with up to 255 registers a
-/// thread, in source order and in the zigzag order. Candidates, run by name
-/// only and not yet timed: compiled for sm_90a, the main loop of `_kk`
-/// shows 286 and 204 register-bank collisions among FMA source operands
-/// the reuse caches do not serve (scripts/sass_stats.py), against 852 for
-/// 128x128x16 at 128 registers and 154 for cuBLAS's SGEMM kernel, whose
-/// issue rate ours trails (2.98 against 3.59 instructions per cycle; 16% of
-/// our stalls are dispatch stalls against its 4%).
-pub const SIMT_128X128X16_B1: F32Tile = F32Tile {
-    one_block: true,
-    ..SIMT_128X128X16
-};
-pub const SIMT_128X128X16_B1Z: F32Tile = F32Tile {
-    zigzag: true,
-    ..SIMT_128X128X16_B1
-};
-
 /// Every tile, for benchmarks and tests that run them by name.
-pub const TILES: [F32Tile; 7] = [
+pub const TILES: [F32Tile; 5] = [
     SIMT_128X128X8,
     SIMT_128X128X16,
     SIMT_64X64X8,
     TF32_128X128X16,
     TF32_128X128X32,
-    SIMT_128X128X16_B1,
-    SIMT_128X128X16_B1Z,
 ];
 
 impl std::str::FromStr for F32Tile {
@@ -216,8 +177,6 @@ modules! {
     M_SIMT_64X64X8 = SIMT_64X64X8;
     M_TF32_128X128X16 = TF32_128X128X16;
     M_TF32_128X128X32 = TF32_128X128X32;
-    M_SIMT_128X128X16_B1 = SIMT_128X128X16_B1;
-    M_SIMT_128X128X16_B1Z = SIMT_128X128X16_B1Z;
 }
 
 /// The exact tile for an `m x n` product, `batch` times, on `sms` SMs:
@@ -272,9 +231,16 @@ pub const ROWS_MAX_M: usize = 16;
 const ROWS_N: usize = 32;
 const ROWS_KC: usize = 256;
 
-/// The rows kernel's bound on M for `m` rows: `gemm_f32_rows_m<MR>`.
-fn rows_bound(m: usize) -> usize {
-    m.next_power_of_two().max(1)
+/// The rows kernel for `m` rows and depth `k`, given whether A is
+/// K-contiguous with 16-byte aligned groups of 4: `gemm_f32_rows_k<KC>_m<MR>`,
+/// MR the bound on M, KC 128 where K fits one such chunk (a 256-column
+/// chunk would leave half the lanes or more idle), `_s` for A's other
+/// layouts.
+fn rows_kernel(m: usize, k: usize, a_k_contiguous: bool) -> String {
+    let kc = if k <= 128 { 128 } else { ROWS_KC };
+    let bound = m.next_power_of_two().max(1);
+    let strided = if a_k_contiguous { "" } else { "_s" };
+    format!("gemm_f32_rows_k{kc}_m{bound}{strided}")
 }
 
 /// Splits of K for the rows kernel: enough blocks for 4 per SM, every
@@ -287,18 +253,18 @@ pub fn rows_splits((n, k, batch): (usize, usize, usize), sms: usize) -> usize {
 }
 
 /// The name of what `Native` runs for an f32 problem (the bench's label),
-/// given whether B is K-contiguous with 16-byte aligned rows.
+/// given whether A and B are K-contiguous with 16-byte aligned rows.
 pub fn kernel_label(
     (m, n, k, batch): (usize, usize, usize, usize),
-    b_k_contiguous: bool,
+    (a_k_contiguous, b_k_contiguous): (bool, bool),
     sms: usize,
 ) -> String {
     if m <= ROWS_MAX_M && b_k_contiguous {
-        return rows_label(
-            format!("gemm_f32_rows_m{}", rows_bound(m)),
-            (n, k, batch),
-            sms,
-        );
+        let name = rows_kernel(m, k, a_k_contiguous);
+        return match rows_splits((n, k, batch), sms) {
+            1 => name,
+            splits => format!("{name} split {splits}"),
+        };
     }
     let tile = pick_tile(m, n, batch, sms);
     let splits = k_splits(&tile, (m, n, k, batch), sms);
@@ -306,21 +272,6 @@ pub fn kernel_label(
         format!("{} split {splits}", tile.name())
     } else {
         tile.name()
-    }
-}
-
-/// The name of the pipelined rows kernel for an M <= 16 problem (the
-/// bench's label for `matmul_f32_rows_pipelined`).
-pub fn rows_pipelined_label((m, n, k, batch): (usize, usize, usize, usize), sms: usize) -> String {
-    let kc = if k <= 128 { 128 } else { 256 };
-    let name = format!("gemm_f32_rows_pipe_k{kc}_m{}", rows_bound(m));
-    rows_label(name, (n, k, batch), sms)
-}
-
-fn rows_label(name: String, (n, k, batch): (usize, usize, usize), sms: usize) -> String {
-    match rows_splits((n, k, batch), sms) {
-        1 => name,
-        splits => format!("{name} split {splits}"),
     }
 }
 
@@ -392,7 +343,7 @@ pub(super) fn run(
     let la = layout(x.a, &ch.a, (ch.a.rs, ch.a.cs), ch.count);
     let lb = layout(x.b, &ch.b, (ch.b.cs, ch.b.rs), ch.count);
     if forced.is_none() && p.m <= ROWS_MAX_M && lb == Layout::K {
-        return rows(p, x, ch, e, None);
+        return rows(p, x, ch, e, la == Layout::K);
     }
     let name = format!("{}_{}", tile.name(), layout_suffix(la, lb));
     let splits = k_splits(&tile, (p.m, p.n, p.k, ch.count), sms);
@@ -429,37 +380,9 @@ pub(super) fn run(
     Ok(())
 }
 
-/// Runs the chunk on the pipelined rows kernel (a candidate run by name
-/// only, gemm_f32_rows.cu `gemm_f32_rows_pipe_k<KC>_m<MR>`): `Ok(false)`
-/// unless M <= 16 and both A and W are K-contiguous with 16-byte aligned
-/// groups of 4.
-pub(super) fn run_rows_pipelined(
-    p: &MatmulProblem,
-    x: &Ptrs,
-    ch: &Chunk,
-    e: &Epilogue,
-) -> Result<bool> {
-    let la = layout(x.a, &ch.a, (ch.a.rs, ch.a.cs), ch.count);
-    let lb = layout(x.b, &ch.b, (ch.b.cs, ch.b.rs), ch.count);
-    if p.m > ROWS_MAX_M || la != Layout::K || lb != Layout::K {
-        return Ok(false);
-    }
-    // 128-column chunks where K fits one: a 256-column chunk would leave
-    // half the lanes or more idle.
-    let kc = if p.k <= 128 { 128 } else { 256 };
-    rows(p, x, ch, e, Some(kc)).map(|()| true)
-}
-
 /// The rows kernel (M <= 16, B K-contiguous and aligned), then the split
-/// sum where K is split; `pipelined`: the candidate with A copied by
-/// cp.async in chunks of that many columns.
-fn rows(
-    p: &MatmulProblem,
-    x: &Ptrs,
-    ch: &Chunk,
-    e: &Epilogue,
-    pipelined: Option<usize>,
-) -> Result<()> {
+/// sum where K is split.
+fn rows(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue, a_k_contiguous: bool) -> Result<()> {
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let splits = rows_splits((p.n, p.k, ch.count), x.dev.multiprocessors());
     let total = ch.count * p.m * p.n;
@@ -484,13 +407,9 @@ fn rows(
         arg(&partial),
     ];
     let grid = (p.n.div_ceil(ROWS_N) as u32, splits as u32, ch.count as u32);
-    let bound = rows_bound(p.m);
     // gemm_f32_rows.cu: 4 W rows per warp, 2 from MR 8 on (twice the warps).
-    let threads = if bound >= 8 { 512 } else { 256 };
-    let name = match pipelined {
-        None => format!("gemm_f32_rows_m{bound}"),
-        Some(kc) => format!("gemm_f32_rows_pipe_k{kc}_m{bound}"),
-    };
+    let threads = if p.m > 4 { 512 } else { 256 };
+    let name = rows_kernel(p.m, p.k, a_k_contiguous);
     ROWS_MODULE.launch(&x.dev, &name, grid, (threads, 1, 1), &mut a)?;
     if splits > 1 {
         super::sum_splits(p, x, e, (partial, splits), total)?;
@@ -508,16 +427,6 @@ mod tests {
             assert_eq!(t.suffix().parse::<F32Tile>(), Ok(t));
         }
         assert!("simt_1x1x1".parse::<F32Tile>().is_err());
-    }
-
-    #[test]
-    fn one_block_variants_name_and_occupancy() {
-        assert_eq!(SIMT_128X128X16_B1.suffix(), "simt_128x128x16_b1");
-        assert_eq!(SIMT_128X128X16_B1Z.name(), "gemm_f32_simt_128x128x16_b1z");
-        assert_eq!(SIMT_128X128X16.blocks_per_sm(), 2);
-        assert_eq!(SIMT_128X128X16_B1.blocks_per_sm(), 1);
-        // Half the block slots: 7B qkv at M = 512 (144 tiles) fills 132.
-        assert_eq!(k_splits(&SIMT_128X128X16_B1, (512, 4608, 3584, 1), 132), 1);
     }
 
     #[test]
@@ -570,21 +479,26 @@ mod tests {
     #[test]
     fn rows_labels_name_the_kernel_launched() {
         assert_eq!(
-            kernel_label((16, 3584, 18944, 1), true, 132),
-            "gemm_f32_rows_m16 split 4"
-        );
-        assert_eq!(
-            rows_pipelined_label((16, 3584, 18944, 1), 132),
-            "gemm_f32_rows_pipe_k256_m16 split 4"
+            kernel_label((16, 3584, 18944, 1), (true, true), 132),
+            "gemm_f32_rows_k256_m16 split 4"
         );
         // The attention product: K = 64 fits one 128-column chunk.
         assert_eq!(
-            rows_pipelined_label((1, 4096, 64, 14), 132),
-            "gemm_f32_rows_pipe_k128_m1"
+            kernel_label((1, 4096, 64, 14), (true, true), 132),
+            "gemm_f32_rows_k128_m1"
         );
         assert_eq!(
-            rows_pipelined_label((5, 77, 100, 1), 132),
-            "gemm_f32_rows_pipe_k128_m8"
+            kernel_label((5, 77, 100, 1), (false, true), 132),
+            "gemm_f32_rows_k128_m8_s"
+        );
+        assert_eq!(
+            kernel_label((3, 77, 129, 1), (true, true), 132),
+            "gemm_f32_rows_k256_m4"
+        );
+        // B not K-contiguous: the tiled GEMM.
+        assert_eq!(
+            kernel_label((3, 77, 129, 1), (true, false), 132),
+            "gemm_f32_simt_64x64x8"
         );
     }
 
@@ -594,8 +508,5 @@ mod tests {
         assert_eq!(rows_splits((3584, 18944, 1), 132), 4);
         // 7B gate+up (N 37888): 1184 blocks.
         assert_eq!(rows_splits((37888, 3584, 1), 132), 1);
-        assert_eq!(rows_bound(1), 1);
-        assert_eq!(rows_bound(3), 4);
-        assert_eq!(rows_bound(16), 16);
     }
 }
