@@ -123,6 +123,20 @@ pub fn mma_fits(p: &MatmulProblem) -> bool {
         && aligned(&p.b, p.b.col_stride)
 }
 
+/// Whether our f32 rows kernel takes `p` (cuda/ops/matmul/f32.rs: M <= 16,
+/// f32 A and B, B the transpose of a row-major `[N, K]` weight whose rows
+/// start on 16-byte boundaries); elsewhere `CudaNative` runs the tiled f32
+/// GEMM, which no tuning entry stands for.
+pub fn f32_rows_fits(p: &MatmulProblem) -> bool {
+    p.m <= 16
+        && p.a.dtype == crate::tensor::DType::F32
+        && p.b.dtype == crate::tensor::DType::F32
+        && p.b.row_stride == 1
+        && p.b.col_stride.is_multiple_of(4)
+        && p.b.offset.is_multiple_of(4)
+        && p.b.batch_strides.iter().all(|s| s.is_multiple_of(4))
+}
+
 /// Whether the wgmma GEMM takes `p` on a device of context `x`: Hopper, the
 /// tensor-core layout, and more than 16 rows (at M <= 16 the weight stream
 /// is all that matters, and the `mma.sync` kernel's 16-row tile wastes
@@ -211,15 +225,38 @@ const fn tuned(
     }
 }
 
-/// The benchmark records that justify [`CUDA_TUNING`] (gemm_bench on an
-/// H200, ours and cuBLAS in one process, each call after a flush of L2 and
-/// of the instruction caches; the kernels are unchanged since). The test
+/// The benchmark records that justify [`CUDA_TUNING`] (gemm_bench, ours and
+/// cuBLAS in one process, each call after a flush of L2 and of the
+/// instruction caches), with the dtypes whose kernels are unchanged since:
+/// three on an H200 (session 11; its f32 rows ran the rows kernel that
+/// session 13 replaced) and three on an H100 (session 13). The test
 /// `tuning_table_is_justified_by_the_records` checks every entry against
 /// them.
-pub const TUNING_RECORDS: &[&str] = &[
-    "2026-11-27-nvidia-h200-gemm-bench-session11-record-final.log",
-    "2026-11-27-nvidia-h200-gemm-bench-session11-record-final-2.log",
-    "2026-11-27-nvidia-h200-gemm-bench-session11-record-final-3.log",
+pub const TUNING_RECORDS: &[(&str, &[DType])] = &[
+    (
+        "2026-11-27-nvidia-h200-gemm-bench-session11-record-final.log",
+        &[DType::BF16, DType::F16],
+    ),
+    (
+        "2026-11-27-nvidia-h200-gemm-bench-session11-record-final-2.log",
+        &[DType::BF16, DType::F16],
+    ),
+    (
+        "2026-11-27-nvidia-h200-gemm-bench-session11-record-final-3.log",
+        &[DType::BF16, DType::F16],
+    ),
+    (
+        "2026-12-06-nvidia-h100-gemm-bench-session13-record-1.log",
+        &[DType::BF16, DType::F16, DType::F32],
+    ),
+    (
+        "2026-12-06-nvidia-h100-gemm-bench-session13-record-2.log",
+        &[DType::BF16, DType::F16, DType::F32],
+    ),
+    (
+        "2026-12-06-nvidia-h100-gemm-bench-session13-record-3.log",
+        &[DType::BF16, DType::F16, DType::F32],
+    ),
 ];
 
 const SM90: (i32, i32) = (9, 0);
@@ -231,16 +268,16 @@ const SM90: (i32, i32) = (9, 0);
 /// 0.99x (run-to-run noise is about 1%).
 ///
 /// On Hopper, f16 and bf16: the wide weights at every M that was measured
-/// (decode through 8192 rows): 7B gate+up 0.98-1.06x (shape means
-/// 1.01-1.03x), 7B lm_head 0.99-1.04x (M = 512: 0.99-1.00), 8192^3
-/// 1.02x. On Hopper, bf16 only: the deep weight at M <= 16 (7B down
-/// 0.99-1.06x; in f16 0.94-0.96x at M = 16). Not in: the deep weight at
-/// M > 16 (7B down: 1.02-1.08x at M = 4096 but
-/// 0.97-0.98x at 512, 0.92-0.97x at 64), the small ones (7B qkv
-/// 0.79-1.00x, the 0.5B weights 0.77-1.05x, the attention products
-/// 0.77-0.93x). f32
-/// (bench/results/2026-11-27-nvidia-h200-gemm-bench-session9.md): 0.80-0.83
-/// over the six shapes with M >= 512, nothing in. (Its TF32 variant, 1.5-1.9x
+/// (decode through 8192 rows; over both cards, geomeans 1.01-1.04x, shape
+/// means 0.99x and up): 7B gate+up, 7B lm_head and 8192^3. f32: the wide
+/// weight at M <= 16 on the rows kernel (7B gate+up: 1.06x at M = 1,
+/// 1.36-1.38x at M = 16 on the H100). Not in: the deep weight (7B down;
+/// at M <= 16 in bf16 0.99-1.06x on the H200 but 0.96-0.98x at M = 16 on
+/// the H100, in f16 0.95x; 0.97-0.98x at M = 512), the small ones (7B qkv
+/// 0.79-1.00x, the 0.5B weights 0.72-1.05x, the attention products
+/// 0.77-0.93x), and f32 at M >= 512 (0.77-0.90x: the SIMT GEMM) and on the
+/// small and deep weights at M <= 16 (the 0.5B attention product at M = 1:
+/// 0.84x; 7B down at M = 1: 0.98x). (The f32 GEMM's TF32 variant, 1.5-1.9x
 /// cuBLAS's exact SGEMM on the large shapes, is another function and never
 /// goes in this table: it runs only by name.)
 pub const CUDA_TUNING: &[Tuned] = &[
@@ -267,13 +304,6 @@ pub const CUDA_TUNING: &[Tuned] = &[
     ),
     tuned(
         SM90,
-        DType::BF16,
-        ShapeClass::Decode,
-        WeightClass::Deep,
-        MatmulKernel::CudaMma,
-    ),
-    tuned(
-        SM90,
         DType::F16,
         ShapeClass::Decode,
         WeightClass::Wide,
@@ -293,6 +323,13 @@ pub const CUDA_TUNING: &[Tuned] = &[
         WeightClass::Wide,
         MatmulKernel::CudaWgmma,
     ),
+    tuned(
+        SM90,
+        DType::F32,
+        ShapeClass::Decode,
+        WeightClass::Wide,
+        MatmulKernel::CudaNative,
+    ),
 ];
 
 fn tuned_kernel(p: &MatmulProblem, x: &Ctx) -> Option<MatmulKernel> {
@@ -309,6 +346,7 @@ fn tuned_in(table: &[Tuned], p: &MatmulProblem, x: &Ctx) -> Option<MatmulKernel>
         .filter(|k| match k {
             MatmulKernel::CudaWgmma => wgmma_fits(p, x),
             MatmulKernel::CudaMma => mma_fits(p),
+            MatmulKernel::CudaNative => f32_rows_fits(p),
             _ => true,
         })
 }
@@ -352,6 +390,11 @@ pub const CUDA_RULES: &[Rule] = &[
         name: "tuned_mma",
         applies: |p, x| tuned_kernel(p, x) == Some(MatmulKernel::CudaMma),
         kernel: MatmulKernel::CudaMma,
+    },
+    Rule {
+        name: "tuned_f32_rows",
+        applies: |p, x| tuned_kernel(p, x) == Some(MatmulKernel::CudaNative),
+        kernel: MatmulKernel::CudaNative,
     },
     Rule {
         name: "default",
@@ -518,19 +561,44 @@ mod tests {
             pick(CUDA_RULES, &odd, &auto(hopper)).1,
             MatmulKernel::CudaVendor
         );
-        // 7B down at M <= 16: ours in bf16, not in f16.
+        // f32 7B gate+up at M <= 16: the rows kernel; not where the weight
+        // is stored M-major (the tiled GEMM would run) or off Hopper.
+        let f32_wide = xwt(DType::F32, 1, 16, 37888, 3584);
+        assert!(f32_rows_fits(&f32_wide));
+        assert_eq!(
+            pick(CUDA_RULES, &f32_wide, &auto(hopper)),
+            ("tuned_f32_rows", MatmulKernel::CudaNative)
+        );
+        let v = pick(CUDA_RULES, &f32_wide, &auto(Some((8, 9)))).1;
+        assert_eq!(v, MatmulKernel::CudaVendor);
+        let mut kn = xwt(DType::F32, 1, 16, 37888, 3584);
+        (kn.b.row_stride, kn.b.col_stride) = (37888, 1);
+        assert!(!f32_rows_fits(&kn));
+        assert_eq!(
+            pick(CUDA_RULES, &kn, &auto(hopper)).1,
+            MatmulKernel::CudaVendor
+        );
+        // A mixed pair (f32 activations, an f16 weight) is not the rows
+        // kernel's.
+        let mut mixed = xwt(DType::F32, 1, 1, 37888, 3584);
+        mixed.b.dtype = DType::F16;
+        assert_eq!(
+            pick(CUDA_RULES, &mixed, &auto(hopper)).1,
+            MatmulKernel::CudaVendor
+        );
+        // 7B down (a deep weight) at M <= 16 and 512, f32 at M >= 512, a
+        // small weight, attention: cuBLAS.
         let down = |dtype, m| xwt(dtype, 1, m, 3584, 18944);
         assert_eq!(WeightClass::of(&down(DType::BF16, 1)), WeightClass::Deep);
-        let k = pick(CUDA_RULES, &down(DType::BF16, 8), &auto(hopper)).1;
-        assert_eq!(k, MatmulKernel::CudaMma);
-        let k = pick(CUDA_RULES, &down(DType::F16, 8), &auto(hopper)).1;
-        assert_eq!(k, MatmulKernel::CudaVendor);
-        // f32, the deep weight at M > 16, a small weight, attention: cuBLAS.
         for p in [
+            down(DType::BF16, 8),
+            down(DType::F16, 8),
+            down(DType::F32, 8),
             xwt(DType::F32, 1, 512, 37888, 3584),
             down(DType::BF16, 512),
             xwt(DType::BF16, 1, 512, 4608, 3584),
             xwt(DType::BF16, 28, 512, 512, 128),
+            xwt(DType::F32, 14, 1, 4096, 64),
         ] {
             assert_eq!(
                 pick(CUDA_RULES, &p, &auto(hopper)).1,
@@ -551,7 +619,7 @@ mod tests {
     fn read_records() -> Vec<Measured> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/results");
         let mut rows = Vec::new();
-        for name in TUNING_RECORDS {
+        for (name, dtypes) in TUNING_RECORDS {
             let path = format!("{dir}/{name}");
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
             let before = rows.len();
@@ -560,8 +628,12 @@ mod tests {
                 let dtype = match c.get(5) {
                     Some(&"bf16") => DType::BF16,
                     Some(&"f16") => DType::F16,
+                    Some(&"f32") => DType::F32,
                     _ => continue,
                 };
+                if !dtypes.contains(&dtype) {
+                    continue;
+                }
                 let num = |i: usize| c[i].parse::<usize>().unwrap();
                 rows.push(Measured {
                     label: format!("{} M={} {}", c[0], c[2], c[5]),
@@ -570,7 +642,10 @@ mod tests {
                     ratio: c[13].parse().unwrap(),
                 });
             }
-            assert!(rows.len() > before + 50, "{path}: too few f16/bf16 rows");
+            for dtype in *dtypes {
+                let of = rows[before..].iter().filter(|r| r.dtype == *dtype).count();
+                assert!(of >= 10, "{path}: {of} rows of {dtype}");
+            }
         }
         rows
     }
@@ -637,8 +712,24 @@ mod tests {
     fn an_unjustified_entry_is_refused() {
         use MatmulKernel::{CudaMma, CudaWgmma};
         // The attention products (0.77-0.93x), the deep weight at M = 512
-        // (0.97-0.98x), qkv at M <= 16 (0.79-0.93x).
+        // (0.97-0.98x), qkv at M <= 16 (0.79-0.93x), bf16's deep weight at
+        // M <= 16 (0.96-0.98x at M = 16 on the H100), f32's small weights at
+        // M <= 16 (the 0.5B attention product at M = 1: 0.84x).
         for t in [
+            tuned(
+                SM90,
+                DType::BF16,
+                ShapeClass::Decode,
+                WeightClass::Deep,
+                CudaMma,
+            ),
+            tuned(
+                SM90,
+                DType::F32,
+                ShapeClass::Decode,
+                WeightClass::Small,
+                MatmulKernel::CudaNative,
+            ),
             tuned(
                 SM90,
                 DType::BF16,
