@@ -18,7 +18,7 @@
 //
 // Kernels gemm_f32_rows_k<KC>_m<MR> for MR in 1, 2, 4, 8, 16: A K-contiguous
 // with 16-byte aligned groups of 4 (16-byte copies, 2 per thread at MR 16);
-// with the suffix _s any strides of A (4-byte copies). Each is capped at 128
+// gemm_f32_rows_k256_m<MR>_s any strides of A (4-byte copies). Each is capped at 128
 // registers (2 blocks of 256 or 1 of 512 threads per SM): 4 rows x MR
 // accumulators and two sets of W registers would not fit that at MR >= 8,
 // hence 2 rows per warp there. The host sends W only when its rows start
@@ -187,16 +187,20 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
                                              float* partial) {                                                     \
         gemm_f32_rows<MR, KCP, AVEC>(a, ga, b, gb, e, c, d, bias, M, N, K, partial);                              \
     }
-#define GEMM_F32_ROWS_ALL(KCP, MR)        \
-    GEMM_F32_ROWS(KCP, MR, true, )        \
-    GEMM_F32_ROWS(KCP, MR, false, _s)
-GEMM_F32_ROWS_ALL(256, 1)
-GEMM_F32_ROWS_ALL(256, 2)
-GEMM_F32_ROWS_ALL(256, 4)
-GEMM_F32_ROWS_ALL(256, 8)
-GEMM_F32_ROWS_ALL(256, 16)
-GEMM_F32_ROWS_ALL(128, 1)
-GEMM_F32_ROWS_ALL(128, 2)
-GEMM_F32_ROWS_ALL(128, 4)
-GEMM_F32_ROWS_ALL(128, 8)
-GEMM_F32_ROWS_ALL(128, 16)
+// A K-contiguous and aligned: 256- and 128-column chunks; any other A (not
+// the hot path): 256-column chunks only.
+GEMM_F32_ROWS(256, 1, true, )
+GEMM_F32_ROWS(256, 2, true, )
+GEMM_F32_ROWS(256, 4, true, )
+GEMM_F32_ROWS(256, 8, true, )
+GEMM_F32_ROWS(256, 16, true, )
+GEMM_F32_ROWS(128, 1, true, )
+GEMM_F32_ROWS(128, 2, true, )
+GEMM_F32_ROWS(128, 4, true, )
+GEMM_F32_ROWS(128, 8, true, )
+GEMM_F32_ROWS(128, 16, true, )
+GEMM_F32_ROWS(256, 1, false, _s)
+GEMM_F32_ROWS(256, 2, false, _s)
+GEMM_F32_ROWS(256, 4, false, _s)
+GEMM_F32_ROWS(256, 8, false, _s)
+GEMM_F32_ROWS(256, 16, false, _s)

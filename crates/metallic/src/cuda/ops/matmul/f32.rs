@@ -234,13 +234,15 @@ const ROWS_KC: usize = 256;
 /// The rows kernel for `m` rows and depth `k`, given whether A is
 /// K-contiguous with 16-byte aligned groups of 4: `gemm_f32_rows_k<KC>_m<MR>`,
 /// MR the bound on M, KC 128 where K fits one such chunk (a 256-column
-/// chunk would leave half the lanes or more idle), `_s` for A's other
-/// layouts.
+/// chunk would leave half the lanes or more idle); for A's other layouts
+/// (not the hot path) `gemm_f32_rows_k256_m<MR>_s`.
 fn rows_kernel(m: usize, k: usize, a_k_contiguous: bool) -> String {
-    let kc = if k <= 128 { 128 } else { ROWS_KC };
     let bound = m.next_power_of_two().max(1);
-    let strided = if a_k_contiguous { "" } else { "_s" };
-    format!("gemm_f32_rows_k{kc}_m{bound}{strided}")
+    match (a_k_contiguous, k <= 128) {
+        (true, true) => format!("gemm_f32_rows_k128_m{bound}"),
+        (true, false) => format!("gemm_f32_rows_k{ROWS_KC}_m{bound}"),
+        (false, _) => format!("gemm_f32_rows_k{ROWS_KC}_m{bound}_s"),
+    }
 }
 
 /// Splits of K for the rows kernel: enough blocks for 4 per SM, every
@@ -489,7 +491,7 @@ mod tests {
         );
         assert_eq!(
             kernel_label((5, 77, 100, 1), (false, true), 132),
-            "gemm_f32_rows_k128_m8_s"
+            "gemm_f32_rows_k256_m8_s"
         );
         assert_eq!(
             kernel_label((3, 77, 129, 1), (true, true), 132),
