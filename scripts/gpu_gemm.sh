@@ -40,10 +40,19 @@ grep -q "rc=0" "$OUT/matmul-rc" || { echo "matmul op cases failed: stopping"; ex
     # Ours only: racecheck reports cuBLAS's split-K kernels (see gpu_test.sh).
     echo "===== compute-sanitizer racecheck (matmul on cuda-native)"
     METALLIC_OPTEST_TARGET=cuda-native METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
-    # The wgmma tiles themselves (cuda_wgmma's reference is cuBLAS: only our
-    # kernels, by name, are checked).
-    echo "===== compute-sanitizer racecheck (every wgmma tile, our kernels only)"
-    timeout 400 compute-sanitizer --tool racecheck --kernel-name kns=_wgmma_ --error-exitcode 9 --print-limit 20 $B/cuda_wgmma --nocapture 2>&1 | tail -5; echo "rc=$?"
+    # The wgmma tiles themselves. cuda_wgmma's reference is cuBLAS, whose
+    # nvjet kernels racecheck reports (it does not follow their mbarrier
+    # hand-offs), and racecheck's --kernel-name filter makes the sanitizer
+    # fail on every one of our wgmma kernels ("failed to handle a hardware
+    # exception", H100, 2026-12-06): so it runs unfiltered, and the check is
+    # that the test passes and no reported race is outside nvjet_*.
+    echo "===== compute-sanitizer racecheck (every wgmma tile; a race outside cuBLAS's nvjet kernels fails)"
+    timeout 400 compute-sanitizer --tool racecheck --print-limit 0 $B/cuda_wgmma --nocapture --test-threads 1 >"$OUT/racecheck-wgmma.log" 2>&1
+    rc=$?
+    grep -E "runs,|test result|RACECHECK SUMMARY" "$OUT/racecheck-wgmma.log"
+    ours=$(grep -oE "access at [A-Za-z0-9_]+" "$OUT/racecheck-wgmma.log" | grep -v "access at nvjet_" | sort | uniq -c)
+    [ -z "$ours" ] || echo "races in our kernels: $ours"
+    [ "$rc" -eq 0 ] && [ -z "$ours" ]; echo "rc=$?"
     echo "===== compute-sanitizer memcheck (matmul on cuda, no buffer pool)"
     METALLIC_CUDA_POOL=off METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture 2>&1 | tail -5; echo "rc=$?"
     echo "===== compute-sanitizer memcheck (every wgmma tile)"

@@ -7,7 +7,8 @@
 //! where K allows when run with METALLIC_WGMMA_SPLITS set), and the
 //! epilogue's direct and staged paths. Then the M <= 16 products the
 //! dispatcher runs transposed on the 64x16 tile, through `matmul`. Needs an
-//! sm_90a GPU; elsewhere it prints SKIP.
+//! sm_90a GPU; elsewhere it prints SKIP. METALLIC_WGMMA_TILES=128x256x64,..
+//! runs only those tiles (one sanitizer run per tile).
 
 use metallic::cuda::ops::matmul::{matmul_wgmma_tile, wgmma};
 use metallic::cuda::{default_device, CudaDevice};
@@ -109,7 +110,13 @@ fn every_wgmma_tile_matches_cublas() {
         (2, false, 190, 301, 2056, true, false),
     ];
     let mut tally = Tally::default();
-    for tile in wgmma::TILES {
+    let only: Option<Vec<wgmma::WgmmaTile>> = std::env::var("METALLIC_WGMMA_TILES")
+        .ok()
+        .map(|v| v.split(',').map(|t| t.parse().unwrap()).collect());
+    let tiles = wgmma::TILES
+        .into_iter()
+        .filter(|t| only.as_ref().is_none_or(|o| o.contains(t)));
+    for tile in tiles {
         for dt in [DType::BF16, DType::F16] {
             for (i, &(batch, w_batched, m, n, k, bias, f32_out)) in cases.iter().enumerate() {
                 let shape = |r: usize, c: usize, b: bool| {
