@@ -2,9 +2,13 @@
 //! shared/ANCHORS.md (y = x W^T, Qwen2.5 0.5B and 7B, M in {1, 8, 16, 64,
 //! 512, 4096}), 8192^3, and attention-like batched products (Q K^T per head:
 //! batch 14 and 28 heads of dim 64 and 128, M 1 and 512); f16/bf16 in and
-//! out, and f32 (exact, no TF32) on a shorter list.
+//! out, and f32 (exact, no TF32) on a shorter list. `--dtype mixed`: f32
+//! activations against f16 and bf16 weights (a model's f16 / bf16 GGUF
+//! weights at decode, M in {1, 8, 16}), ours (the f32 rows kernel reading
+//! the weight in its own dtype) against the `matmul` op's vendor path,
+//! which converts the weight to f32 for cuBLAS SGEMM on every call.
 //!
-//! `cargo run --release --example gemm_bench -- [--quick] [--warm] [--dtype bf16|f16|f32|both|all] [--reps N] [--tiles 128x128x32,wgmma_128x256x64,..] [--only LABEL,..] [--ms M,..]`
+//! `cargo run --release --example gemm_bench -- [--quick] [--warm] [--dtype bf16|f16|f32|both|all|mixed] [--reps N] [--tiles 128x128x32,wgmma_128x256x64,..] [--only LABEL,..] [--ms M,..]`
 //!
 //! `--only` keeps the shapes whose label contains one of the given strings
 //! (`square`, `7B down`, `attn`, ..) and `--ms` replaces the list of M: a
@@ -203,6 +207,8 @@ struct Row {
     n: usize,
     k: usize,
     dtype: DType,
+    /// The weight's dtype: `dtype`, or f16 / bf16 against f32 (a mixed pair).
+    w_dtype: DType,
     kernel: String,
     /// The dispatcher's own pick (not a variant forced by name).
     auto: bool,
@@ -258,11 +264,17 @@ fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem
             }
         }
         MatmulKernel::CudaMma => mma::pick_tile(m, n, batch).name(problem.a.dtype),
-        MatmulKernel::CudaNative if problem.a.dtype == DType::F32 => f32_gemm::kernel_label(
-            (m, n, k, batch),
-            (problem.a.col_stride == 1, problem.b.row_stride == 1),
-            dev.multiprocessors(),
-        ),
+        MatmulKernel::CudaNative if problem.a.dtype == DType::F32 => {
+            let label = f32_gemm::kernel_label(
+                (m, n, k, batch),
+                (problem.a.col_stride == 1, problem.b.row_stride == 1),
+                dev.multiprocessors(),
+            );
+            match problem.b.dtype {
+                DType::F32 => label,
+                w => format!("{label} ({w} W)"),
+            }
+        }
         other => format!("{other:?}"),
     })
 }
@@ -270,10 +282,10 @@ fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem
 #[allow(clippy::too_many_arguments)]
 fn run_shape(
     dev: &CudaDevice,
-    pool: &Pool,
+    (pool, w_pool): (&Pool, &Pool),
     label: &str,
     (batch, m, n, k): (usize, usize, usize, usize),
-    dtype: DType,
+    (dtype, w_dtype): (DType, DType),
     reps: usize,
     tiles: &[Variant],
 ) -> Res<Vec<Row>> {
@@ -282,7 +294,7 @@ fn run_shape(
     // last one used). Each set has its own output, which every call on the
     // set writes: a call writing where the call before it wrote (still in
     // L2) would find the lines of its output there.
-    let set_bytes = batch * (m * k + n * k + m * n) * dtype.block_bytes();
+    let set_bytes = batch * ((m * k + m * n) * dtype.block_bytes() + n * k * w_dtype.block_bytes());
     let sets = (3 * L2_BYTES).div_ceil(set_bytes).clamp(2, 16);
     let shape = |r: usize, c: usize| {
         if batch > 1 {
@@ -297,7 +309,7 @@ fn run_shape(
     let d = Device::Cuda(dev.clone());
     for s in 0..sets {
         xs.push(pool.tensor(dev, &shape(m, k), dtype, 7919 * s)?);
-        ws.push(pool.tensor(dev, &shape(n, k), dtype, 104_729 * s + 13)?);
+        ws.push(w_pool.tensor(dev, &shape(n, k), w_dtype, 104_729 * s + 13)?);
         ys.push(Tensor::zeros(&shape(m, n), dtype, &d)?);
     }
     let y_blas = Tensor::zeros(&shape(m, n), dtype, &d)?;
@@ -334,7 +346,17 @@ fn run_shape(
         Some(Variant::Wgmma(t)) => matmul_wgmma_tile(&xs[s], &wts[s], y, &p, t),
         Some(Variant::F32(t)) => matmul_f32_tile(&xs[s], &wts[s], y, &p, t),
     };
+    // A mixed pair through the `matmul` op's vendor path (what it takes
+    // without our kernel: the weight converted to f32, then cuBLAS SGEMM):
+    // cuBLAS itself takes only matching dtypes.
+    let vendor = Matmul {
+        backend: MatmulBackend::Vendor,
+        ..Default::default()
+    };
     let blas_into = |s: usize, y: &Tensor| {
+        if w_dtype != dtype {
+            return matmul(&xs[s], &wts[s], y, &vendor);
+        }
         cublas_xwt_batched(
             dev,
             (ptr(&xs[s]), ptr(&ws[s]), ptr(y)),
@@ -501,6 +523,7 @@ fn run_shape(
             n,
             k,
             dtype,
+            w_dtype,
             kernel: v.0.clone(),
             auto: v.1.is_none(),
             ours_us: t(ev)?,
@@ -516,7 +539,17 @@ fn run_shape(
 }
 
 fn row_bytes(r: &Row) -> f64 {
-    (r.batch * (r.m * r.k + r.n * r.k + r.m * r.n) * r.dtype.block_bytes()) as f64
+    let (a, w) = (r.dtype.block_bytes(), r.w_dtype.block_bytes());
+    (r.batch * ((r.m * r.k + r.m * r.n) * a + r.n * r.k * w)) as f64
+}
+
+/// `bf16`, or `f32xf16` for a mixed pair.
+fn pair_name(dtype: DType, w_dtype: DType) -> String {
+    if dtype == w_dtype {
+        dtype.to_string()
+    } else {
+        format!("{dtype}x{w_dtype}")
+    }
 }
 
 fn print_row(r: &Row, c: &Ceil) {
@@ -532,7 +565,7 @@ fn print_row(r: &Row, c: &Ceil) {
         r.m,
         r.n,
         r.k,
-        r.dtype,
+        pair_name(r.dtype, r.w_dtype),
         r.kernel,
         r.ours_us,
         r.blas_us,
@@ -554,7 +587,7 @@ fn print_row(r: &Row, c: &Ceil) {
 /// the minimum of cuBLAS/ours where M >= 512, and ours at M <= 16 on the 7B
 /// weights as a share of the copy bandwidth. `best` also takes the fastest
 /// of every timed variant per shape.
-fn summary(dev: &CudaDevice, dtype: DType, rows: &[Row], copy_gbs: f64) -> Res<()> {
+fn summary(dev: &CudaDevice, dtype: &str, rows: &[Row], copy_gbs: f64) -> Res<()> {
     let big: Vec<&Row> = rows.iter().filter(|r| r.auto && r.m >= 512).collect();
     if !big.is_empty() {
         let ratios: Vec<f64> = big.iter().map(|r| r.blas_us / r.ours_us).collect();
@@ -636,7 +669,15 @@ fn main() -> Res<()> {
         Some("f32") => vec![DType::F32],
         Some("both") => vec![DType::BF16, DType::F16],
         Some("all") => vec![DType::BF16, DType::F16, DType::F32],
+        Some("mixed") => vec![],
         _ => vec![DType::BF16],
+    };
+    // (activations, weight) pairs: the same dtype, or with `--dtype mixed`
+    // f32 activations against f16 and bf16 weights.
+    let pairs: Vec<(DType, DType)> = if opt("--dtype").as_deref() == Some("mixed") {
+        vec![(DType::F32, DType::F16), (DType::F32, DType::BF16)]
+    } else {
+        dtypes.iter().map(|&d| (d, d)).collect()
     };
     let tiles: Vec<Variant> = match opt("--tiles") {
         Some(list) => list
@@ -705,28 +746,34 @@ fn main() -> Res<()> {
     }
     shapes.retain(|s| keep(s.0));
     attn.retain(|a| keep(a.0));
-    for dtype in dtypes {
+    for (dtype, w_dtype) in pairs {
         let pool = Pool::new(&d, dtype, 64 << 20)?;
+        let w_pool = Pool::new(&d, w_dtype, 64 << 20)?;
+        let pools = (&pool, &w_pool);
+        let dt = (dtype, w_dtype);
         // f32 runs on our SIMT kernel: a shorter list keeps the run short.
+        // A mixed pair: the 7B weights at M <= 16 (decode), where the rows
+        // kernel takes it; no square and no attention product.
         let f32 = dtype == DType::F32;
+        let mixed = w_dtype != dtype;
         let square = if f32 { 4096 } else { 8192 };
-        let shapes = if f32 {
+        let shapes = if f32 && !mixed {
             &shapes[..shapes.len().min(3)]
         } else {
             &shapes[..]
         };
-        let ms = if f32 && ms_arg_none {
-            vec![1, 16, 512]
-        } else {
-            ms.clone()
+        let ms = match (f32, mixed, ms_arg_none) {
+            (_, true, true) => vec![1, 8, 16],
+            (true, false, true) => vec![1, 16, 512],
+            _ => ms.clone(),
         };
-        let big = if keep("square") {
+        let big = if keep("square") && !mixed {
             run_shape(
                 &dev,
-                &pool,
+                pools,
                 "square",
                 (1, square, square, square),
-                dtype,
+                dt,
                 reps,
                 &tiles,
             )?
@@ -741,32 +788,39 @@ fn main() -> Res<()> {
                 2.0 * (square as f64).powi(3) / (r.blas_us * 1e-6) / 1e12
             }),
         };
-        println!(
-            "\ncuBLAS {dtype} {square}^3: {:.0} TFLOP/s (the compute ceiling for % roof)\n",
-            ceil.blas_tflops
-        );
+        if mixed {
+            println!(
+                "\n{}: the cuBLAS column is the matmul op's vendor path (the weight converted to f32, then SGEMM); % roof counts bytes only\n",
+                pair_name(dtype, w_dtype)
+            );
+        } else {
+            println!(
+                "\ncuBLAS {dtype} {square}^3: {:.0} TFLOP/s (the compute ceiling for % roof)\n",
+                ceil.blas_tflops
+            );
+        }
         println!("| shape | batch | M | N | K | dtype | ours | ours us | cuBLAS us | ours TFLOP/s | cuBLAS TFLOP/s | ours GB/s | cuBLAS GB/s | cuBLAS/ours | ours % roof | host us ours / cuBLAS | queued us ours / cuBLAS | rel err |");
         println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         big.iter().for_each(|r| print_row(r, &ceil));
         let mut all = big;
         for &(label, n, k) in shapes {
             for &m in &ms {
-                let rows = run_shape(&dev, &pool, label, (1, m, n, k), dtype, reps, &tiles)?;
+                let rows = run_shape(&dev, pools, label, (1, m, n, k), dt, reps, &tiles)?;
                 rows.iter().for_each(|r| print_row(r, &ceil));
                 all.extend(rows);
             }
         }
-        for &(label, heads, hd) in &attn {
+        for &(label, heads, hd) in attn.iter().filter(|_| !mixed) {
             for (m, n) in [(1, 4096), (512, 512)] {
                 if !ms_arg_none && !ms.contains(&m) {
                     continue;
                 }
-                let rows = run_shape(&dev, &pool, label, (heads, m, n, hd), dtype, reps, &tiles)?;
+                let rows = run_shape(&dev, pools, label, (heads, m, n, hd), dt, reps, &tiles)?;
                 rows.iter().for_each(|r| print_row(r, &ceil));
                 all.extend(rows);
             }
         }
-        summary(&dev, dtype, &all, copy_gbs)?;
+        summary(&dev, &pair_name(dtype, w_dtype), &all, copy_gbs)?;
     }
     Ok(())
 }

@@ -63,13 +63,15 @@ struct Case {
     beta: Option<(f32, bool)>,
     bias: bool,
     act: Activation,
+    /// B's dtype: f32, or f16 / bf16 (a mixed pair; A stays f32).
+    b_dtype: DType,
 }
 
-/// A logical `[batch?, rows, cols]` f32 operand stored as `store` says, on
-/// `dev`.
+/// A logical `[batch?, rows, cols]` operand of `dtype` stored as `store`
+/// says, on `dev`.
 fn operand(
     dev: &Device,
-    store: Store,
+    (store, dtype): (Store, DType),
     batch: Option<usize>,
     (rows, cols): (usize, usize),
     seed: u64,
@@ -87,6 +89,7 @@ fn operand(
     let per = sr * ld;
     let total = off + nb * per;
     let base = Tensor::from_f32(&random(total, seed), &[total])
+        .and_then(|t| t.to_dtype(dtype))
         .and_then(|t| t.to_device(dev))
         .unwrap();
     let view = match batch {
@@ -133,10 +136,10 @@ fn compare(
     ours: &dyn Fn(&Tensor, &Tensor, &Tensor, &Matmul) -> metallic::Result<()>,
 ) -> f64 {
     let batch = (c.batch > 1).then_some(c.batch);
-    let x = operand(dev, c.a, batch, (c.m, c.k), seed + 1);
+    let x = operand(dev, (c.a, DType::F32), batch, (c.m, c.k), seed + 1);
     let w = operand(
         dev,
-        c.b,
+        (c.b, c.b_dtype),
         batch.filter(|_| !c.b_broadcast),
         (c.k, c.n),
         seed + 2,
@@ -173,8 +176,8 @@ fn compare(
 
 fn describe(c: &Case) -> String {
     format!(
-        "batch {} (B broadcast: {}) {}x{}x{} A {:?} B {:?} alpha {} beta {:?} bias {} {:?}",
-        c.batch, c.b_broadcast, c.m, c.n, c.k, c.a, c.b, c.alpha, c.beta, c.bias, c.act
+        "batch {} (B broadcast: {}) {}x{}x{} A {:?} B {:?} {} alpha {} beta {:?} bias {} {:?}",
+        c.batch, c.b_broadcast, c.m, c.n, c.k, c.a, c.b, c.b_dtype, c.alpha, c.beta, c.bias, c.act
     )
 }
 
@@ -191,6 +194,7 @@ fn case(m: usize, n: usize, k: usize, a: Store, b: Store) -> Case {
         beta: None,
         bias: false,
         act: Activation::None,
+        b_dtype: DType::F32,
     }
 }
 
@@ -264,7 +268,7 @@ fn every_f32_tile_matches_cublas() {
 /// chunks, A K-contiguous and aligned (16-byte copies) or not (stored
 /// transposed, padded: element copies, `_s`), K tails in A and W (rows
 /// padded to keep them aligned), rows past M, split K, batches and the
-/// epilogue.
+/// epilogue; then the mixed pairs (an f16 / bf16 W).
 #[test]
 fn f32_rows_kernel_matches_cublas() {
     let Some(dev) = gpu() else {
@@ -289,6 +293,7 @@ fn f32_rows_kernel_matches_cublas() {
     .chain(rows_epilogue_cases(Store::Rows, Store::Wide))
     .chain(rows_epilogue_cases(Store::RowsWide, Store::Wide))
     .chain(rows_epilogue_cases(Store::Padded, Store::Trans))
+    .chain(mixed_cases())
     .collect::<Vec<_>>();
     let failures = failures_against_cublas(
         &dev,
@@ -298,6 +303,35 @@ fn f32_rows_kernel_matches_cublas() {
         &|x, w, y, p| matmul(x, w, y, p),
     );
     assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+}
+
+/// Mixed pairs, f32 A against an f16 or bf16 W (the rows kernel reads W in
+/// its own dtype; cuBLAS's path converts it to f32 first, so both are f32
+/// arithmetic on the same values): both chunk widths, split K, a K tail,
+/// strided A, a batch with the epilogue, and a W whose rows are not
+/// 4-element aligned (the rows kernel refuses it: the SIMT GEMM runs).
+fn mixed_cases() -> Vec<Case> {
+    let mixed = |c: Case, b_dtype| Case { b_dtype, ..c };
+    vec![
+        mixed(case(1, 300, 1024, Store::Rows, Store::Trans), DType::F16),
+        mixed(case(16, 896, 4864, Store::Rows, Store::Trans), DType::BF16),
+        mixed(case(3, 1000, 64, Store::Rows, Store::Trans), DType::BF16),
+        mixed(case(7, 96, 1021, Store::RowsWide, Store::Wide), DType::F16),
+        mixed(case(5, 40, 4100, Store::Padded, Store::Trans), DType::F16),
+        mixed(case(5, 70, 130, Store::Rows, Store::Padded), DType::BF16),
+        mixed(
+            Case {
+                batch: 3,
+                b_broadcast: true,
+                alpha: 0.5,
+                beta: Some((1.0, true)),
+                bias: true,
+                act: Activation::Silu,
+                ..case(12, 200, 520, Store::Rows, Store::Trans)
+            },
+            DType::BF16,
+        ),
+    ]
 }
 
 /// The M <= 16 cases with a batch and the epilogue: B broadcast, alpha,
@@ -352,8 +386,8 @@ fn tf32_rounds_and_the_exact_path_does_not() {
         return;
     };
     let (m, n, k) = (256, 256, 512);
-    let x = operand(&dev, Store::Rows, None, (m, k), 7);
-    let w = operand(&dev, Store::Trans, None, (k, n), 8);
+    let x = operand(&dev, (Store::Rows, DType::F32), None, (m, k), 7);
+    let w = operand(&dev, (Store::Trans, DType::F32), None, (k, n), 8);
     let run = |tile: Option<f32_gemm::F32Tile>| {
         let y = Tensor::zeros(&[m, n], DType::F32, &dev).unwrap();
         let p = Matmul {

@@ -22,10 +22,45 @@
 // registers (2 blocks of 256 or 1 of 512 threads per SM): 4 rows x MR
 // accumulators and two sets of W registers would not fit that at MR >= 8,
 // hence 2 rows per warp there. The host sends W only when its rows start
-// 16-byte aligned (base, offset, row stride and batch stride); a K tail is
-// read element by element. On an H100 (session 13) this kernel ran the 7B
+// on 4-element boundaries (16 bytes in f32, 8 in f16 / bf16: base, offset,
+// row stride and batch stride); a K tail is read element by element. On an H100 (session 13) this kernel ran the 7B
 // products at M = 16 1.5-1.9x faster than the one it replaced, which staged
 // A synchronously with two barriers per chunk.
+
+// ROWS_WDT: W's element type. DT_F32 (the default); DT_F16 or DT_BF16 for a
+// mixed pair, f32 activations against a half-precision weight (a model's
+// f16 / bf16 GGUF weights at decode): 8 bytes per lane, row and 128
+// columns, widened to f32 before the same FMAs.
+#ifndef ROWS_WDT
+#define ROWS_WDT DT_F32
+#endif
+#if ROWS_WDT == DT_F32
+typedef float w_t;
+#else
+typedef u16 w_t;
+#endif
+
+__device__ __forceinline__ float rows_w_f32(w_t v) {
+#if ROWS_WDT == DT_F32
+    return v;
+#elif ROWS_WDT == DT_F16
+    return f16_to_f32(v);
+#else
+    return bf16_to_f32(v);
+#endif
+}
+
+// Four consecutive elements of W (16-byte aligned for f32, 8-byte for
+// f16 / bf16) as f32.
+__device__ __forceinline__ float4 rows_w4(const w_t* p) {
+#if ROWS_WDT == DT_F32
+    return __ldg((const float4*)p);
+#else
+    const uint2 u = __ldg((const uint2*)p);
+    return make_float4(rows_w_f32((u16)(u.x & 0xffff)), rows_w_f32((u16)(u.x >> 16)),
+                       rows_w_f32((u16)(u.y & 0xffff)), rows_w_f32((u16)(u.y >> 16)));
+#endif
+}
 
 #define ROWS_N 32  // W rows per block
 #define ROWS_PER_WARP (MR >= 8 ? 2 : 4)
@@ -74,7 +109,7 @@ __device__ __forceinline__ void rows_cp_async4(float* dst, const float* src, int
 // AVEC: A K-contiguous in 16-byte aligned groups of 4, copied 16 bytes at a
 // time; otherwise element by element, any strides.
 template <int MR, int KCP, bool AVEC>
-__device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const float* b, Operand gb,
+__device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const w_t* b, Operand gb,
                                               const Epilogue& e, const void* c, void* d, const void* bias, int M,
                                               int N, int K, float* partial) {
     constexpr int H = KCP / 128;  // 16-byte groups per lane, W row and chunk
@@ -92,7 +127,7 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
     const int c_begin = min(chunks, (int)blockIdx.y * per);
     const int c_end = min(chunks, c_begin + per);
 
-    const float* wr[ROWS_PER_WARP];
+    const w_t* wr[ROWS_PER_WARP];
 #pragma unroll
     for (int r = 0; r < ROWS_PER_WARP; ++r) {
         const int n = n0 + r < N ? n0 + r : 0;
@@ -113,11 +148,11 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
             for (int h = 0; h < H; ++h) {
                 const int k = ch * KCP + h * 128 + lane * 4;
                 if (k + 3 < K) {
-                    w[r][h] = __ldg((const float4*)(wr[r] + k));
+                    w[r][h] = rows_w4(wr[r] + k);
                 } else {
                     float t[4];
 #pragma unroll
-                    for (int j = 0; j < 4; ++j) t[j] = k + j < K ? __ldg(wr[r] + k + j) : 0.0f;
+                    for (int j = 0; j < 4; ++j) t[j] = k + j < K ? rows_w_f32(__ldg(wr[r] + k + j)) : 0.0f;
                     w[r][h] = make_float4(t[0], t[1], t[2], t[3]);
                 }
             }
@@ -182,7 +217,7 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
 
 #define GEMM_F32_ROWS(KCP, MR, AVEC, SUFFIX)                                                                       \
     extern "C" __global__ void __launch_bounds__(ROWS_N / ((MR) >= 8 ? 2 : 4) * 32, ((MR) >= 8 ? 1 : 2))          \
-        gemm_f32_rows_k##KCP##_m##MR##SUFFIX(const float* a, Operand ga, const float* b, Operand gb, Epilogue e,   \
+        gemm_f32_rows_k##KCP##_m##MR##SUFFIX(const float* a, Operand ga, const w_t* b, Operand gb, Epilogue e,     \
                                              const void* c, void* d, const void* bias, int M, int N, int K,       \
                                              float* partial) {                                                     \
         gemm_f32_rows<MR, KCP, AVEC>(a, ga, b, gb, e, c, d, bias, M, N, K, partial);                              \

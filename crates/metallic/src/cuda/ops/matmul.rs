@@ -452,7 +452,8 @@ fn short(d: DType) -> &'static str {
 }
 
 /// Our SIMT GEMMs, epilogue fused: the exact f32 one for f32 operands, the
-/// simple 64x64 one for every other dtype pair.
+/// f32 rows kernel for f32 activations against an f16 / bf16 weight at
+/// M <= 16, the simple 64x64 one for every other dtype pair.
 fn native(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     if p.b.dtype.is_quantized() {
         crate::bail!(
@@ -463,6 +464,9 @@ fn native(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     }
     if p.a.dtype == DType::F32 && p.b.dtype == DType::F32 {
         return f32::run(p, x, ch, e, None);
+    }
+    if f32::run_rows_mixed(p, x, ch, e)? {
+        return Ok(());
     }
     let name = format!(
         "gemm_simt_64x64x16_{}_{}",

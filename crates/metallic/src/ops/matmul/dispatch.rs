@@ -128,9 +128,21 @@ pub fn mma_fits(p: &MatmulProblem) -> bool {
 /// start on 16-byte boundaries); elsewhere `CudaNative` runs the tiled f32
 /// GEMM, which no tuning entry stands for.
 pub fn f32_rows_fits(p: &MatmulProblem) -> bool {
+    p.b.dtype == DType::F32 && rows_fits(p)
+}
+
+/// Whether the rows kernel takes `p` as a mixed pair: f32 activations
+/// against an f16 or bf16 weight (a model's f16 / bf16 GGUF weights at
+/// decode), read in its own dtype.
+pub fn mixed_rows_fits(p: &MatmulProblem) -> bool {
+    matches!(p.b.dtype, DType::F16 | DType::BF16) && rows_fits(p)
+}
+
+/// M <= 16, f32 A, B the transpose of a row-major `[N, K]` weight whose
+/// rows start on 4-element boundaries (the rows kernel's W loads).
+fn rows_fits(p: &MatmulProblem) -> bool {
     p.m <= 16
-        && p.a.dtype == crate::tensor::DType::F32
-        && p.b.dtype == crate::tensor::DType::F32
+        && p.a.dtype == DType::F32
         && p.b.row_stride == 1
         && p.b.col_stride.is_multiple_of(4)
         && p.b.offset.is_multiple_of(4)
@@ -396,6 +408,16 @@ pub const CUDA_RULES: &[Rule] = &[
         applies: |p, x| tuned_kernel(p, x) == Some(MatmulKernel::CudaNative),
         kernel: MatmulKernel::CudaNative,
     },
+    // f32 activations against an f16 / bf16 weight at M <= 16, on every
+    // architecture: cuBLAS takes only matching dtypes, so the vendor path
+    // first converts the whole weight to f32 (2 bytes read, 4 written and
+    // read again per weight element, every call) where the rows kernel
+    // reads its 2 bytes once (MIXED_ROWS_RECORD).
+    Rule {
+        name: "mixed_rows",
+        applies: |p, _| mixed_rows_fits(p),
+        kernel: MatmulKernel::CudaNative,
+    },
     Rule {
         name: "default",
         applies: |_, _| true,
@@ -578,14 +600,29 @@ mod tests {
             pick(CUDA_RULES, &kn, &auto(hopper)).1,
             MatmulKernel::CudaVendor
         );
-        // A mixed pair (f32 activations, an f16 weight) is not the rows
-        // kernel's.
-        let mut mixed = xwt(DType::F32, 1, 1, 37888, 3584);
-        mixed.b.dtype = DType::F16;
-        assert_eq!(
-            pick(CUDA_RULES, &mixed, &auto(hopper)).1,
-            MatmulKernel::CudaVendor
-        );
+        // Mixed pairs (f32 activations, an f16 / bf16 weight) at M <= 16:
+        // the rows kernel on any GPU; not at M > 16, nor where the weight's
+        // rows are not 4-element aligned.
+        for (dt, m, cc, odd, want) in [
+            (DType::F16, 1, hopper, false, MatmulKernel::CudaNative),
+            (
+                DType::BF16,
+                16,
+                Some((8, 9)),
+                false,
+                MatmulKernel::CudaNative,
+            ),
+            (DType::F16, 17, hopper, false, MatmulKernel::CudaVendor),
+            (DType::BF16, 8, hopper, true, MatmulKernel::CudaVendor),
+        ] {
+            let mut mixed = xwt(DType::F32, 1, m, 896, 4864);
+            mixed.b.dtype = dt;
+            if odd {
+                mixed.b.offset = 2;
+            }
+            assert_eq!(mixed_rows_fits(&mixed), want == MatmulKernel::CudaNative);
+            assert_eq!(pick(CUDA_RULES, &mixed, &auto(cc)).1, want, "{dt} M = {m}");
+        }
         // 7B down (a deep weight) at M <= 16 and 512, f32 at M >= 512, a
         // small weight, attention: cuBLAS.
         let down = |dtype, m| xwt(dtype, 1, m, 3584, 18944);

@@ -149,13 +149,19 @@ impl std::str::FromStr for F32Tile {
     }
 }
 
-static ROWS_MODULE: Module = Module::new(|| {
+/// The rows kernels: f32 W, and the mixed pairs' f16 and bf16 W (same
+/// names, one module per W dtype, so that each compiles only when used).
+fn rows_source(name: &str, w: &str) -> KernelSource {
     KernelSource::new(
-        "gemm_f32_rows",
+        name,
         &[COMMON, EPILOGUE],
         include_str!("../../kernels/gemm_f32_rows.cu"),
     )
-});
+    .define("ROWS_WDT", w)
+}
+static ROWS_MODULE: Module = Module::new(|| rows_source("gemm_f32_rows", "DT_F32"));
+static ROWS_F16W_MODULE: Module = Module::new(|| rows_source("gemm_f32_rows_wf16", "DT_F16"));
+static ROWS_BF16W_MODULE: Module = Module::new(|| rows_source("gemm_f32_rows_wbf16", "DT_BF16"));
 
 macro_rules! modules {
     ($($name:ident = $tile:expr;)*) => {
@@ -166,7 +172,12 @@ macro_rules! modules {
         }
         /// Every variant, for the compile test.
         pub(crate) fn all_sources() -> Vec<KernelSource> {
-            vec![ROWS_MODULE.source().clone(), $($name.source().clone()),*]
+            vec![
+                ROWS_MODULE.source().clone(),
+                ROWS_F16W_MODULE.source().clone(),
+                ROWS_BF16W_MODULE.source().clone(),
+                $($name.source().clone()),*
+            ]
         }
     };
 }
@@ -288,10 +299,17 @@ enum Layout {
     Strided,
 }
 
-/// The layout of an operand at `ptr` with geometry `g`, `x_stride` and
-/// `k_stride` its strides along M (or N) and K, over `count` batches.
-fn layout(ptr: u64, g: &Geom, (x_stride, k_stride): (i64, i64), count: usize) -> Layout {
-    let base = (ptr + g.off as u64 * 4).is_multiple_of(16) && (count == 1 || g.bs % 4 == 0);
+/// The layout of an operand of `elem` bytes per element at `ptr` with
+/// geometry `g`, `x_stride` and `k_stride` its strides along M (or N) and K,
+/// over `count` batches: groups of 4 elements, aligned to their size.
+fn layout(
+    (ptr, elem): (u64, u64),
+    g: &Geom,
+    (x_stride, k_stride): (i64, i64),
+    count: usize,
+) -> Layout {
+    let base =
+        (ptr + g.off as u64 * elem).is_multiple_of(4 * elem) && (count == 1 || g.bs % 4 == 0);
     if base && k_stride == 1 && x_stride % 4 == 0 {
         Layout::K
     } else if base && x_stride == 1 && k_stride % 4 == 0 {
@@ -342,8 +360,8 @@ pub(super) fn run(
             p.n
         );
     }
-    let la = layout(x.a, &ch.a, (ch.a.rs, ch.a.cs), ch.count);
-    let lb = layout(x.b, &ch.b, (ch.b.cs, ch.b.rs), ch.count);
+    let la = layout((x.a, 4), &ch.a, (ch.a.rs, ch.a.cs), ch.count);
+    let lb = layout((x.b, 4), &ch.b, (ch.b.cs, ch.b.rs), ch.count);
     if forced.is_none() && p.m <= ROWS_MAX_M && lb == Layout::K {
         return rows(p, x, ch, e, la == Layout::K);
     }
@@ -382,8 +400,26 @@ pub(super) fn run(
     Ok(())
 }
 
-/// The rows kernel (M <= 16, B K-contiguous and aligned), then the split
-/// sum where K is split.
+/// Runs a mixed pair, f32 A against an f16 or bf16 W, on the rows kernel
+/// (W read in its own dtype and widened in registers): `Ok(false)` unless
+/// M <= 16 and W is K-contiguous in 8-byte aligned groups of 4.
+pub(super) fn run_rows_mixed(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    ch: &Chunk,
+    e: &Epilogue,
+) -> Result<bool> {
+    let half = matches!(p.b.dtype, DType::F16 | DType::BF16);
+    let lb = layout((x.b, 2), &ch.b, (ch.b.cs, ch.b.rs), ch.count);
+    if p.a.dtype != DType::F32 || !half || p.m > ROWS_MAX_M || lb != Layout::K {
+        return Ok(false);
+    }
+    let la = layout((x.a, 4), &ch.a, (ch.a.rs, ch.a.cs), ch.count);
+    rows(p, x, ch, e, la == Layout::K).map(|()| true)
+}
+
+/// The rows kernel (M <= 16, B K-contiguous and aligned; B f32, or f16 /
+/// bf16 against f32 A), then the split sum where K is split.
 fn rows(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue, a_k_contiguous: bool) -> Result<()> {
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let splits = rows_splits((p.n, p.k, ch.count), x.dev.multiprocessors());
@@ -412,7 +448,12 @@ fn rows(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue, a_k_contiguous: b
     // gemm_f32_rows.cu: 4 W rows per warp, 2 from MR 8 on (twice the warps).
     let threads = if p.m > 4 { 512 } else { 256 };
     let name = rows_kernel(p.m, p.k, a_k_contiguous);
-    ROWS_MODULE.launch(&x.dev, &name, grid, (threads, 1, 1), &mut a)?;
+    let module = match p.b.dtype {
+        DType::F16 => &ROWS_F16W_MODULE,
+        DType::BF16 => &ROWS_BF16W_MODULE,
+        _ => &ROWS_MODULE,
+    };
+    module.launch(&x.dev, &name, grid, (threads, 1, 1), &mut a)?;
     if splits > 1 {
         super::sum_splits(p, x, e, (partial, splits), total)?;
     }
@@ -445,19 +486,35 @@ mod tests {
     }
 
     #[test]
-    fn layouts_need_unit_stride_and_16_byte_groups() {
+    fn layouts_need_unit_stride_and_aligned_groups_of_4() {
         let g = |off, rs, cs, bs| Geom { off, rs, cs, bs };
         // A [M, K] row-major with K % 4 == 0: K-contiguous.
-        assert_eq!(layout(256, &g(0, 64, 1, 0), (64, 1), 1), Layout::K);
+        assert_eq!(layout((256, 4), &g(0, 64, 1, 0), (64, 1), 1), Layout::K);
         // One element in: not 16-byte aligned.
-        assert_eq!(layout(256, &g(1, 64, 1, 0), (64, 1), 1), Layout::Strided);
+        assert_eq!(
+            layout((256, 4), &g(1, 64, 1, 0), (64, 1), 1),
+            Layout::Strided
+        );
         // A row stride of 65 breaks the groups of later rows.
-        assert_eq!(layout(256, &g(0, 65, 1, 0), (65, 1), 1), Layout::Strided);
+        assert_eq!(
+            layout((256, 4), &g(0, 65, 1, 0), (65, 1), 1),
+            Layout::Strided
+        );
         // Transposed: contiguous along M.
-        assert_eq!(layout(256, &g(0, 1, 64, 0), (1, 64), 1), Layout::X);
+        assert_eq!(layout((256, 4), &g(0, 1, 64, 0), (1, 64), 1), Layout::X);
         // A batch stride off the groups matters only with several batches.
-        assert_eq!(layout(256, &g(0, 64, 1, 7), (64, 1), 1), Layout::K);
-        assert_eq!(layout(256, &g(0, 64, 1, 7), (64, 1), 2), Layout::Strided);
+        assert_eq!(layout((256, 4), &g(0, 64, 1, 7), (64, 1), 1), Layout::K);
+        assert_eq!(
+            layout((256, 4), &g(0, 64, 1, 7), (64, 1), 2),
+            Layout::Strided
+        );
+        // f16 / bf16 (a mixed pair's W): groups of 4 elements are 8 bytes.
+        assert_eq!(layout((264, 2), &g(0, 64, 1, 0), (64, 1), 1), Layout::K);
+        assert_eq!(layout((256, 2), &g(4, 64, 1, 0), (64, 1), 1), Layout::K);
+        assert_eq!(
+            layout((256, 2), &g(2, 64, 1, 0), (64, 1), 1),
+            Layout::Strided
+        );
         assert_eq!(layout_suffix(Layout::K, Layout::Strided), "ss");
     }
 
