@@ -268,6 +268,7 @@ fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem
             let label = f32_gemm::kernel_label(
                 (m, n, k, batch),
                 (problem.a.col_stride == 1, problem.b.row_stride == 1),
+                problem.b.dtype != DType::F32,
                 dev.multiprocessors(),
             );
             match problem.b.dtype {

@@ -29,16 +29,24 @@
 
 // ROWS_WDT: W's element type. DT_F32 (the default); DT_F16 or DT_BF16 for a
 // mixed pair, f32 activations against a half-precision weight (a model's
-// f16 / bf16 GGUF weights at decode): 8 bytes per lane, row and 128
-// columns, widened to f32 before the same FMAs.
+// f16 / bf16 GGUF weights at decode), widened to f32 before the same FMAs.
+// Either way a lane loads 16 bytes of a W row at a time: W_E elements, so a
+// warp's load covers 32 W_E columns (128 in f32, 256 in f16 / bf16).
 #ifndef ROWS_WDT
 #define ROWS_WDT DT_F32
 #endif
+// A 16-byte load of W stays in its raw form (wpack) until the FMAs, so an
+// f16 / bf16 chunk in flight takes the registers an f32 one does.
 #if ROWS_WDT == DT_F32
 typedef float w_t;
+typedef float4 wpack;
+#define W_E 4
 #else
 typedef u16 w_t;
+typedef uint4 wpack;
+#define W_E 8
 #endif
+#define W_Q (W_E / 4)  // float4s per 16-byte load of W
 
 __device__ __forceinline__ float rows_w_f32(w_t v) {
 #if ROWS_WDT == DT_F32
@@ -50,15 +58,28 @@ __device__ __forceinline__ float rows_w_f32(w_t v) {
 #endif
 }
 
-// Four consecutive elements of W (16-byte aligned for f32, 8-byte for
-// f16 / bf16) as f32.
-__device__ __forceinline__ float4 rows_w4(const w_t* p) {
+// Elements 4q .. 4q + 3 of a 16-byte load of W as f32 (q < W_Q).
+__device__ __forceinline__ float4 rows_wq(const wpack& v, int q) {
 #if ROWS_WDT == DT_F32
-    return __ldg((const float4*)p);
+    return v;
 #else
-    const uint2 u = __ldg((const uint2*)p);
-    return make_float4(rows_w_f32((u16)(u.x & 0xffff)), rows_w_f32((u16)(u.x >> 16)),
-                       rows_w_f32((u16)(u.y & 0xffff)), rows_w_f32((u16)(u.y >> 16)));
+    const unsigned lo = q ? v.z : v.x, hi = q ? v.w : v.y;
+    return make_float4(rows_w_f32((u16)(lo & 0xffff)), rows_w_f32((u16)(lo >> 16)), rows_w_f32((u16)(hi & 0xffff)),
+                       rows_w_f32((u16)(hi >> 16)));
+#endif
+}
+
+// Elements k .. k + W_E - 1 of a W row (zeros from K on) packed as one
+// 16-byte load of W.
+__device__ __forceinline__ wpack rows_wtail(const w_t* row, int k, int K) {
+    w_t t[W_E];
+#pragma unroll
+    for (int j = 0; j < W_E; ++j) t[j] = k + j < K ? __ldg(row + k + j) : (w_t)0;
+#if ROWS_WDT == DT_F32
+    return make_float4(t[0], t[1], t[2], t[3]);
+#else
+    return make_uint4(t[0] | (unsigned)t[1] << 16, t[2] | (unsigned)t[3] << 16, t[4] | (unsigned)t[5] << 16,
+                      t[6] | (unsigned)t[7] << 16);
 #endif
 }
 
@@ -112,7 +133,7 @@ template <int MR, int KCP, bool AVEC>
 __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const w_t* b, Operand gb,
                                               const Epilogue& e, const void* c, void* d, const void* bias, int M,
                                               int N, int K, float* partial) {
-    constexpr int H = KCP / 128;  // 16-byte groups per lane, W row and chunk
+    constexpr int H = KCP / (32 * W_E);  // 16-byte loads per lane, W row and chunk
     constexpr int VEC = AVEC ? 4 : 1;
     constexpr int GROUPS = MR * KCP / VEC;  // A's copies per chunk
     constexpr int COPIES = (GROUPS + ROWS_THREADS - 1) / ROWS_THREADS;
@@ -141,19 +162,16 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
 #pragma unroll
         for (int m = 0; m < MR; ++m) acc[r][m] = 0.0f;
 
-    auto load_w = [&](float4(&w)[ROWS_PER_WARP][H], int ch) {
+    auto load_w = [&](wpack(&w)[ROWS_PER_WARP][H], int ch) {
 #pragma unroll
         for (int r = 0; r < ROWS_PER_WARP; ++r)
 #pragma unroll
             for (int h = 0; h < H; ++h) {
-                const int k = ch * KCP + h * 128 + lane * 4;
-                if (k + 3 < K) {
-                    w[r][h] = rows_w4(wr[r] + k);
+                const int k = ch * KCP + h * 32 * W_E + lane * W_E;
+                if (k + W_E - 1 < K) {
+                    w[r][h] = __ldg((const wpack*)(wr[r] + k));
                 } else {
-                    float t[4];
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) t[j] = k + j < K ? rows_w_f32(__ldg(wr[r] + k + j)) : 0.0f;
-                    w[r][h] = make_float4(t[0], t[1], t[2], t[3]);
+                    w[r][h] = rows_wtail(wr[r], k, K);
                 }
             }
     };
@@ -178,7 +196,7 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
         asm volatile("cp.async.commit_group;\n" ::);
     };
 
-    float4 w_next[ROWS_PER_WARP][H];
+    wpack w_next[ROWS_PER_WARP][H];
     if (c_begin < c_end) {
         copy_a(0, c_begin);
         load_w(w_next, c_begin);
@@ -186,7 +204,7 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
 #pragma unroll 1
     for (int ch = c_begin; ch < c_end; ++ch) {
         const int buf = (ch - c_begin) & 1;
-        float4 w[ROWS_PER_WARP][H];
+        wpack w[ROWS_PER_WARP][H];
 #pragma unroll
         for (int r = 0; r < ROWS_PER_WARP; ++r)
 #pragma unroll
@@ -201,14 +219,20 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
 #pragma unroll
         for (int h = 0; h < H; ++h)
 #pragma unroll
-            for (int m = 0; m < MR; ++m) {
-                const float4 x = *(const float4*)&as[buf][m][h * 128 + lane * 4];
+            for (int q = 0; q < W_Q; ++q) {
+                float4 wf[ROWS_PER_WARP];
 #pragma unroll
-                for (int r = 0; r < ROWS_PER_WARP; ++r) {
-                    acc[r][m] = fmaf(x.x, w[r][h].x, acc[r][m]);
-                    acc[r][m] = fmaf(x.y, w[r][h].y, acc[r][m]);
-                    acc[r][m] = fmaf(x.z, w[r][h].z, acc[r][m]);
-                    acc[r][m] = fmaf(x.w, w[r][h].w, acc[r][m]);
+                for (int r = 0; r < ROWS_PER_WARP; ++r) wf[r] = rows_wq(w[r][h], q);
+#pragma unroll
+                for (int m = 0; m < MR; ++m) {
+                    const float4 x = *(const float4*)&as[buf][m][h * 32 * W_E + lane * W_E + 4 * q];
+#pragma unroll
+                    for (int r = 0; r < ROWS_PER_WARP; ++r) {
+                        acc[r][m] = fmaf(x.x, wf[r].x, acc[r][m]);
+                        acc[r][m] = fmaf(x.y, wf[r].y, acc[r][m]);
+                        acc[r][m] = fmaf(x.z, wf[r].z, acc[r][m]);
+                        acc[r][m] = fmaf(x.w, wf[r].w, acc[r][m]);
+                    }
                 }
             }
     }
@@ -222,6 +246,7 @@ __device__ __forceinline__ void gemm_f32_rows(const float* a, Operand ga, const 
                                              float* partial) {                                                     \
         gemm_f32_rows<MR, KCP, AVEC>(a, ga, b, gb, e, c, d, bias, M, N, K, partial);                              \
     }
+#if ROWS_WDT == DT_F32
 // A K-contiguous and aligned: 256- and 128-column chunks; any other A (not
 // the hot path): 256-column chunks only.
 GEMM_F32_ROWS(256, 1, true, )
@@ -239,3 +264,24 @@ GEMM_F32_ROWS(256, 2, false, _s)
 GEMM_F32_ROWS(256, 4, false, _s)
 GEMM_F32_ROWS(256, 8, false, _s)
 GEMM_F32_ROWS(256, 16, false, _s)
+#else
+// f16 / bf16 W: two 16-byte loads per lane and row in flight, as in f32,
+// take 512-column chunks (A's two buffers: 32 KB at MR 8); at MR 16 (64 KB,
+// past the static shared-memory limit) one load in 256 columns. Chunks
+// narrower than a warp's 256-column load do not exist: K <= 256 takes 256.
+// Any other A: 256-column chunks (at 512 its element copies spill).
+GEMM_F32_ROWS(512, 1, true, )
+GEMM_F32_ROWS(512, 2, true, )
+GEMM_F32_ROWS(512, 4, true, )
+GEMM_F32_ROWS(512, 8, true, )
+GEMM_F32_ROWS(256, 16, true, )
+GEMM_F32_ROWS(256, 1, true, )
+GEMM_F32_ROWS(256, 2, true, )
+GEMM_F32_ROWS(256, 4, true, )
+GEMM_F32_ROWS(256, 8, true, )
+GEMM_F32_ROWS(256, 1, false, _s)
+GEMM_F32_ROWS(256, 2, false, _s)
+GEMM_F32_ROWS(256, 4, false, _s)
+GEMM_F32_ROWS(256, 8, false, _s)
+GEMM_F32_ROWS(256, 16, false, _s)
+#endif

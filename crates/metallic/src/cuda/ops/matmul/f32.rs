@@ -243,21 +243,27 @@ const ROWS_N: usize = 32;
 const ROWS_KC: usize = 256;
 
 /// The rows kernel for `m` rows and depth `k`, given whether A is
-/// K-contiguous with 16-byte aligned groups of 4: `gemm_f32_rows_k<KC>_m<MR>`,
-/// MR the bound on M, KC 128 where K fits one such chunk (a 256-column
-/// chunk would leave half the lanes or more idle); for A's other layouts
-/// (not the hot path) `gemm_f32_rows_k256_m<MR>_s`.
-fn rows_kernel(m: usize, k: usize, a_k_contiguous: bool) -> String {
+/// K-contiguous with 16-byte aligned groups of 4 and whether W is f16 /
+/// bf16 (a mixed pair; its own module): `gemm_f32_rows_k<KC>_m<MR>`, MR
+/// the bound on M. An f32 W takes KC 256, or 128 where K fits one such
+/// chunk (a 256-column chunk would leave half the lanes or more idle); an
+/// f16 / bf16 W 512 (two 16-byte loads per lane and row, as f32's 256), at
+/// MR 16 or where K <= 256, 256. A's other layouts (not the hot path)
+/// take 256-column chunks only, suffixed `_s`.
+fn rows_kernel(m: usize, k: usize, a_k_contiguous: bool, w_half: bool) -> String {
     let bound = m.next_power_of_two().max(1);
-    match (a_k_contiguous, k <= 128) {
-        (true, true) => format!("gemm_f32_rows_k128_m{bound}"),
-        (true, false) => format!("gemm_f32_rows_k{ROWS_KC}_m{bound}"),
+    let long = if w_half && bound < 16 { 512 } else { ROWS_KC };
+    let short = if w_half { ROWS_KC } else { 128 };
+    match (a_k_contiguous, k <= short) {
+        (true, true) => format!("gemm_f32_rows_k{short}_m{bound}"),
+        (true, false) => format!("gemm_f32_rows_k{long}_m{bound}"),
         (false, _) => format!("gemm_f32_rows_k{ROWS_KC}_m{bound}_s"),
     }
 }
 
 /// Splits of K for the rows kernel: enough blocks for 4 per SM, every
-/// split keeping at least 4 chunks of K.
+/// split keeping at least 4 chunks of 256 columns (2 of the f16 / bf16
+/// kernels' 512).
 pub fn rows_splits((n, k, batch): (usize, usize, usize), sms: usize) -> usize {
     let blocks = batch * n.div_ceil(ROWS_N);
     (4 * sms / blocks.max(1))
@@ -265,15 +271,17 @@ pub fn rows_splits((n, k, batch): (usize, usize, usize), sms: usize) -> usize {
         .clamp(1, 16)
 }
 
-/// The name of what `Native` runs for an f32 problem (the bench's label),
-/// given whether A and B are K-contiguous with 16-byte aligned rows.
+/// The name of what `Native` runs for an f32 problem, or for f32 A against
+/// an f16 / bf16 B (`w_half`) at M <= 16 (the bench's label), given whether
+/// A and B are K-contiguous with aligned groups of 4.
 pub fn kernel_label(
     (m, n, k, batch): (usize, usize, usize, usize),
     (a_k_contiguous, b_k_contiguous): (bool, bool),
+    w_half: bool,
     sms: usize,
 ) -> String {
     if m <= ROWS_MAX_M && b_k_contiguous {
-        let name = rows_kernel(m, k, a_k_contiguous);
+        let name = rows_kernel(m, k, a_k_contiguous, w_half);
         return match rows_splits((n, k, batch), sms) {
             1 => name,
             splits => format!("{name} split {splits}"),
@@ -447,7 +455,8 @@ fn rows(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue, a_k_contiguous: b
     let grid = (p.n.div_ceil(ROWS_N) as u32, splits as u32, ch.count as u32);
     // gemm_f32_rows.cu: 4 W rows per warp, 2 from MR 8 on (twice the warps).
     let threads = if p.m > 4 { 512 } else { 256 };
-    let name = rows_kernel(p.m, p.k, a_k_contiguous);
+    let w_half = matches!(p.b.dtype, DType::F16 | DType::BF16);
+    let name = rows_kernel(p.m, p.k, a_k_contiguous, w_half);
     let module = match p.b.dtype {
         DType::F16 => &ROWS_F16W_MODULE,
         DType::BF16 => &ROWS_BF16W_MODULE,
@@ -538,25 +547,43 @@ mod tests {
     #[test]
     fn rows_labels_name_the_kernel_launched() {
         assert_eq!(
-            kernel_label((16, 3584, 18944, 1), (true, true), 132),
+            kernel_label((16, 3584, 18944, 1), (true, true), false, 132),
             "gemm_f32_rows_k256_m16 split 4"
         );
         // The attention product: K = 64 fits one 128-column chunk.
         assert_eq!(
-            kernel_label((1, 4096, 64, 14), (true, true), 132),
+            kernel_label((1, 4096, 64, 14), (true, true), false, 132),
             "gemm_f32_rows_k128_m1"
         );
         assert_eq!(
-            kernel_label((5, 77, 100, 1), (false, true), 132),
+            kernel_label((5, 77, 100, 1), (false, true), false, 132),
             "gemm_f32_rows_k256_m8_s"
         );
         assert_eq!(
-            kernel_label((3, 77, 129, 1), (true, true), 132),
+            kernel_label((3, 77, 129, 1), (true, true), false, 132),
             "gemm_f32_rows_k256_m4"
+        );
+        // An f16 / bf16 W: 512-column chunks below MR 16, 256 at MR 16 and
+        // where K <= 256 (A K-contiguous).
+        assert_eq!(
+            kernel_label((1, 37888, 3584, 1), (true, true), true, 132),
+            "gemm_f32_rows_k512_m1"
+        );
+        assert_eq!(
+            kernel_label((16, 3584, 18944, 1), (true, true), true, 132),
+            "gemm_f32_rows_k256_m16 split 4"
+        );
+        assert_eq!(
+            kernel_label((3, 1000, 64, 1), (true, true), true, 132),
+            "gemm_f32_rows_k256_m4"
+        );
+        assert_eq!(
+            kernel_label((3, 1000, 600, 1), (false, true), true, 132),
+            "gemm_f32_rows_k256_m4_s"
         );
         // B not K-contiguous: the tiled GEMM.
         assert_eq!(
-            kernel_label((3, 77, 129, 1), (true, false), 132),
+            kernel_label((3, 77, 129, 1), (true, false), false, 132),
             "gemm_f32_simt_64x64x8"
         );
     }
