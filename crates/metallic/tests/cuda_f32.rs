@@ -308,14 +308,16 @@ fn f32_rows_kernel_matches_cublas() {
 /// Mixed pairs, f32 A against an f16 or bf16 W (the rows kernel reads W in
 /// its own dtype; cuBLAS's path converts it to f32 first, so both are f32
 /// arithmetic on the same values): both chunk widths, split K, a K tail,
-/// strided A, a batch with the epilogue, and a W whose rows are not
-/// 4-element aligned (the rows kernel refuses it: the SIMT GEMM runs).
+/// strided A, a batch with the epilogue, and W rows that do not start on
+/// 16-byte boundaries (the rows kernel refuses them: the SIMT GEMM runs).
 fn mixed_cases() -> Vec<Case> {
     let mixed = |c: Case, b_dtype| Case { b_dtype, ..c };
     vec![
         mixed(case(1, 300, 1024, Store::Rows, Store::Trans), DType::F16),
         mixed(case(16, 896, 4864, Store::Rows, Store::Trans), DType::BF16),
         mixed(case(3, 1000, 64, Store::Rows, Store::Trans), DType::BF16),
+        mixed(case(7, 96, 1019, Store::RowsWide, Store::Wide), DType::F16),
+        // Rows of 1028 elements: not 16-byte groups of 8 (the SIMT GEMM).
         mixed(case(7, 96, 1021, Store::RowsWide, Store::Wide), DType::F16),
         mixed(case(5, 40, 4100, Store::Padded, Store::Trans), DType::F16),
         mixed(case(5, 70, 130, Store::Rows, Store::Padded), DType::BF16),

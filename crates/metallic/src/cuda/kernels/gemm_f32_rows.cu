@@ -22,8 +22,8 @@
 // registers (2 blocks of 256 or 1 of 512 threads per SM): 4 rows x MR
 // accumulators and two sets of W registers would not fit that at MR >= 8,
 // hence 2 rows per warp there. The host sends W only when its rows start
-// on 4-element boundaries (16 bytes in f32, 8 in f16 / bf16: base, offset,
-// row stride and batch stride); a K tail is read element by element. On an H100 (session 13) this kernel ran the 7B
+// on 16-byte boundaries (base, offset, row stride and batch stride); a K
+// tail is read element by element. On an H100 (session 13) this kernel ran the 7B
 // products at M = 16 1.5-1.9x faster than the one it replaced, which staged
 // A synchronously with two barriers per chunk.
 

@@ -139,14 +139,16 @@ pub fn mixed_rows_fits(p: &MatmulProblem) -> bool {
 }
 
 /// M <= 16, f32 A, B the transpose of a row-major `[N, K]` weight whose
-/// rows start on 4-element boundaries (the rows kernel's W loads).
+/// rows start on 16-byte boundaries (the rows kernel's W loads: groups of 4
+/// f32 or 8 f16 / bf16 elements).
 fn rows_fits(p: &MatmulProblem) -> bool {
+    let group = if p.b.dtype == DType::F32 { 4 } else { 8 };
     p.m <= 16
         && p.a.dtype == DType::F32
         && p.b.row_stride == 1
-        && p.b.col_stride.is_multiple_of(4)
-        && p.b.offset.is_multiple_of(4)
-        && p.b.batch_strides.iter().all(|s| s.is_multiple_of(4))
+        && p.b.col_stride.is_multiple_of(group)
+        && p.b.offset.is_multiple_of(group)
+        && p.b.batch_strides.iter().all(|s| s.is_multiple_of(group))
 }
 
 /// Whether the wgmma GEMM takes `p` on a device of context `x`: Hopper, the
@@ -412,7 +414,10 @@ pub const CUDA_RULES: &[Rule] = &[
     // architecture: cuBLAS takes only matching dtypes, so the vendor path
     // first converts the whole weight to f32 (2 bytes read, 4 written and
     // read again per weight element, every call) where the rows kernel
-    // reads its 2 bytes once (MIXED_ROWS_RECORD).
+    // reads its 2 bytes once. On an H100: 7B and 0.5B weights 13-125x
+    // faster (bench/results/2026-12-06-nvidia-h100-gemm-bench-session13-mixed.log),
+    // a synthetic Qwen2.5-1.5B in f16 / bf16 decoding at 160-177 tok/s
+    // against 7.3 (-synthetic-1.5b-f16-bf16-decode.log).
     Rule {
         name: "mixed_rows",
         applies: |p, _| mixed_rows_fits(p),
@@ -602,7 +607,7 @@ mod tests {
         );
         // Mixed pairs (f32 activations, an f16 / bf16 weight) at M <= 16:
         // the rows kernel on any GPU; not at M > 16, nor where the weight's
-        // rows are not 4-element aligned.
+        // rows do not start on 16-byte boundaries.
         for (dt, m, cc, odd, want) in [
             (DType::F16, 1, hopper, false, MatmulKernel::CudaNative),
             (
@@ -618,7 +623,7 @@ mod tests {
             let mut mixed = xwt(DType::F32, 1, m, 896, 4864);
             mixed.b.dtype = dt;
             if odd {
-                mixed.b.offset = 2;
+                mixed.b.offset = 4;
             }
             assert_eq!(mixed_rows_fits(&mixed), want == MatmulKernel::CudaNative);
             assert_eq!(pick(CUDA_RULES, &mixed, &auto(cc)).1, want, "{dt} M = {m}");

@@ -243,7 +243,7 @@ const ROWS_N: usize = 32;
 const ROWS_KC: usize = 256;
 
 /// The rows kernel for `m` rows and depth `k`, given whether A is
-/// K-contiguous with 16-byte aligned groups of 4 and whether W is f16 /
+/// K-contiguous in 16-byte aligned groups and whether W is f16 /
 /// bf16 (a mixed pair; its own module): `gemm_f32_rows_k<KC>_m<MR>`, MR
 /// the bound on M. An f32 W takes KC 256, or 128 where K fits one such
 /// chunk (a 256-column chunk would leave half the lanes or more idle); an
@@ -273,7 +273,7 @@ pub fn rows_splits((n, k, batch): (usize, usize, usize), sms: usize) -> usize {
 
 /// The name of what `Native` runs for an f32 problem, or for f32 A against
 /// an f16 / bf16 B (`w_half`) at M <= 16 (the bench's label), given whether
-/// A and B are K-contiguous with aligned groups of 4.
+/// A and B are K-contiguous in 16-byte aligned groups.
 pub fn kernel_label(
     (m, n, k, batch): (usize, usize, usize, usize),
     (a_k_contiguous, b_k_contiguous): (bool, bool),
@@ -309,18 +309,19 @@ enum Layout {
 
 /// The layout of an operand of `elem` bytes per element at `ptr` with
 /// geometry `g`, `x_stride` and `k_stride` its strides along M (or N) and K,
-/// over `count` batches: groups of 4 elements, aligned to their size.
+/// over `count` batches: 16-byte aligned groups (of 4 f32, or of 8 f16 /
+/// bf16 elements).
 fn layout(
     (ptr, elem): (u64, u64),
     g: &Geom,
     (x_stride, k_stride): (i64, i64),
     count: usize,
 ) -> Layout {
-    let base =
-        (ptr + g.off as u64 * elem).is_multiple_of(4 * elem) && (count == 1 || g.bs % 4 == 0);
-    if base && k_stride == 1 && x_stride % 4 == 0 {
+    let group = 16 / elem as i64;
+    let base = (ptr + g.off as u64 * elem).is_multiple_of(16) && (count == 1 || g.bs % group == 0);
+    if base && k_stride == 1 && x_stride % group == 0 {
         Layout::K
-    } else if base && x_stride == 1 && k_stride % 4 == 0 {
+    } else if base && x_stride == 1 && k_stride % group == 0 {
         Layout::X
     } else {
         Layout::Strided
@@ -410,7 +411,7 @@ pub(super) fn run(
 
 /// Runs a mixed pair, f32 A against an f16 or bf16 W, on the rows kernel
 /// (W read in its own dtype and widened in registers): `Ok(false)` unless
-/// M <= 16 and W is K-contiguous in 8-byte aligned groups of 4.
+/// M <= 16 and W is K-contiguous in 16-byte aligned groups of 8.
 pub(super) fn run_rows_mixed(
     p: &MatmulProblem,
     x: &Ptrs,
@@ -495,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn layouts_need_unit_stride_and_aligned_groups_of_4() {
+    fn layouts_need_unit_stride_and_16_byte_groups() {
         let g = |off, rs, cs, bs| Geom { off, rs, cs, bs };
         // A [M, K] row-major with K % 4 == 0: K-contiguous.
         assert_eq!(layout((256, 4), &g(0, 64, 1, 0), (64, 1), 1), Layout::K);
@@ -517,13 +518,12 @@ mod tests {
             layout((256, 4), &g(0, 64, 1, 7), (64, 1), 2),
             Layout::Strided
         );
-        // f16 / bf16 (a mixed pair's W): groups of 4 elements are 8 bytes.
-        assert_eq!(layout((264, 2), &g(0, 64, 1, 0), (64, 1), 1), Layout::K);
-        assert_eq!(layout((256, 2), &g(4, 64, 1, 0), (64, 1), 1), Layout::K);
-        assert_eq!(
-            layout((256, 2), &g(2, 64, 1, 0), (64, 1), 1),
-            Layout::Strided
-        );
+        // f16 / bf16 (a mixed pair's W): 16-byte groups of 8 elements.
+        let half = |ptr, off, rs| layout((ptr, 2), &g(off, rs, 1, 0), (rs, 1), 1);
+        assert_eq!(half(256, 8, 64), Layout::K);
+        assert_eq!(half(264, 0, 64), Layout::Strided);
+        assert_eq!(half(256, 4, 64), Layout::Strided);
+        assert_eq!(half(256, 0, 68), Layout::Strided);
         assert_eq!(layout_suffix(Layout::K, Layout::Strided), "ss");
     }
 
