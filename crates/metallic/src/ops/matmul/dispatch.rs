@@ -22,8 +22,10 @@ pub enum MatmulKernel {
     /// Ours on CUDA for float operands on the CUDA cores, epilogue fused,
     /// every layout: f32 operands on the exact fp32 GEMM (never TF32:
     /// `gemm_f32_rows_k<KC>_m<MR>` for M <= 16 against a K-contiguous weight,
-    /// else `gemm_f32_simt_<BM>x<BN>x<BK>`), other dtype pairs on a simple
-    /// tiled one (`gemm_simt_64x64x16_*`).
+    /// else `gemm_f32_simt_<BM>x<BN>x<BK>`); f32 activations against an
+    /// f16 / bf16 weight at M <= 16 on the same rows kernel, reading the
+    /// weight in its own dtype; other dtype pairs on a simple tiled one
+    /// (`gemm_simt_64x64x16_*`).
     CudaNative,
     /// Ours on Hopper (sm_90a): f16/bf16 operands, both K-contiguous, `wgmma`
     /// on TMA-loaded swizzled tiles, warp-specialised and persistent, split K
