@@ -526,11 +526,7 @@ fn run_epilogue(
 }
 
 /// Copies `n` matrices (`rows x cols`, geometry `g`, one when `g.bs == 0`)
-/// into a contiguous buffer of `to`; returns it with its geometry: row-major,
-/// or with `any_order` column-major where the source is (unit row stride: a
-/// weight `[N, K]` seen as B = W^T), so that both sides of the copy run
-/// along memory (row-major output from such a source read one element per
-/// row: 11.9 ms for the 7B gate+up weight on an H100).
+/// into a contiguous buffer of `to`; returns it with its geometry.
 fn contiguous(
     dev: &CudaDevice,
     src: u64,
@@ -538,40 +534,19 @@ fn contiguous(
     g: &Geom,
     count: usize,
     (rows, cols): (usize, usize),
-    (to, any_order): (DType, bool),
+    to: DType,
 ) -> Result<(DeviceBuffer, Geom)> {
     let n = if g.bs == 0 { 1 } else { count };
     let elems = n * rows * cols;
     let buf = dev.alloc(elems * to.block_bytes())?;
-    let bs = if g.bs == 0 { 0 } else { (rows * cols) as i64 };
-    // The copy walks its last dimension fastest: columns, or for a
-    // column-major copy rows (the matrix seen transposed).
-    let col_major = any_order && g.rs == 1 && g.cs != 1 && rows > 1 && cols > 1;
-    let (shape, strides, out) = if col_major {
-        let out = Geom {
-            off: 0,
-            rs: 1,
-            cs: rows as i64,
-            bs,
-        };
-        ([n, cols, rows], [g.bs, g.cs, g.rs], out)
-    } else {
-        let out = Geom {
-            off: 0,
-            rs: cols as i64,
-            cs: 1,
-            bs,
-        };
-        ([n, rows, cols], [g.bs, g.rs, g.cs], out)
-    };
     let ss = Strided::with(
         OP,
-        &shape,
-        &strides.map(|s| s as usize),
+        &[n, rows, cols],
+        &[g.bs as usize, g.rs as usize, g.cs as usize],
         g.off as usize,
         from,
     )?;
-    let ds = Strided::with(OP, &shape, &[rows * cols, shape[2], 1], 0, to)?;
+    let ds = Strided::with(OP, &[n, rows, cols], &[rows * cols, cols, 1], 0, to)?;
     let (dp, n64) = (buf.ptr(), elems as i64);
     let mut a = [arg(&src), arg(&ss), arg(&dp), arg(&ds), arg(&n64)];
     super::copy::MODULE.launch(
@@ -581,9 +556,22 @@ fn contiguous(
         (256, 1, 1),
         &mut a,
     )?;
-    Ok((buf, out))
+    let bs = if g.bs == 0 { 0 } else { (rows * cols) as i64 };
+    Ok((
+        buf,
+        Geom {
+            off: 0,
+            rs: cols as i64,
+            cs: 1,
+            bs,
+        },
+    ))
 }
 
+/// How cuBLAS takes `X^T` for a logical `rows x cols` operand `X`: as a
+/// column-major matrix (`OP_N`, ld = row stride) when its columns are unit
+/// stride, or as the transpose of one (`OP_T`, ld = column stride) when its
+/// rows are. `None` when neither holds (a copy is needed).
 fn blas_layout(g: &Geom, rows: usize, cols: usize) -> Option<(cublas::cublasOperation_t, i32)> {
     let fits = |ld: i64, min: usize| {
         (ld >= min.max(1) as i64)
@@ -644,7 +632,7 @@ fn blas_operand(
             });
         }
     }
-    let (buf, cg) = contiguous(dev, ptr, dtype, g, count, (rows, cols), (want, true))?;
+    let (buf, cg) = contiguous(dev, ptr, dtype, g, count, (rows, cols), want)?;
     let (op, ld) = blas_layout(&cg, rows, cols).expect("a contiguous matrix always fits cuBLAS");
     Ok(BlasOperand {
         ptr: buf.ptr(),
@@ -751,15 +739,7 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         );
     }
     let (m, n, k) = (p.m, p.n, p.k);
-    let (a, ag) = contiguous(
-        dev,
-        x.a,
-        p.a.dtype,
-        &ch.a,
-        ch.count,
-        (m, k),
-        (DType::F32, false),
-    )?;
+    let (a, ag) = contiguous(dev, x.a, p.a.dtype, &ch.a, ch.count, (m, k), DType::F32)?;
     let t = dev.alloc(ch.count * m * n * 4)?;
     let (be, bb) = (dt.block_elems(), dt.block_bytes());
     let row_bytes = (ch.b.cs as usize / be * bb) as i64;
