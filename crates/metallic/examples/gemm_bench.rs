@@ -748,15 +748,20 @@ fn main() -> Res<()> {
     shapes.retain(|s| keep(s.0));
     attn.retain(|a| keep(a.0));
     for (dtype, w_dtype) in pairs {
-        let pool = Pool::new(&d, dtype, 64 << 20)?;
-        let w_pool = Pool::new(&d, w_dtype, 64 << 20)?;
-        let pools = (&pool, &w_pool);
-        let dt = (dtype, w_dtype);
         // f32 runs on our SIMT kernel: a shorter list keeps the run short.
         // A mixed pair: the 7B weights at M <= 16 (decode), where the rows
         // kernel takes it; no square and no attention product.
         let f32 = dtype == DType::F32;
         let mixed = w_dtype != dtype;
+        let pool = Pool::new(&d, dtype, 64 << 20)?;
+        // The weights' own pool only where their dtype differs.
+        let w_pool = if mixed {
+            Some(Pool::new(&d, w_dtype, 64 << 20)?)
+        } else {
+            None
+        };
+        let pools = (&pool, w_pool.as_ref().unwrap_or(&pool));
+        let dt = (dtype, w_dtype);
         let square = if f32 { 4096 } else { 8192 };
         let shapes = if f32 && !mixed {
             &shapes[..shapes.len().min(3)]

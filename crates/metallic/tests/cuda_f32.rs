@@ -290,9 +290,15 @@ fn f32_rows_kernel_matches_cublas() {
         },
     ]
     .into_iter()
-    .chain(rows_epilogue_cases(Store::Rows, Store::Wide))
-    .chain(rows_epilogue_cases(Store::RowsWide, Store::Wide))
-    .chain(rows_epilogue_cases(Store::Padded, Store::Trans))
+    .chain([rows_batched_case()])
+    .chain(
+        [
+            (Store::Rows, Store::Wide),
+            (Store::RowsWide, Store::Wide),
+            (Store::Padded, Store::Trans),
+        ]
+        .map(|(a, b)| rows_c_case(a, b)),
+    )
     .chain(mixed_cases())
     .collect::<Vec<_>>();
     let failures = failures_against_cublas(
@@ -312,7 +318,6 @@ fn f32_rows_kernel_matches_cublas() {
 /// 16-byte boundaries (the rows kernel refuses them: the SIMT GEMM runs).
 fn mixed_cases() -> Vec<Case> {
     let mixed = |c: Case, b_dtype| Case { b_dtype, ..c };
-    let [batched, _] = rows_epilogue_cases(Store::Rows, Store::Trans);
     vec![
         mixed(case(1, 300, 1024, Store::Rows, Store::Trans), DType::F16),
         mixed(case(16, 896, 4864, Store::Rows, Store::Trans), DType::BF16),
@@ -322,29 +327,31 @@ fn mixed_cases() -> Vec<Case> {
         mixed(case(7, 96, 1021, Store::RowsWide, Store::Wide), DType::F16),
         mixed(case(5, 40, 4100, Store::Padded, Store::Trans), DType::F16),
         mixed(case(5, 70, 130, Store::Rows, Store::Padded), DType::BF16),
-        mixed(batched, DType::BF16),
+        mixed(rows_batched_case(), DType::BF16),
     ]
 }
 
-/// The M <= 16 cases with a batch and the epilogue: B broadcast, alpha,
-/// C = D, bias and SiLU; then a separate C, with A and W stored as given.
-fn rows_epilogue_cases(a: Store, b: Store) -> [Case; 2] {
-    [
-        Case {
-            batch: 3,
-            b_broadcast: true,
-            alpha: 0.5,
-            beta: Some((1.0, true)),
-            bias: true,
-            act: Activation::Silu,
-            ..case(12, 200, 520, Store::Rows, Store::Trans)
-        },
-        Case {
-            batch: 2,
-            beta: Some((0.25, false)),
-            ..case(16, 70, 3000, a, b)
-        },
-    ]
+/// An M <= 16 case with a batch and the epilogue: B broadcast, alpha,
+/// C = D, bias and SiLU.
+fn rows_batched_case() -> Case {
+    Case {
+        batch: 3,
+        b_broadcast: true,
+        alpha: 0.5,
+        beta: Some((1.0, true)),
+        bias: true,
+        act: Activation::Silu,
+        ..case(12, 200, 520, Store::Rows, Store::Trans)
+    }
+}
+
+/// An M <= 16 case with a batch and a separate C, A and W stored as given.
+fn rows_c_case(a: Store, b: Store) -> Case {
+    Case {
+        batch: 2,
+        beta: Some((0.25, false)),
+        ..case(16, 70, 3000, a, b)
+    }
 }
 
 /// Runs each case through `ours` and cuBLAS (inputs from seed + 100 i for

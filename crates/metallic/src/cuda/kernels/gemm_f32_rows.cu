@@ -3,29 +3,28 @@
 // (gemm_f32.cu) would spend a 128-row tile on these few rows.
 //
 // A block takes 32 rows of W (N): each warp 4 rows (2 where MR >= 8, with
-// 16 warps), each lane 16 bytes of each row per 128 columns of K, so a
-// warp's loads are 512 contiguous bytes per row. W is software-pipelined:
-// the next chunk's loads are issued before this chunk's FMAs. A's rows
-// (M <= MR of them) pass through shared memory in chunks of KC columns
-// (256; 128 where K <= 128, which a 256-column chunk would leave half the
-// lanes or more idle for), shared by the block's warps: cp.async copies
-// them into two buffers, the next chunk in flight while this one is
-// multiplied, with one barrier per chunk and no wait on A's loads. At the
-// end each warp sums its lanes (butterfly shuffles) and writes its
-// rows x M outputs through the epilogue, or, with split K (gridDim.y > 1,
-// each split an equal share of the chunks), f32 partial products that
-// matmul.cu's gemm_splitk_epilogue sums.
+// 16 warps), each lane 16 bytes of each row per load, so a warp's loads are
+// 512 contiguous bytes per row. W is software-pipelined: the next chunk's
+// loads are issued before this chunk's FMAs. A's rows (M <= MR of them)
+// pass through shared memory in chunks of KC columns (the instantiations
+// at the end say which), shared by the block's warps: cp.async copies them
+// into two buffers, the next chunk in flight while this one is multiplied,
+// with one barrier per chunk and no wait on A's loads. At the end each warp
+// sums its lanes (butterfly shuffles) and writes its rows x M outputs
+// through the epilogue, or, with split K (gridDim.y > 1, each split an
+// equal share of the chunks), f32 partial products that matmul.cu's
+// gemm_splitk_epilogue sums.
 //
 // Kernels gemm_f32_rows_k<KC>_m<MR> for MR in 1, 2, 4, 8, 16: A K-contiguous
 // with 16-byte aligned groups of 4 (16-byte copies, 2 per thread at MR 16);
-// gemm_f32_rows_k256_m<MR>_s any strides of A (4-byte copies). Each is capped at 128
-// registers (2 blocks of 256 or 1 of 512 threads per SM): 4 rows x MR
-// accumulators and two sets of W registers would not fit that at MR >= 8,
-// hence 2 rows per warp there. The host sends W only when its rows start
-// on 16-byte boundaries (base, offset, row stride and batch stride); a K
-// tail is read element by element. On an H100 (session 13) this kernel ran the 7B
-// products at M = 16 1.5-1.9x faster than the one it replaced, which staged
-// A synchronously with two barriers per chunk.
+// gemm_f32_rows_k256_m<MR>_s any strides of A (4-byte copies). Each is
+// capped at 128 registers (2 blocks of 256 or 1 of 512 threads per SM): 4
+// rows x MR accumulators and two sets of W registers would not fit that at
+// MR >= 8, hence 2 rows per warp there. The host sends W only when its rows
+// start on 16-byte boundaries (base, offset, row stride and batch stride);
+// a K tail is read element by element. On an H100 (session 13) this kernel
+// ran the 7B products at M = 16 1.5-1.9x faster than the one it replaced,
+// which staged A synchronously with two barriers per chunk.
 
 // ROWS_WDT: W's element type. DT_F32 (the default); DT_F16 or DT_BF16 for a
 // mixed pair, f32 activations against a half-precision weight (a model's

@@ -462,7 +462,7 @@ fn native(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
             p.b.dtype
         );
     }
-    if p.a.dtype == DType::F32 && p.b.dtype == DType::F32 {
+    if f32_operands(p) {
         return f32::run(p, x, ch, e, None);
     }
     if f32::run_rows_mixed(p, x, ch, e)? {
