@@ -64,7 +64,9 @@ use metallic::cuda::ops::matmul::{
     matmul_f32_tile, matmul_mma_tile, matmul_wgmma_tile, mma, mma::MmaTile,
 };
 use metallic::cuda::CudaDevice;
-use metallic::ops::matmul::{matmul, select, validate, Matmul, MatmulBackend, MatmulKernel};
+use metallic::ops::matmul::{
+    matmul, mixed_rows_fits, select, validate, Matmul, MatmulBackend, MatmulKernel,
+};
 use metallic::{DType, Device, Tensor};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -240,6 +242,19 @@ const HOLD_PER_CALL_US: f64 = 40.0;
 fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem) -> Res<String> {
     let (_, kernel) = select(problem, MatmulBackend::Native, &Device::Cuda(dev.clone()))?;
     let (m, n, k, batch) = (problem.m, problem.n, problem.k, problem.batch());
+    // The tensor-core kernels run in the weight's dtype (a mixed pair's
+    // activations rounded to it first).
+    let wt = problem.b.dtype;
+    if problem.a.dtype != wt && matches!(kernel, MatmulKernel::CudaWgmma | MatmulKernel::CudaMma) {
+        let p = metallic::ops::matmul::MatmulProblem {
+            a: metallic::ops::matmul::MatView {
+                dtype: wt,
+                ..problem.a.clone()
+            },
+            ..problem.clone()
+        };
+        return Ok(format!("{} (A rounded to {wt})", native_label(dev, &p)?));
+    }
     Ok(match kernel {
         MatmulKernel::CudaWgmma => {
             let (t, splits) = wgmma::plan((m, n, k, batch), dev.multiprocessors(), None);
@@ -264,6 +279,12 @@ fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem
             }
         }
         MatmulKernel::CudaMma => mma::pick_tile(m, n, batch).name(problem.a.dtype),
+        // A mixed pair past the rows kernel: the simple SIMT GEMM.
+        MatmulKernel::CudaNative
+            if problem.a.dtype != problem.b.dtype && !mixed_rows_fits(problem) =>
+        {
+            format!("gemm_simt_64x64x16_{}_{}", problem.a.dtype, problem.b.dtype)
+        }
         MatmulKernel::CudaNative if problem.a.dtype == DType::F32 => {
             let label = f32_gemm::kernel_label(
                 (m, n, k, batch),

@@ -125,14 +125,14 @@ fn params<'a>(
     }
 }
 
-/// Runs case `c` (inputs from `seed`) through `ours` and through cuBLAS;
-/// returns the relative L2 error between them (infinite where ours holds
-/// NaN, as an unwritten element of the poisoned output does, or an infinity
-/// cuBLAS does not).
+/// Runs case `c` (inputs from `seed`) through `ours` and through cuBLAS
+/// (on A rounded to `round_ref` first, where given); returns the relative
+/// L2 error between them (infinite where ours holds NaN, as an unwritten
+/// element of the poisoned output does, or an infinity cuBLAS does not).
 fn compare(
     dev: &Device,
     c: &Case,
-    seed: u64,
+    (seed, round_ref): (u64, Option<DType>),
     ours: &dyn Fn(&Tensor, &Tensor, &Tensor, &Matmul) -> metallic::Result<()>,
 ) -> f64 {
     let batch = (c.batch > 1).then_some(c.batch);
@@ -169,7 +169,11 @@ fn compare(
     let p = params(c, &y, &c_init, bias.as_ref(), MatmulBackend::Native);
     ours(&x, &w, &y, &p).unwrap();
     let theirs = params(c, &y_ref, &c_init, bias.as_ref(), MatmulBackend::Vendor);
-    matmul(&x, &w, &y_ref, &theirs).unwrap();
+    let x_ref = match round_ref {
+        Some(dt) => x.to_dtype(dt).and_then(|r| r.to_dtype(DType::F32)).unwrap(),
+        None => x,
+    };
+    matmul(&x_ref, &w, &y_ref, &theirs).unwrap();
     let (got, want) = (y.to_vec_f32().unwrap(), y_ref.to_vec_f32().unwrap());
     metallic::optest::nmse(&got, &want).sqrt()
 }
@@ -331,6 +335,73 @@ fn mixed_cases() -> Vec<Case> {
     ]
 }
 
+/// Mixed pairs at M > 16 (a prefill on an f16 / bf16 model). Against an f16
+/// weight `Native`, as `auto`, rounds A to f16 and runs the tensor-core
+/// GEMM (the wgmma one on Hopper). Against cuBLAS on A rounded the same way
+/// only the summation order differs (a product of two halves is exact in
+/// f32): 1e-5. Against the exact product (cuBLAS on A as given) the error
+/// is the rounding's own, about u / sqrt(3) relative (unit roundoff
+/// u = 2^-11): it must lie between u / 20 (A was rounded) and 2u. Against a
+/// bf16 weight the product stays exact (the SIMT GEMM): 1e-5 against the
+/// exact product. Cases: tails, A transposed and a padded slice of A, a
+/// batch against a shared weight with alpha, C = D, bias and SiLU, and
+/// split K (an output in the weight's dtype: the op cases).
+#[test]
+fn mixed_prefill_rounds_a_to_f16_only() {
+    let Some(dev) = gpu() else {
+        return;
+    };
+    let mut failures = Vec::new();
+    for (wt, u) in [(DType::F16, Some(2f64.powi(-11))), (DType::BF16, None)] {
+        let cases = [
+            case(300, 520, 264, Store::Rows, Store::Trans),
+            case(17, 100, 40, Store::Trans, Store::Trans),
+            Case {
+                batch: 3,
+                b_broadcast: true,
+                alpha: 0.5,
+                beta: Some((1.0, true)),
+                bias: true,
+                act: Activation::Silu,
+                ..case(130, 200, 72, Store::Padded, Store::Trans)
+            },
+            case(200, 300, 4096, Store::Rows, Store::Trans),
+        ];
+        for (i, c) in cases.into_iter().enumerate() {
+            let c = Case { b_dtype: wt, ..c };
+            let seed = 9000 + 100 * i as u64;
+            let native = |x: &Tensor, w: &Tensor, y: &Tensor, p: &Matmul| matmul(x, w, y, p);
+            let exact = compare(&dev, &c, (seed, None), &native);
+            let (line, ok) = match u {
+                Some(u) => {
+                    let same = compare(&dev, &c, (seed, Some(wt)), &native);
+                    (
+                        format!(
+                            "mixed prefill {}: rel err {same:.1e} against A rounded (tol 1e-5), {exact:.1e} against exact (between {:.1e} and {:.1e})",
+                            describe(&c),
+                            u / 20.0,
+                            2.0 * u
+                        ),
+                        same <= 1e-5 && exact >= u / 20.0 && exact <= 2.0 * u,
+                    )
+                }
+                None => (
+                    format!(
+                        "mixed prefill {}: rel err {exact:.1e} against exact (tol 1e-5)",
+                        describe(&c)
+                    ),
+                    exact <= 1e-5,
+                ),
+            };
+            println!("{line}");
+            if !ok {
+                failures.push(line);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
+}
+
 /// An M <= 16 case with a batch and the epilogue: B broadcast, alpha,
 /// C = D, bias and SiLU.
 fn rows_batched_case() -> Case {
@@ -366,7 +437,7 @@ fn failures_against_cublas(
 ) -> Vec<String> {
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
-        let rel = compare(dev, c, seed + 100 * i as u64, ours);
+        let rel = compare(dev, c, (seed + 100 * i as u64, None), ours);
         let line = format!("{what} {}: rel err {rel:.1e} (tol {tol:.0e})", describe(c));
         println!("{line}");
         if rel > tol {

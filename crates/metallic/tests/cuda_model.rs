@@ -19,6 +19,15 @@ use metallic::{Device, Result};
 /// accumulation in another order and f32 `exp` on both sides; measured far
 /// below this (the log prints the values).
 const LOGITS_BUDGET: f64 = 1e-6;
+/// The same for the prefill logits under `Auto` and `Native`: there the
+/// products of more than 16 rows against an f16 weight round the
+/// activations to f16 before the tensor cores (cuda/ops/matmul.rs
+/// `rounded_a`, as llama.cpp does), about u^2 / 3 = 8e-8 of NMSE per
+/// product (unit roundoff u = 2^-11), which the layers compound. A
+/// synthetic Qwen2.5-1.5B in f16 measured 2.9e-6 on an H100 (bench/results/
+/// 2026-12-06-nvidia-h100-synthetic-1.5b-mixed-prefill-session14.log); the
+/// exact vendor path keeps 1e-6.
+const ROUNDED_PREFILL_BUDGET: f64 = 1e-5;
 const STEPS: usize = 32;
 
 fn argmax(v: &[f32]) -> u32 {
@@ -100,15 +109,20 @@ fn tiny_models_on_cuda_agree_with_the_cpu() {
             let e_prefill = nmse(&prefill, &cpu_prefill);
             let e_decode = nmse(&logits, &cpu_logits);
             let same = tokens == cpu_tokens;
+            let prefill_budget = if backend == MatmulBackend::Vendor {
+                LOGITS_BUDGET
+            } else {
+                ROUNDED_PREFILL_BUDGET
+            };
             println!(
-                "{arch} cuda-{backend:?}: prefill logits nmse {e_prefill:.2e}, decode logits nmse {e_decode:.2e}, {STEPS} greedy tokens {} (budget {LOGITS_BUDGET:.0e}); vs cpu-auto (q8 activations): prefill nmse {:.2e}, tokens {}",
+                "{arch} cuda-{backend:?}: prefill logits nmse {e_prefill:.2e} (budget {prefill_budget:.0e}), decode logits nmse {e_decode:.2e} (budget {LOGITS_BUDGET:.0e}), {STEPS} greedy tokens {}; vs cpu-auto (q8 activations): prefill nmse {:.2e}, tokens {}",
                 if same { "equal" } else { "DIFFER" },
                 nmse(&prefill, &q8_prefill),
                 if tokens == q8_tokens { "equal" } else { "differ" },
             );
-            if !same || e_prefill > LOGITS_BUDGET || e_decode > LOGITS_BUDGET {
+            if !same || e_prefill > prefill_budget || e_decode > LOGITS_BUDGET {
                 failures.push(format!(
-                    "{arch} {backend:?}: cpu {cpu_tokens:?}\n cuda {tokens:?}"
+                    "{arch} {backend:?}: prefill nmse {e_prefill:.2e}, decode nmse {e_decode:.2e}\n cpu {cpu_tokens:?}\n cuda {tokens:?}"
                 ));
             }
         }

@@ -645,6 +645,37 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         c.d.pad = 3;
         v.push(c);
     }
+    // Mixed pairs at M > 16 (f32 activations, an f16 / bf16 weight as a
+    // model stores it: a prefill): on CUDA an f16 weight's activations are
+    // rounded to f16, then the tensor cores run, within f16's budget (NMSE
+    // about u^2 / 3 = 8e-8 from that rounding); a bf16 weight's product
+    // stays exact. A in other layouts (transposed, a padded slice), a
+    // weight shared by a batch, split K, and the epilogue in every form.
+    for wt in [DType::F16, DType::BF16] {
+        let mut c = MatmulCase::new(300, 520, 264).dtypes(DType::F32, wt, DType::F32);
+        c.b.trans = true;
+        v.push(c);
+        let mut c = MatmulCase::new(33, 70, 96).dtypes(DType::F32, wt, DType::F32);
+        (c.a.trans, c.b.trans) = (true, true);
+        (c.bias, c.act, c.alpha, c.beta, c.c) = (true, Activation::Silu, 0.5, 1.0, CMode::AliasD);
+        v.push(c);
+        let mut c = MatmulCase::new(130, 200, 72).dtypes(DType::F32, wt, wt);
+        c.a = Operand {
+            pad: 3,
+            row_off: 2,
+            ..Operand::PLAIN
+        };
+        c.b = Operand {
+            batch: Batch::Broadcast,
+            ..Operand::T
+        };
+        (c.batch, c.beta, c.c) = (3, 0.25, CMode::Separate);
+        v.push(c);
+        let mut c = MatmulCase::new(200, 300, 4096).dtypes(DType::F32, wt, DType::F32);
+        c.b.trans = true;
+        c.bias = true;
+        v.push(c);
+    }
     // GGUF block weights: y = x W^T, M = 1 (decode) and M > 1 (prefill), odd
     // block counts along K, batched with a shared weight. M = 19 spans two
     // full activation tiles of the SIMD kernels (4 or 8 rows) and a tail.

@@ -1,4 +1,5 @@
-//! copy / cast on CUDA: one strided kernel for every dtype pair.
+//! copy / cast on CUDA: one strided kernel for every dtype pair (and a
+//! row-at-a-time one, `convert_rows`, for the matmul's operand copies).
 
 use std::sync::Arc;
 

@@ -108,21 +108,44 @@ pub const CPU_RULES: &[Rule] = &[
 /// `[N, K]` weight), and every row stride, offset and batch stride a
 /// multiple of 8 elements (16-byte `cp.async` chunks), K included.
 pub fn mma_fits(p: &MatmulProblem) -> bool {
-    let half = |d: crate::tensor::DType| {
-        matches!(d, crate::tensor::DType::F16 | crate::tensor::DType::BF16)
-    };
-    let aligned = |v: &super::MatView, ld: usize| {
-        ld.is_multiple_of(8)
-            && v.offset.is_multiple_of(8)
-            && v.batch_strides.iter().all(|s| s.is_multiple_of(8))
-    };
     half(p.a.dtype)
         && p.b.dtype == p.a.dtype
-        && p.k.is_multiple_of(8)
         && p.a.col_stride == 1
-        && p.b.row_stride == 1
         && aligned(&p.a, p.a.row_stride)
-        && aligned(&p.b, p.b.col_stride)
+        && weight_fits(p)
+}
+
+fn half(d: DType) -> bool {
+    matches!(d, DType::F16 | DType::BF16)
+}
+
+/// A view whose leading dimension `ld`, offset and batch strides are
+/// multiples of 8 elements.
+fn aligned(v: &super::MatView, ld: usize) -> bool {
+    ld.is_multiple_of(8)
+        && v.offset.is_multiple_of(8)
+        && v.batch_strides.iter().all(|s| s.is_multiple_of(8))
+}
+
+/// B as the tensor-core GEMMs take it: the transpose of a row-major
+/// `[N, K]` weight, rows 16-byte aligned, K a multiple of 8.
+fn weight_fits(p: &MatmulProblem) -> bool {
+    p.k.is_multiple_of(8) && p.b.row_stride == 1 && aligned(&p.b, p.b.col_stride)
+}
+
+/// Whether the tensor-core GEMMs take `p` as a mixed pair: more than 16
+/// rows of f32 activations (any layout: they are rounded into a
+/// K-contiguous copy in f16, cuda/ops/matmul.rs `rounded_a`) against an f16
+/// weight that `mma_fits` would take: a model's f16 GGUF weights at
+/// prefill. At M <= 16 the rows kernel reads the f32 activations as they
+/// are (`mixed_rows_fits`). Not bf16 weights: rounding the activations to
+/// bf16 (8 significant bits) moved a synthetic Qwen2.5-1.5B's prefill
+/// logits by an NMSE of 1.3e-4 against the exact product, past the 1e-5
+/// its f32 paths keep; f16 (11 bits) moved them by 2.9e-6 (H100,
+/// bench/results/2026-12-06-nvidia-h100-synthetic-1.5b-mixed-prefill-session14.log).
+/// bf16 weights at M > 16 stay on the exact paths.
+pub fn mixed_tensor_cores_fit(p: &MatmulProblem) -> bool {
+    p.m > 16 && p.a.dtype == DType::F32 && p.b.dtype == DType::F16 && weight_fits(p)
 }
 
 /// Whether our f32 rows kernel takes `p` (cuda/ops/matmul/f32.rs: M <= 16,
@@ -382,6 +405,25 @@ pub const CUDA_RULES: &[Rule] = &[
         applies: |p, _| p.b.dtype.is_quantized(),
         kernel: MatmulKernel::CudaQuant,
     },
+    // f32 activations against an f16 weight at M > 16, under `auto` and
+    // `native`: the activations rounded to f16, then the tensor cores
+    // (cuda/ops/matmul.rs `rounded_a`). cuBLAS takes only matching dtypes,
+    // and the vendor path converts the whole weight to f32 for an SGEMM on
+    // every call: 5.9-14.6x slower at M = 64-4096 on the 7B and 0.5B
+    // weights, and a synthetic Qwen2.5-1.5B in f16 processes a 512-token
+    // prompt at 9.1k tok/s against 5.4k (H100,
+    // bench/results/2026-12-06-nvidia-h100-gemm-bench-session14-mixed.log,
+    // -synthetic-1.5b-mixed-prefill-session14.log).
+    Rule {
+        name: "mixed_wgmma",
+        applies: |p, x| x.hopper() && mixed_tensor_cores_fit(p),
+        kernel: MatmulKernel::CudaWgmma,
+    },
+    Rule {
+        name: "mixed_mma",
+        applies: |p, x| x.cc >= Some((8, 0)) && mixed_tensor_cores_fit(p),
+        kernel: MatmulKernel::CudaMma,
+    },
     Rule {
         name: "forced_native_wgmma",
         applies: |p, x| x.backend == MatmulBackend::Native && wgmma_fits(p, x),
@@ -607,20 +649,22 @@ mod tests {
             pick(CUDA_RULES, &kn, &auto(hopper)).1,
             MatmulKernel::CudaVendor
         );
-        // Mixed pairs (f32 activations, an f16 / bf16 weight) at M <= 16:
-        // the rows kernel on any GPU; not at M > 16, nor where the weight's
-        // rows do not start on 16-byte boundaries.
+        // Mixed pairs (f32 activations, an f16 / bf16 weight): at M <= 16
+        // the rows kernel on any GPU; at M > 16 with an f16 weight the
+        // tensor cores (wgmma on Hopper, mma.sync from sm_80), with a bf16
+        // one the exact paths; neither where the weight's rows do not start
+        // on 16-byte boundaries, nor before sm_80 at M > 16.
+        let (ada, turing) = (Some((8, 9)), Some((7, 5)));
         for (dt, m, cc, odd, want) in [
             (DType::F16, 1, hopper, false, MatmulKernel::CudaNative),
-            (
-                DType::BF16,
-                16,
-                Some((8, 9)),
-                false,
-                MatmulKernel::CudaNative,
-            ),
-            (DType::F16, 17, hopper, false, MatmulKernel::CudaVendor),
+            (DType::BF16, 16, ada, false, MatmulKernel::CudaNative),
+            (DType::F16, 17, hopper, false, MatmulKernel::CudaWgmma),
+            (DType::F16, 512, hopper, false, MatmulKernel::CudaWgmma),
+            (DType::BF16, 512, hopper, false, MatmulKernel::CudaVendor),
+            (DType::F16, 512, ada, false, MatmulKernel::CudaMma),
+            (DType::F16, 512, turing, false, MatmulKernel::CudaVendor),
             (DType::BF16, 8, hopper, true, MatmulKernel::CudaVendor),
+            (DType::F16, 64, hopper, true, MatmulKernel::CudaVendor),
         ] {
             let mut mixed = xwt(DType::F32, 1, m, 896, 4864);
             mixed.b.dtype = dt;
@@ -628,8 +672,30 @@ mod tests {
                 mixed.b.offset = 4;
             }
             assert_eq!(mixed_rows_fits(&mixed), want == MatmulKernel::CudaNative);
+            assert_eq!(
+                mixed_tensor_cores_fit(&mixed),
+                m > 16 && !odd && dt == DType::F16,
+                "{dt} M = {m}"
+            );
             assert_eq!(pick(CUDA_RULES, &mixed, &auto(cc)).1, want, "{dt} M = {m}");
+            // `native` takes the tensor-core or rows kernel where `auto`
+            // does, else the SIMT GEMM (exact).
+            let native = pick(CUDA_RULES, &mixed, &ctx(MatmulBackend::Native, cc)).1;
+            let native_want = match want {
+                MatmulKernel::CudaVendor => MatmulKernel::CudaNative,
+                other => other,
+            };
+            assert_eq!(native, native_want, "{dt} M = {m} native");
+            let vendor = pick(CUDA_RULES, &mixed, &ctx(MatmulBackend::Vendor, cc)).1;
+            assert_eq!(vendor, MatmulKernel::CudaVendor);
         }
+        // The activations may take any layout: they are copied first.
+        let mut at = xwt(DType::F32, 1, 512, 896, 4864);
+        (at.a.row_stride, at.a.col_stride, at.b.dtype) = (1, 513, DType::F16);
+        assert_eq!(
+            pick(CUDA_RULES, &at, &auto(hopper)),
+            ("mixed_wgmma", MatmulKernel::CudaWgmma)
+        );
         // 7B down (a deep weight) at M <= 16 and 512, f32 at M >= 512, a
         // small weight, attention: cuBLAS.
         let down = |dtype, m| xwt(dtype, 1, m, 3584, 18944);

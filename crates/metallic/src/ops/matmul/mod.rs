@@ -41,8 +41,8 @@
 mod dispatch;
 
 pub use dispatch::{
-    mma_fits, pick, select, wgmma_fits, Ctx, MatmulKernel, Rule, ShapeClass, Tuned, WeightClass,
-    CPU_RULES, CUDA_RULES, CUDA_TUNING, TUNING_RECORDS,
+    mixed_rows_fits, mma_fits, pick, select, wgmma_fits, Ctx, MatmulKernel, Rule, ShapeClass,
+    Tuned, WeightClass, CPU_RULES, CUDA_RULES, CUDA_TUNING, TUNING_RECORDS,
 };
 
 use crate::error::{Error, Result};
