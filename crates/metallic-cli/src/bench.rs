@@ -88,6 +88,28 @@ fn run_tg(model: &Model, n: usize) -> Result<f64> {
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
+/// With `METALLIC_CUDA_PROFILE=1`: our kernels' time per repetition of a
+/// test, by kernel name, on stderr.
+fn print_profile(test: &str, times: &[metallic::cuda::KernelTime], reps: usize) {
+    let total: f64 = times.iter().map(|t| t.ms).sum();
+    let per = |x: f64| x / reps as f64;
+    eprintln!(
+        "\n{test}: our kernels took {:.3} ms a repetition (events around each launch; cuBLAS's kernels not included)",
+        per(total)
+    );
+    eprintln!("| kernel | launches | ms | share |");
+    eprintln!("| --- | ---: | ---: | ---: |");
+    for t in times {
+        eprintln!(
+            "| {} | {} | {:.3} | {:.1}% |",
+            t.name,
+            t.launches / reps,
+            per(t.ms),
+            100.0 * t.ms / total.max(1e-12)
+        );
+    }
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.repetitions == 0 {
         bail!("--repetitions must be at least 1");
@@ -108,10 +130,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if n == 0 {
             continue;
         }
-        f(&l.model, n.min(16))?; // warm-up
+        // Warm-up: pp at its full length, so that every kernel its shapes
+        // take is compiled (or loaded) before the timed runs; tg's shapes
+        // do not grow with n.
+        f(&l.model, if name == "pp" { n } else { n.min(16) })?;
+        let cuda = match &l.model.opts.device {
+            metallic::Device::Cuda(d) if d.profiling() => Some(d),
+            _ => None,
+        };
+        if let Some(d) = cuda {
+            d.kernel_profile()?; // drop the warm-up's launches
+        }
         let samples = (0..args.repetitions)
             .map(|_| f(&l.model, n))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(d) = cuda {
+            print_profile(
+                &format!("{name}{n}"),
+                &d.kernel_profile()?,
+                args.repetitions,
+            );
+        }
         results.push(stats(format!("{name}{n}"), &samples));
     }
     let model_name = args

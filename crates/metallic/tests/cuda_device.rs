@@ -62,3 +62,43 @@ fn out_of_memory_is_a_clear_error_with_the_sizes() {
     let t = Tensor::full(&[4], 2.5, DType::F32, &gpu).unwrap();
     assert_eq!(t.to_vec_f32().unwrap(), vec![2.5; 4]);
 }
+
+/// The kernel profile (`METALLIC_CUDA_PROFILE=1`, `metallic bench`'s table):
+/// while on, every launch is counted under its kernel's name with a positive
+/// time; off, nothing is recorded. Copies of a strided view run
+/// `copy_strided` once each. (Other tests of this binary share the device;
+/// it runs with --test-threads 1, as scripts/gpu_test.sh runs it.)
+#[test]
+fn the_kernel_profile_counts_every_launch() {
+    let Some(gpu) = gpu() else { return };
+    let Device::Cuda(dev) = &gpu else {
+        unreachable!("gpu() gives a CUDA device")
+    };
+    let data: Vec<f32> = (0..4096).map(|i| i as f32).collect();
+    let t = Tensor::from_f32(&data, &[64, 64])
+        .unwrap()
+        .to_device(&gpu)
+        .unwrap();
+    let copies = |n: usize| {
+        for _ in 0..n {
+            t.t().unwrap().contiguous().unwrap();
+        }
+    };
+    dev.set_profiling(true).unwrap();
+    assert!(dev.profiling());
+    dev.kernel_profile().unwrap();
+    copies(5);
+    let prof = dev.kernel_profile().unwrap();
+    let copy = prof
+        .iter()
+        .find(|k| k.name == "copy_strided")
+        .unwrap_or_else(|| panic!("no copy_strided in {prof:?}"));
+    assert_eq!(copy.launches, 5, "{prof:?}");
+    assert!(copy.ms > 0.0, "{prof:?}");
+    // Read once: the next read starts empty.
+    assert!(dev.kernel_profile().unwrap().is_empty());
+    dev.set_profiling(false).unwrap();
+    assert!(!dev.profiling());
+    copies(2);
+    assert!(dev.kernel_profile().unwrap().is_empty());
+}

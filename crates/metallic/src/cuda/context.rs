@@ -76,6 +76,26 @@ struct Inner {
     /// Split-K tickets (see [`CudaDevice::tickets`]): the last is current;
     /// the smaller ones before it are kept, not freed, when it grows.
     tickets: Mutex<Vec<DeviceBuffer>>,
+    /// While profiling (`METALLIC_CUDA_PROFILE=1` at open, or
+    /// [`CudaDevice::set_profiling`]): an event pair around every kernel
+    /// launched since the last [`CudaDevice::kernel_profile`].
+    profile: Mutex<Option<Vec<Span>>>,
+}
+
+/// One profiled launch: the kernel's name and the events before and after it.
+struct Span {
+    name: String,
+    start: Handle<sys::CUevent>,
+    end: Handle<sys::CUevent>,
+}
+
+/// A kernel's share of the profiled time ([`CudaDevice::kernel_profile`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelTime {
+    pub name: String,
+    pub launches: usize,
+    /// Summed over its launches (events on the stream around each).
+    pub ms: f64,
 }
 
 /// A CUDA GPU. Cheap to clone; equal when the ordinal is.
@@ -201,7 +221,102 @@ impl CudaDevice {
             modules: Mutex::new(HashMap::new()),
             blas: OnceLock::new(),
             tickets: Mutex::new(Vec::new()),
+            profile: Mutex::new(
+                std::env::var("METALLIC_CUDA_PROFILE")
+                    .is_ok_and(|v| v == "1")
+                    .then(Vec::new),
+            ),
         })))
+    }
+
+    fn spans(&self) -> std::sync::MutexGuard<'_, Option<Vec<Span>>> {
+        self.0.profile.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether launches are being timed.
+    pub fn profiling(&self) -> bool {
+        self.spans().is_some()
+    }
+
+    /// Starts timing every kernel launch (an event pair around each), or
+    /// stops and drops what was recorded. The events sit between kernels
+    /// on the stream, so a programmatic dependent launch no longer overlaps
+    /// the kernel before it while this is on.
+    pub fn set_profiling(&self, on: bool) -> Result<()> {
+        if !on {
+            self.kernel_profile()?;
+        }
+        let mut spans = self.spans();
+        if on != spans.is_some() {
+            *spans = on.then(Vec::new);
+        }
+        Ok(())
+    }
+
+    /// Records an event on the stream where profiling is on.
+    fn profile_event(&self) -> Result<Option<Handle<sys::CUevent>>> {
+        if !self.profiling() {
+            return Ok(None);
+        }
+        let ev = drv::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
+            .map_err(drv_err("profile", "cuEventCreate"))?;
+        // SAFETY: a live event and our live stream.
+        unsafe { drv::event::record(ev, self.stream()) }
+            .map_err(drv_err("profile", "cuEventRecord"))?;
+        Ok(Some(Handle(ev)))
+    }
+
+    fn profile_span(&self, name: &str, start: Option<Handle<sys::CUevent>>) -> Result<()> {
+        let Some(start) = start else {
+            return Ok(());
+        };
+        let end = self.profile_event()?;
+        if let (Some(spans), Some(end)) = (self.spans().as_mut(), end) {
+            spans.push(Span {
+                name: name.to_string(),
+                start,
+                end,
+            });
+        }
+        Ok(())
+    }
+
+    /// Time per kernel name over the launches since the last call, most
+    /// first (waits for the stream); empty while not profiling.
+    /// Each launch is timed by events queued just before and after it, so
+    /// the gaps between kernels are not counted; cuBLAS's own kernels (the
+    /// vendor path) are not ours to time and are left out.
+    pub fn kernel_profile(&self) -> Result<Vec<KernelTime>> {
+        if !self.profiling() {
+            return Ok(Vec::new());
+        }
+        self.synchronize()?;
+        let spans = self
+            .spans()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let mut by_name: HashMap<String, KernelTime> = HashMap::new();
+        for sp in spans {
+            // SAFETY: both events were created and recorded on our stream,
+            // which has completed; each is destroyed once, here.
+            let ms = unsafe { drv::event::elapsed(sp.start.0, sp.end.0) };
+            unsafe {
+                let _ = drv::event::destroy(sp.start.0);
+                let _ = drv::event::destroy(sp.end.0);
+            }
+            let ms = ms.map_err(drv_err("profile", "cuEventElapsedTime"))? as f64;
+            let t = by_name.entry(sp.name.clone()).or_insert(KernelTime {
+                name: sp.name,
+                launches: 0,
+                ms: 0.0,
+            });
+            t.launches += 1;
+            t.ms += ms;
+        }
+        let mut out: Vec<KernelTime> = by_name.into_values().collect();
+        out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        Ok(out)
     }
 
     pub fn ordinal(&self) -> usize {
@@ -359,6 +474,7 @@ impl CudaDevice {
         shared_bytes: u32,
         params: &mut [*mut c_void],
     ) -> Result<()> {
+        let start = self.profile_event()?;
         // SAFETY: `f` is a live function; `params` match its signature (each
         // host wrapper passes the arguments its kernel declares, in order).
         unsafe { drv::launch_kernel(f, grid, block, shared_bytes, self.stream(), params) }
@@ -367,6 +483,7 @@ impl CudaDevice {
                 call: "cuLaunchKernel",
                 msg: format!("{name} grid {grid:?} block {block:?}: {e:?}"),
             })?;
+        self.profile_span(name, start)?;
         self.check_launch(name)
     }
 
@@ -430,6 +547,7 @@ impl CudaDevice {
         params: &mut [*mut c_void],
     ) -> Result<()> {
         let config = self.launch_config(grid, block, shared_bytes, &mut attr);
+        let start = self.profile_event()?;
         // SAFETY: `f` is a live function; `params` match its signature; the
         // config and its one attribute outlive the call.
         unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) }
@@ -439,6 +557,7 @@ impl CudaDevice {
                 call: "cuLaunchKernelEx",
                 msg: format!("{name} grid {grid:?} block {block:?} {what}: {e:?}"),
             })?;
+        self.profile_span(name, start)?;
         self.check_launch(name)
     }
 

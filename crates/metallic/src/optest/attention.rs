@@ -216,6 +216,29 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             seed: 0,
         });
     }
+    // Prefills over more than one chunk of 32 keys (the CUDA kernel's
+    // unit), with a partial last chunk: from position 0 and after a cached
+    // prefix, head_dim 128, 80 (not a multiple of 32) and 256, every cache
+    // dtype.
+    for (i, &(seq, pos_offset, n_heads, n_kv_heads, head_dim)) in
+        [(70, 0, 14, 2, 128), (40, 30, 6, 3, 80), (33, 0, 2, 1, 256)]
+            .iter()
+            .enumerate()
+    {
+        v.push(AttentionCase {
+            seq,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            pos_offset,
+            kv_len: pos_offset + seq + i % 2,
+            ctx: pos_offset + seq + 4,
+            q: (pl(i), dt(i + 1)),
+            cache: (pl(i + 1), dt(i)),
+            out: (pl(i + 2), dt(i + 2)),
+            seed: 0,
+        });
+    }
     v.into_iter()
         .enumerate()
         .map(|(i, mut c)| {
