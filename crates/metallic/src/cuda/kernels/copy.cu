@@ -11,8 +11,8 @@ extern "C" __global__ void copy_strided(const void* src, Strided s, void* dst, S
 // [rows, cols] buffer: row r of the source starts at element
 // off + (r / per) * bs + (r % per) * rs (`per` rows a matrix, matrices `bs`
 // apart). One division per row instead of copy_strided's per element and
-// dimension, which held its casts at about 3% of the copy bandwidth
-// (f32 -> f16 of a 512 x 3584 activation: about 200 us, H100, bench/results/
+// dimension, which held its casts at about 3% of the copy bandwidth (the
+// 7B gate+up f16 weight to f32: about 10 ms, H100, bench/results/
 // 2026-12-06-nvidia-h100-gemm-bench-session14-mixed-strided-copy.log).
 // Threads walk the columns, blocks of y the rows (both grid-stride).
 extern "C" __global__ void convert_rows(const void* src, int sdt, i64 off, i64 rs, i64 bs, i64 per, void* dst, int ddt,

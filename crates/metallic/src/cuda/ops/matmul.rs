@@ -597,9 +597,11 @@ fn run_epilogue(
 /// weight `[N, K]` seen as B = W^T), so that both sides of the copy run
 /// along memory. Where the source's fastest dimension is unit-stride the
 /// copy goes a row at a time (`convert_rows`): the element-wise strided copy
-/// spends two 64-bit divisions per element and dimension, and held the
-/// vendor path's conversion of the 7B gate+up weight to 10 ms and a
-/// 512-row activation's to about 200 us on an H100.
+/// spends two 64-bit divisions per element and dimension: with it the
+/// vendor path's product of f32 activations and the 7B gate+up f16 weight
+/// took 10.1 ms at M = 1 (1.06 ms now), and rounding a 512 x 3584
+/// activation to f16 cost about 130 us more than now (H100, bench/results/
+/// 2026-12-06-nvidia-h100-gemm-bench-session14-mixed-strided-copy.log).
 fn contiguous(
     dev: &CudaDevice,
     src: u64,
