@@ -356,15 +356,7 @@ fn mixed_prefill_rounds_a_to_f16_only() {
         let cases = [
             case(300, 520, 264, Store::Rows, Store::Trans),
             case(17, 100, 40, Store::Trans, Store::Trans),
-            Case {
-                batch: 3,
-                b_broadcast: true,
-                alpha: 0.5,
-                beta: Some((1.0, true)),
-                bias: true,
-                act: Activation::Silu,
-                ..case(130, 200, 72, Store::Padded, Store::Trans)
-            },
+            batched_epilogue(case(130, 200, 72, Store::Padded, Store::Trans)),
             case(200, 300, 4096, Store::Rows, Store::Trans),
         ];
         for (i, c) in cases.into_iter().enumerate() {
@@ -402,9 +394,14 @@ fn mixed_prefill_rounds_a_to_f16_only() {
     assert!(failures.is_empty(), "failing:\n{}", failures.join("\n"));
 }
 
-/// An M <= 16 case with a batch and the epilogue: B broadcast, alpha,
-/// C = D, bias and SiLU.
+/// An M <= 16 case with a batch and the epilogue.
 fn rows_batched_case() -> Case {
+    batched_epilogue(case(12, 200, 520, Store::Rows, Store::Trans))
+}
+
+/// `c` in a batch of 3 against a broadcast B, with alpha, C = D, bias and
+/// SiLU.
+fn batched_epilogue(c: Case) -> Case {
     Case {
         batch: 3,
         b_broadcast: true,
@@ -412,7 +409,7 @@ fn rows_batched_case() -> Case {
         beta: Some((1.0, true)),
         bias: true,
         act: Activation::Silu,
-        ..case(12, 200, 520, Store::Rows, Store::Trans)
+        ..c
     }
 }
 
