@@ -85,8 +85,20 @@ struct Inner {
 /// One profiled launch: the kernel's name and the events before and after it.
 struct Span {
     name: String,
-    start: Handle<sys::CUevent>,
-    end: Handle<sys::CUevent>,
+    start: Event,
+    end: Event,
+}
+
+/// An event of ours, destroyed when dropped.
+struct Event(Handle<sys::CUevent>);
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        // SAFETY: an event we created, destroyed once.
+        unsafe {
+            let _ = drv::event::destroy(self.0 .0);
+        }
+    }
 }
 
 /// A kernel's share of the profiled time ([`CudaDevice::kernel_profile`]).
@@ -254,19 +266,21 @@ impl CudaDevice {
     }
 
     /// Records an event on the stream where profiling is on.
-    fn profile_event(&self) -> Result<Option<Handle<sys::CUevent>>> {
+    fn profile_event(&self) -> Result<Option<Event>> {
         if !self.profiling() {
             return Ok(None);
         }
-        let ev = drv::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
-            .map_err(drv_err("profile", "cuEventCreate"))?;
+        let ev = Event(Handle(
+            drv::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
+                .map_err(drv_err("profile", "cuEventCreate"))?,
+        ));
         // SAFETY: a live event and our live stream.
-        unsafe { drv::event::record(ev, self.stream()) }
+        unsafe { drv::event::record(ev.0 .0, self.stream()) }
             .map_err(drv_err("profile", "cuEventRecord"))?;
-        Ok(Some(Handle(ev)))
+        Ok(Some(ev))
     }
 
-    fn profile_span(&self, name: &str, start: Option<Handle<sys::CUevent>>) -> Result<()> {
+    fn profile_span(&self, name: &str, start: Option<Event>) -> Result<()> {
         let Some(start) = start else {
             return Ok(());
         };
@@ -299,15 +313,11 @@ impl CudaDevice {
         let mut by_name: HashMap<String, KernelTime> = HashMap::new();
         for sp in spans {
             // SAFETY: both events were created and recorded on our stream,
-            // which has completed; each is destroyed once, here.
-            let ms = unsafe { drv::event::elapsed(sp.start.0, sp.end.0) };
-            unsafe {
-                let _ = drv::event::destroy(sp.start.0);
-                let _ = drv::event::destroy(sp.end.0);
-            }
-            let ms = ms.map_err(drv_err("profile", "cuEventElapsedTime"))? as f64;
+            // which has completed.
+            let ms = unsafe { drv::event::elapsed(sp.start.0 .0, sp.end.0 .0) }
+                .map_err(drv_err("profile", "cuEventElapsedTime"))? as f64;
             let t = by_name.entry(sp.name.clone()).or_insert(KernelTime {
-                name: sp.name,
+                name: sp.name.clone(),
                 launches: 0,
                 ms: 0.0,
             });
