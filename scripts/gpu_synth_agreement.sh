@@ -4,7 +4,9 @@
 # each type f16, q8_0, q4_0, q4_k_m into /tmp with synth_gguf.py, then for
 # each runs synth_agreement: 32 greedy tokens and their logits on the CPU
 # (f32 reference, and the q8-activation default) and on CUDA (Auto, Vendor,
-# Native), CUDA judged against the f32 reference. Writes
+# Native), CUDA judged against the f32 reference. TYPES="f16 q4_k_m" picks
+# the types; PROFILE=1 first runs `metallic bench` on each, plain and with
+# METALLIC_CUDA_PROFILE=1 (our kernels' time by name). Writes
 # $OUT/synthetic-1.5b-agreement.log. See docs/gpu-testing.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +40,16 @@ done
 for p in "${pids[@]}"; do wait "$p" || { echo "FAIL generating models"; exit 1; }; done
 ls -la "$M"
 echo "generated in $((SECONDS - t0)) s"
+
+# PROFILE=1: first, where a 512-token prompt's time goes on each model
+# (`metallic bench` with METALLIC_CUDA_PROFILE=1: our kernels by name).
+if [ "${PROFILE:-0}" = 1 ]; then
+    for t in $TYPES; do
+        echo; echo "===== bench $t, pp512 and tg32, then pp512 with METALLIC_CUDA_PROFILE=1"
+        timeout 90 $C/bin/metallic bench "$M/synth-qwen2.5-1.5b-$t.gguf" -p 512 -n 32 -r 3 --device cuda
+        METALLIC_CUDA_PROFILE=1 timeout 60 $C/bin/metallic bench "$M/synth-qwen2.5-1.5b-$t.gguf" -p 512 -n 0 -r 3 --device cuda
+    done
+fi
 
 echo; echo "===== synth_agreement"
 files=()
