@@ -409,9 +409,9 @@ pub const CUDA_RULES: &[Rule] = &[
     // `native`: the activations rounded to f16, then the tensor cores
     // (cuda/ops/matmul.rs `rounded_a`). cuBLAS takes only matching dtypes,
     // and the vendor path converts the whole weight to f32 for an SGEMM on
-    // every call: 5.9-14.6x slower at M = 64-4096 on the 7B and 0.5B
-    // weights, and a synthetic Qwen2.5-1.5B in f16 processes a 512-token
-    // prompt at 9.1k tok/s against 5.4k (H100,
+    // every call: 3.2-13.7x slower at M = 64-4096 on the 7B and 0.5B
+    // weights (6.9-13.7x on the 7B ones), and a synthetic Qwen2.5-1.5B in
+    // f16 processes a 512-token prompt at 9.0k tok/s against 5.4k (H100,
     // bench/results/2026-12-06-nvidia-h100-gemm-bench-session14-mixed.log,
     // -synthetic-1.5b-mixed-prefill-session14.log).
     Rule {
