@@ -2,7 +2,10 @@
 //! references and fails on any FAIL. `METALLIC_OPTEST_VERBOSE=1` prints every
 //! case; `METALLIC_OPTEST_TARGET=<substring>` restricts the targets;
 //! `METALLIC_OPTEST_OP=<op>[,<op>..]` restricts the cases to those ops (the
-//! names the cases print, e.g. `rope,attention`).
+//! names the cases print, e.g. `rope,attention`);
+//! `METALLIC_OPTEST_CASE=<text>[,<text>..]` keeps the cases whose op name and
+//! description (`matmul [m=1 n=33 ..]`) contain one of them (e.g. `b=q`:
+//! the matmul cases on GGUF block weights).
 
 use metallic::optest;
 
@@ -14,6 +17,13 @@ fn op_cases_pass_on_every_target() {
     let mut cases = optest::all_cases();
     if !ops.is_empty() {
         cases.retain(|c| ops.split(',').any(|op| op.trim() == c.op()));
+    }
+    let texts = std::env::var("METALLIC_OPTEST_CASE").unwrap_or_default();
+    if !texts.is_empty() {
+        cases.retain(|c| {
+            let d = format!("{} {}", c.op(), c.describe());
+            texts.split(',').any(|t| d.contains(t.trim()))
+        });
     }
     let targets = optest::targets();
     println!(
