@@ -34,3 +34,34 @@ extern "C" __global__ void swiglu(const void* gate, Strided sg, const void* up, 
         store_f32(out, so.dtype, strided_index(so, i), silu(g) * u);
     }
 }
+
+// swiglu where every view's last dimension is unit-stride (the gate and up
+// halves of the fused projection, a contiguous output): a row at a time, one
+// row_start per row and view where `swiglu` spends a chain of 64-bit
+// divisions per element and view (0.55 ms a layer for 512 rows of a
+// synthetic Qwen2.5-1.5B, 28% of its prompt processing; H100, bench/results/
+// 2026-12-06-nvidia-h100-profile-1.5b-pp512-session14.log). Blocks of y walk
+// the rows, threads the columns, ROW_UNROLL elements a step blockDim.x apart
+// (all their loads in flight at once; both grid-stride).
+#define ROW_UNROLL 4
+extern "C" __global__ void swiglu_rows(const void* gate, Strided sg, const void* up, Strided su, void* out, Strided so,
+                                       i64 rows, i64 cols) {
+    const i64 step = (i64)gridDim.x * blockDim.x * ROW_UNROLL;
+    for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
+        const i64 g0 = row_start(sg, r), u0 = row_start(su, r), o0 = row_start(so, r);
+        for (i64 c0 = (i64)blockIdx.x * blockDim.x * ROW_UNROLL + threadIdx.x; c0 < cols; c0 += step) {
+            float g[ROW_UNROLL], u[ROW_UNROLL];
+#pragma unroll
+            for (int k = 0; k < ROW_UNROLL; ++k) {
+                const i64 c = c0 + k * blockDim.x;
+                g[k] = c < cols ? load_f32(gate, sg.dtype, g0 + c) : 0.0f;
+                u[k] = c < cols ? load_f32(up, su.dtype, u0 + c) : 0.0f;
+            }
+#pragma unroll
+            for (int k = 0; k < ROW_UNROLL; ++k) {
+                const i64 c = c0 + k * blockDim.x;
+                if (c < cols) store_f32(out, so.dtype, o0 + c, silu(g[k]) * u[k]);
+            }
+        }
+    }
+}

@@ -654,8 +654,9 @@ fn contiguous(
             arg(&lines),
             arg(&len),
         ];
+        // 256 threads of 4 elements (copy.cu ROW_UNROLL) a block.
         let grid = (
-            (len as usize).div_ceil(256).min(64) as u32,
+            (len as usize).div_ceil(1024).min(64) as u32,
             lines.min(65535) as u32,
             1,
         );
