@@ -1,13 +1,14 @@
-// Matmul against GGUF block weights: T[b, m, n] = sum_k A[b, m, k] * W[n, k],
-// A in f32 (contiguous [batch, M, K]), W rows of blocks, T in f32; the
-// shared epilogue kernel (matmul.cu) then applies alpha, C, bias and the
-// activation and writes D.
+// Matmul against GGUF block weights: sum_k A[b, m, k] * W[n, k], A in f32,
+// W rows of blocks. Two kernels:
 //
+// `matmul_<type>_warp_row`, every block type: A contiguous [batch, M, K],
+// the product into an f32 T[b, m, n]; the shared epilogue kernel
+// (matmul.cu) then applies alpha, C, bias and the activation and writes D.
 // One warp per weight row n and MT rows of A: the warp walks the row's
 // blocks, each lane decoding element `lane (+ 32 t)` of the block, so every
 // weight byte is read once per MT activation rows; the MT partial sums are
-// reduced across the warp at the end. Simple and correct; the fast GEMV and
-// MMA paths are later work.
+// reduced across the warp at the end. Simple and correct: the path for the
+// other block types, and where the wide kernel's alignment does not hold.
 
 #define MMQ_WARPS 4
 #define MMQ_MT 8
@@ -50,3 +51,96 @@ __device__ __forceinline__ void mmq(const float* a, const u8* w, i64 row_bytes, 
         mmq<T>(a, w, row_bytes, t, M, N, K);                                                                      \
     }
 FOR_EACH_QTYPE(MATMUL_Q)
+
+// `matmul_<type>_mmv<R>`: the same product with wide loads and the
+// epilogue fused, for the block types with a V<T> (quant.cuh: Q4_0, Q8_0,
+// Q4_K, Q6_K). A's rows are `lda` floats apart (A read in place where it is
+// f32 with unit column stride). A block of MMV_THREADS threads per R weight
+// rows and MMV_MT activation rows (grid y), each thread taking parts of the
+// rows' blocks (V<T>::decode: each weight decoded once, bit-identical to
+// Q<T>::get), every value then used for all the block's activation rows,
+// each activation float4 for all R weight rows. The partial sums are
+// reduced across the warp and the block, and epilogue_store writes D. The
+// host sends only weights whose rows are aligned for the loads (16 bytes
+// for Q4_K's header, 2 for the rest) and A with 16-byte aligned rows.
+
+#define MMV_THREADS 128
+#define MMV_MT 8
+
+template <int T, int R>
+__device__ __forceinline__ void mmv(const float* a, i64 lda, const u8* w, i64 row_bytes, const Epilogue& e,
+                                    const void* c, void* d, const void* bias, int z, int M, int N, int K) {
+    constexpr int EPL = V<T>::EPL, LPB = V<T>::LPB;
+    __shared__ float part_sums[MMV_THREADS / 32][R * MMV_MT];
+    const int n0 = blockIdx.x * R, m0 = blockIdx.y * MMV_MT;
+    const int rows = min(MMV_MT, M - m0);
+    // Rows past N (the last block's) read row N - 1 and store nothing.
+    const u8* wrow[R];
+#pragma unroll
+    for (int j = 0; j < R; ++j) wrow[j] = w + (i64)min(n0 + j, N - 1) * row_bytes;
+    const float* arow = a + (i64)m0 * lda;
+    float acc[R][MMV_MT];
+#pragma unroll
+    for (int j = 0; j < R; ++j)
+#pragma unroll
+        for (int r = 0; r < MMV_MT; ++r) acc[j][r] = 0.0f;
+    const int parts = K / Q<T>::BE * LPB;
+    for (int q = threadIdx.x; q < parts; q += MMV_THREADS) {
+        const int blk = q / LPB;
+        float wv[R][EPL];
+        int off[EPL / 4];
+#pragma unroll
+        for (int j = 0; j < R; ++j) V<T>::decode(wrow[j] + (i64)blk * Q<T>::BB, q % LPB, wv[j], off);
+        const float* ab = arow + (i64)blk * Q<T>::BE;
+#pragma unroll
+        for (int r = 0; r < MMV_MT; ++r) {
+            if (r < rows) {
+#pragma unroll
+                for (int g = 0; g < EPL / 4; ++g) {
+                    const float4 x = *(const float4*)(ab + (i64)r * lda + off[g]);
+#pragma unroll
+                    for (int j = 0; j < R; ++j) {
+                        acc[j][r] = fmaf(wv[j][4 * g], x.x, acc[j][r]);
+                        acc[j][r] = fmaf(wv[j][4 * g + 1], x.y, acc[j][r]);
+                        acc[j][r] = fmaf(wv[j][4 * g + 2], x.z, acc[j][r]);
+                        acc[j][r] = fmaf(wv[j][4 * g + 3], x.w, acc[j][r]);
+                    }
+                }
+            }
+        }
+    }
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < R; ++j)
+#pragma unroll
+        for (int r = 0; r < MMV_MT; ++r) {
+            const float v = warp_sum(acc[j][r]);
+            if (lane == 0) part_sums[warp][j * MMV_MT + r] = v;
+        }
+    __syncthreads();
+    // Thread j * MMV_MT + r: output (m0 + r, n0 + j).
+    const int j = threadIdx.x / MMV_MT, r = threadIdx.x % MMV_MT;
+    if (j < R && r < rows && n0 + j < N) {
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < MMV_THREADS / 32; ++i) s += part_sums[i][threadIdx.x];
+        epilogue_store(e, c, d, bias, z, m0 + r, n0 + j, s);
+    }
+}
+
+// Kernels `matmul_<type>_mmv<R>`: R weight rows a block (each activation
+// load serves R rows).
+#define MATMUL_V(name, T)                                                                                        \
+    MATMUL_VR(name, T, 1)                                                                                        \
+    MATMUL_VR(name, T, 2)                                                                                        \
+    MATMUL_VR(name, T, 4)
+#define MATMUL_VR(name, T, R)                                                                                    \
+    extern "C" __global__ void __launch_bounds__(MMV_THREADS)                                                    \
+        matmul_##name##_mmv##R(const float* a, i64 lda, const u8* w, i64 row_bytes, Epilogue e, const void* c,   \
+                               void* d, const void* bias, int z, int M, int N, int K) {                          \
+        mmv<T, R>(a, lda, w, row_bytes, e, c, d, bias, z, M, N, K);                                              \
+    }
+MATMUL_V(q4_0, QT_Q4_0)
+MATMUL_V(q8_0, QT_Q8_0)
+MATMUL_V(q4_k, QT_Q4_K)
+MATMUL_V(q6_k, QT_Q6_K)

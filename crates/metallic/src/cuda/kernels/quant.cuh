@@ -165,6 +165,125 @@ template <> struct Q<QT_Q8_K> {
     __device__ static float get(const u8* b, int i) { return __fmul_rn((float)(signed char)b[4 + i], ld_f32(b)); }
 };
 
+// Parts of a block for the wide-load kernels (matmul_quant.cu
+// `matmul_<type>_mmv<R>`), for the block types most GGUF models use:
+// V<T>::decode reads part p of LPB with a few 2- to 16-byte loads and
+// yields its EPL elements as EPL / 4 runs of four consecutive ones (their
+// offsets in the block in `off`), each value computed with the same f32
+// operations as Q<T>::get, so bit-identical to it (tests/cuda_decode_host.rs
+// checks that on the host, every element of random blocks). Integers go to
+// float by the exponent trick (2^23 + q, minus 2^23: exact), not I2F, which
+// issues at a sixteenth of the FMA rate.
+
+// q in [0, 2^23), exactly.
+__device__ __forceinline__ float u2f(unsigned q) { return __uint_as_float(0x4B000000u | q) - 8388608.0f; }
+
+// Four bytes at a 2-byte aligned address.
+__device__ __forceinline__ unsigned ld_u32_a2(const u8* p) {
+    const u16* h = (const u16*)p;
+    return (unsigned)h[0] | ((unsigned)h[1] << 16);
+}
+
+// Byte k (0..11) of the three words w1, w2, w3 (the K-quants' 12 scale bytes).
+__device__ __forceinline__ int byte12(unsigned w1, unsigned w2, unsigned w3, int k) {
+    const unsigned w = k < 4 ? w1 : (k < 8 ? w2 : w3);
+    return (w >> (8 * (k & 3))) & 255;
+}
+
+template <int T> struct V;
+
+// Q4_0: d @0, qs[16] @2. Part p (2 a block): bytes 8p..8p+8 of qs, whose
+// low nibbles are elements 8p.., high nibbles 16 + 8p...
+template <> struct V<QT_Q4_0> {
+    static constexpr int LPB = 2, EPL = 16;
+    __device__ static void decode(const u8* b, int p, float* w, int* off) {
+        const float d = f16_to_f32(*(const u16*)b);
+        const unsigned q0 = ld_u32_a2(b + 2 + 8 * p), q1 = ld_u32_a2(b + 6 + 8 * p);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const unsigned v = (i < 4 ? q0 : q1) >> (8 * (i & 3));
+            w[i] = __fmul_rn(u2f(v & 15) - 8.0f, d);
+            w[8 + i] = __fmul_rn(u2f((v >> 4) & 15) - 8.0f, d);
+        }
+        off[0] = 8 * p, off[1] = 8 * p + 4, off[2] = 16 + 8 * p, off[3] = 20 + 8 * p;
+    }
+};
+
+// Q8_0: d @0, qs[32] (i8) @2. Part p (4 a block): elements 8p..8p+8.
+template <> struct V<QT_Q8_0> {
+    static constexpr int LPB = 4, EPL = 8;
+    __device__ static void decode(const u8* b, int p, float* w, int* off) {
+        const float d = f16_to_f32(*(const u16*)b);
+        const unsigned q0 = ld_u32_a2(b + 2 + 8 * p), q1 = ld_u32_a2(b + 6 + 8 * p);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            // The signed byte plus 128, then minus 128: exact.
+            const unsigned v = (((i < 4 ? q0 : q1) >> (8 * (i & 3))) & 255) ^ 128;
+            w[i] = __fmul_rn(u2f(v) - 128.0f, d);
+        }
+        off[0] = 8 * p, off[1] = 8 * p + 4;
+    }
+};
+
+// Q4_K: d @0, dmin @2, scales[12] @4, qs[128] @16. Part p (16 a block):
+// bytes 8 (p % 4).. of qs chunk c = p / 4, whose low nibbles are elements
+// 64c + 8 (p % 4).. (sub-block 2c), high nibbles 32 more (sub-block 2c + 1).
+template <> struct V<QT_Q4_K> {
+    static constexpr int LPB = 16, EPL = 16;
+    __device__ static void decode(const u8* b, int p, float* w, int* off) {
+        const uint4 h = *(const uint4*)b;
+        const uint2 qs = *(const uint2*)(b + 16 + 8 * p);
+        const float d = f16_to_f32((u16)(h.x & 0xffff)), dmin = f16_to_f32((u16)(h.x >> 16));
+        const int c = p >> 2, j0 = (p & 3) * 8;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            // get_scale_min_k4 of sub-block j, as scale_min_k4.
+            const int j = 2 * c + half;
+            int sc, m;
+            if (j < 4) {
+                sc = byte12(h.y, h.z, h.w, j) & 63;
+                m = byte12(h.y, h.z, h.w, j + 4) & 63;
+            } else {
+                sc = (byte12(h.y, h.z, h.w, j + 4) & 15) | ((byte12(h.y, h.z, h.w, j - 4) >> 6) << 4);
+                m = (byte12(h.y, h.z, h.w, j + 4) >> 4) | ((byte12(h.y, h.z, h.w, j) >> 6) << 4);
+            }
+            const float d1 = __fmul_rn(d, u2f(sc)), m1 = __fmul_rn(dmin, u2f(m));
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                const unsigned v = ((i < 4 ? qs.x : qs.y) >> (8 * (i & 3) + 4 * half)) & 15;
+                w[8 * half + i] = __fsub_rn(__fmul_rn(d1, u2f(v)), m1);
+            }
+        }
+        off[0] = 64 * c + j0, off[1] = 64 * c + j0 + 4, off[2] = 64 * c + 32 + j0, off[3] = 64 * c + 36 + j0;
+    }
+};
+
+// Q6_K: ql[128] @0, qh[64] @128, scales[16] (i8) @192, d @208 (blocks of
+// 210 bytes: 2-byte loads). Part p (16 a block): half h = p / 8, columns
+// l0 = 4 (p % 8).. of its four groups of 32: elements 128h + 32g + l0..,
+// g < 4.
+template <> struct V<QT_Q6_K> {
+    static constexpr int LPB = 16, EPL = 16;
+    __device__ static void decode(const u8* b, int p, float* w, int* off) {
+        const int h = p >> 3, l0 = (p & 7) * 4;
+        const unsigned lo0 = ld_u32_a2(b + 64 * h + l0), lo1 = ld_u32_a2(b + 64 * h + 32 + l0);
+        const unsigned hi = ld_u32_a2(b + 128 + 32 * h + l0);
+        const float d = f16_to_f32(*(const u16*)(b + 208));
+#pragma unroll
+        for (int g = 0; g < 4; ++g) {
+            const float d1 = __fmul_rn(d, (float)(signed char)b[192 + 8 * h + 2 * g + (l0 >> 4)]);
+            const unsigned lo = g & 1 ? lo1 : lo0;
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const unsigned q = ((lo >> (8 * i + 4 * (g >> 1))) & 15) | (((hi >> (8 * i + 2 * g)) & 3) << 4);
+                // kq(d, sc, q - 32, 0, 0): the subtraction of 0 * 0 leaves it.
+                w[4 * g + i] = __fmul_rn(d1, u2f(q) - 32.0f);
+            }
+            off[g] = 128 * h + 32 * g + l0;
+        }
+    }
+};
+
 // One kernel per block type, named `<kernel>_<type>`, from a template body.
 #define FOR_EACH_QTYPE(X) \
     X(q4_0, QT_Q4_0)      \

@@ -114,7 +114,7 @@ pub(crate) static MODULE: Module = Module::new(|| {
 pub(crate) static QUANT_MODULE: Module = Module::new(|| {
     KernelSource::new(
         "matmul_quant",
-        &[COMMON, QUANT],
+        &[COMMON, EPILOGUE, QUANT],
         include_str!("../kernels/matmul_quant.cu"),
     )
 });
@@ -843,7 +843,10 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     run_epilogue(p, x, ch, e, &t)
 }
 
-/// Our block-weight kernel into an f32 product, then the epilogue.
+/// Our block-weight kernels. The wide-load one (`matmul_<type>_mmv<R>`) where
+/// it has the type and its loads' alignment holds, epilogue fused, reading
+/// A in place when it is f32 with unit column stride; otherwise the
+/// warp-per-row one into an f32 product, then the epilogue.
 fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     let dev = &x.dev;
     let dt = p.b.dtype;
@@ -854,28 +857,79 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         );
     }
     let (m, n, k) = (p.m, p.n, p.k);
-    let (a, ag) = contiguous(
-        dev,
-        x.a,
-        p.a.dtype,
-        &ch.a,
-        ch.count,
-        (m, k),
-        (DType::F32, false),
-    )?;
-    let t = dev.alloc(ch.count * m * n * 4)?;
     let (be, bb) = (dt.block_elems(), dt.block_bytes());
     let row_bytes = (ch.b.cs as usize / be * bb) as i64;
-    let name = format!("matmul_{}_warp_row", super::get_rows::qname(dt));
     let (mi, ni, ki) = (i32_dim("m", m)?, i32_dim("n", n)?, i32_dim("k", k)?);
-    let grid = (n.div_ceil(4) as u32, m.div_ceil(8) as u32, 1);
-    if grid.1 > 65535 {
+    let grid_y = m.div_ceil(8) as u32;
+    if grid_y > 65535 {
         crate::bail!(OP, "m = {m} exceeds the block-weight kernel's grid");
     }
-    for z in 0..ch.count {
-        let ap = a.ptr() + (z as u64) * (ag.bs as u64) * 4;
+    let weight_at = |z: usize| {
         let elem = ch.b.off as usize + z * ch.b.bs as usize;
-        let wp = x.b + (elem / be * bb) as u64;
+        x.b + (elem / be * bb) as u64
+    };
+    let wide = mmv_alignment(dt).is_some_and(|align| {
+        (0..ch.count).all(|z| weight_at(z).is_multiple_of(align))
+            && (row_bytes as u64).is_multiple_of(align)
+    });
+    // A's rows as the kernels read them: f32, unit column stride, row
+    // stride `lda`; the wide kernel's float4 loads also need every row
+    // 16-byte aligned.
+    let a_at = |z: usize| x.a + 4 * (ch.a.off as u64 + z as u64 * ch.a.bs as u64);
+    let a_in_place = wide
+        && p.a.dtype == DType::F32
+        && ch.a.cs == 1
+        && (m == 1 || ch.a.rs % 4 == 0)
+        && (0..ch.count).all(|z| a_at(z) % 16 == 0);
+    // Otherwise A is copied (a pool buffer: its own cuMemAlloc, 256-byte
+    // aligned), and the copy lives until the launches are queued.
+    let (_copy, a_ptr, lda, a_bs) = if a_in_place {
+        (None, a_at(0), ch.a.rs, ch.a.bs)
+    } else {
+        let (a, ag) = contiguous(
+            dev,
+            x.a,
+            p.a.dtype,
+            &ch.a,
+            ch.count,
+            (m, k),
+            (DType::F32, false),
+        )?;
+        let ptr = a.ptr();
+        (Some(a), ptr, ag.rs, ag.bs)
+    };
+    let qname = super::get_rows::qname(dt);
+    if wide {
+        let r = mmv_rows();
+        let name = format!("matmul_{qname}_mmv{r}");
+        for z in 0..ch.count {
+            let ap = a_ptr + (z as u64) * (a_bs as u64) * 4;
+            let wp = weight_at(z);
+            let zi = z as i32;
+            let mut args = [
+                arg(&ap),
+                arg(&lda),
+                arg(&wp),
+                arg(&row_bytes),
+                arg(e),
+                arg(&x.c),
+                arg(&x.d),
+                arg(&x.bias),
+                arg(&zi),
+                arg(&mi),
+                arg(&ni),
+                arg(&ki),
+            ];
+            let grid = (n.div_ceil(r) as u32, grid_y, 1);
+            QUANT_MODULE.launch(dev, &name, grid, (128, 1, 1), &mut args)?;
+        }
+        return Ok(());
+    }
+    let t = dev.alloc(ch.count * m * n * 4)?;
+    let name = format!("matmul_{qname}_warp_row");
+    for z in 0..ch.count {
+        let ap = a_ptr + (z as u64) * (a_bs as u64) * 4;
+        let wp = weight_at(z);
         let tp = t.ptr() + (z * m * n * 4) as u64;
         let mut args = [
             arg(&ap),
@@ -886,7 +940,38 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
             arg(&ni),
             arg(&ki),
         ];
-        QUANT_MODULE.launch(dev, &name, grid, (128, 1, 1), &mut args)?;
+        QUANT_MODULE.launch(
+            dev,
+            &name,
+            (n.div_ceil(4) as u32, grid_y, 1),
+            (128, 1, 1),
+            &mut args,
+        )?;
     }
     run_epilogue(p, x, ch, e, &t)
+}
+
+/// Weight rows a block of the wide-load kernel takes (each activation load
+/// serves that many rows): 2, or `METALLIC_MMV_ROWS` (1, 2 or 4), read once.
+fn mmv_rows() -> usize {
+    static ROWS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROWS.get_or_init(
+        || match std::env::var("METALLIC_MMV_ROWS").ok().as_deref() {
+            Some("1") => 1,
+            Some("4") => 4,
+            _ => 2,
+        },
+    )
+}
+
+/// The block types with a wide-load kernel (`matmul_<type>_mmv<R>`), and the
+/// alignment in bytes its loads need of every weight row: 16 for Q4_K's
+/// 16-byte header, 2 for the rest (their blocks of 18, 34 and 210 bytes
+/// leave only 2).
+fn mmv_alignment(dt: DType) -> Option<u64> {
+    match dt {
+        DType::Q4K => Some(16),
+        DType::Q4_0 | DType::Q8_0 | DType::Q6K => Some(2),
+        _ => None,
+    }
 }

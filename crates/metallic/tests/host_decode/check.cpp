@@ -1,0 +1,70 @@
+// Every part of V<T>::decode (quant.cuh, the wide-load kernels' block
+// decoding) against Q<T>::get (the element-at-a-time decoding, bit-exact
+// with the scalar reference on the GPU): over random blocks, each element
+// comes out of exactly one part, at the offset the part says, with the
+// same bits. Exit status 1 on any difference.
+#include "shim.h"
+#include "quant.cuh"
+
+#include <cstdio>
+#include <random>
+#include <vector>
+
+static std::mt19937 rng(7);
+
+// A random block whose f16 scales are finite (random bits elsewhere).
+template <int T> static void random_block(u8* b) {
+    for (int i = 0; i < Q<T>::BB; ++i) b[i] = rng() & 255;
+    auto scale = [&](int off) {
+        const u16 h = (u16)((rng() & 0x8000) | ((rng() % 24 + 4) << 10) | (rng() & 1023));
+        std::memcpy(b + off, &h, 2);
+    };
+    if (T == QT_Q4_K) {
+        scale(0);
+        scale(2);
+    } else if (T == QT_Q6_K) {
+        scale(208);
+    } else {
+        scale(0);
+    }
+}
+
+template <int T> static int check(const char* name, int blocks) {
+    constexpr int BE = Q<T>::BE, LPB = V<T>::LPB, EPL = V<T>::EPL;
+    static_assert(EPL * LPB == BE, "the parts cover the block");
+    int bad = 0;
+    for (int t = 0; t < blocks; ++t) {
+        alignas(16) u8 b[Q<T>::BB];
+        random_block<T>(b);
+        std::vector<int> seen(BE, 0);
+        for (int p = 0; p < LPB; ++p) {
+            float w[EPL];
+            int off[EPL / 4];
+            V<T>::decode(b, p, w, off);
+            for (int g = 0; g < EPL / 4; ++g)
+                for (int e = 0; e < 4; ++e) {
+                    const int i = off[g] + e;
+                    if (i < 0 || i >= BE) {
+                        if (bad++ < 5) std::printf("%s: part %d gives offset %d\n", name, p, i);
+                        continue;
+                    }
+                    ++seen[i];
+                    const float want = Q<T>::get(b, i);
+                    if (std::memcmp(&want, &w[4 * g + e], 4) != 0 && bad++ < 5)
+                        std::printf("%s: part %d, element %d: %a, want %a\n", name, p, i, w[4 * g + e], want);
+                }
+        }
+        for (int i = 0; i < BE; ++i)
+            if (seen[i] != 1 && bad++ < 5) std::printf("%s: element %d from %d parts\n", name, i, seen[i]);
+    }
+    std::printf("%s: %d random blocks, %d parts each: %s\n", name, blocks, LPB,
+                bad ? "DIFFERENT" : "every element once, bit-identical");
+    return bad;
+}
+
+int main() {
+    const int n = 4000;
+    const int bad = check<QT_Q4_0>("q4_0", n) + check<QT_Q8_0>("q8_0", n) + check<QT_Q4_K>("q4_k", n) +
+                    check<QT_Q6_K>("q6_k", n);
+    return bad ? 1 : 0;
+}
