@@ -860,6 +860,7 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     let (be, bb) = (dt.block_elems(), dt.block_bytes());
     let row_bytes = (ch.b.cs as usize / be * bb) as i64;
     let (mi, ni, ki) = (i32_dim("m", m)?, i32_dim("n", n)?, i32_dim("k", k)?);
+    // Both kernels take 8 rows of A a block (MMV_MT, MMQ_MT).
     let grid_y = m.div_ceil(8) as u32;
     if grid_y > 65535 {
         crate::bail!(OP, "m = {m} exceeds the block-weight kernel's grid");
