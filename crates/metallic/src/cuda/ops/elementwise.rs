@@ -103,9 +103,10 @@ pub fn swiglu(gate: &Tensor, up: &Tensor, out: &Tensor) -> Result<()> {
             arg(&rows),
             arg(&cols),
         ];
-        // THREADS threads of 4 elements (elementwise.cu ROW_UNROLL) a block.
         let grid = (
-            (cols as usize).div_ceil(4 * THREADS as usize).min(64) as u32,
+            (cols as usize)
+                .div_ceil(super::ROW_UNROLL * THREADS as usize)
+                .min(64) as u32,
             rows.min(65535) as u32,
             1,
         );

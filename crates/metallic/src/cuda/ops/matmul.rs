@@ -654,9 +654,9 @@ fn contiguous(
             arg(&lines),
             arg(&len),
         ];
-        // 256 threads of 4 elements (copy.cu ROW_UNROLL) a block.
+        // 256 threads of ROW_UNROLL elements a block.
         let grid = (
-            (len as usize).div_ceil(1024).min(64) as u32,
+            (len as usize).div_ceil(256 * super::ROW_UNROLL).min(64) as u32,
             lines.min(65535) as u32,
             1,
         );

@@ -217,6 +217,11 @@ pub(crate) fn dtype_code(op: &'static str, d: DType) -> Result<i32> {
 
 pub(crate) const MAX_DIMS: usize = 6;
 
+/// Elements a thread takes per step in the row-at-a-time kernels
+/// (`ROW_UNROLL` of copy.cu's `convert_rows` and elementwise.cu's
+/// `swiglu_rows`): their grids are sized by it.
+pub(crate) const ROW_UNROLL: usize = 4;
+
 /// A strided view as kernels take it (`struct Strided` in common.cuh).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
