@@ -23,6 +23,8 @@ pub struct AttentionCase {
     pub ctx: usize,
     pub q: (Placement, DType),
     pub cache: (Placement, DType),
+    /// V's dtype where it differs from K's (`cache.1`).
+    pub v_dtype: Option<DType>,
     pub out: (Placement, DType),
     pub seed: u64,
 }
@@ -46,20 +48,20 @@ impl AttentionCase {
         )?;
         let row = self.n_kv_heads * self.head_dim;
         let visible = (self.pos_offset + self.seq) * row;
-        let cache = |rng: &mut Rng| -> Result<Tensor> {
+        let cache = |rng: &mut Rng, dtype: DType| -> Result<Tensor> {
             // Positions no query may see hold huge values: reading one shows.
             let mut values = rng.vec(self.ctx * row);
             values.iter_mut().skip(visible).for_each(|v| *v = 1e4);
             let full = place(
                 &[self.ctx, self.n_kv_heads, self.head_dim],
-                self.cache.1,
+                dtype,
                 self.cache.0,
                 &values,
             )?;
             full.narrow(0, 0, self.kv_len)
         };
-        let k = cache(&mut rng)?;
-        let v = cache(&mut rng)?;
+        let k = cache(&mut rng, self.cache.1)?;
+        let v = cache(&mut rng, self.v_dtype.unwrap_or(self.cache.1))?;
         Ok((q, k, v))
     }
 }
@@ -71,7 +73,7 @@ impl OpCase for AttentionCase {
 
     fn describe(&self) -> String {
         format!(
-            "seq={} heads={}/{} head_dim={} pos_offset={} kv_len={} of ctx {} q={},{} cache={},{} out={},{}",
+            "seq={} heads={}/{} head_dim={} pos_offset={} kv_len={} of ctx {} q={},{} cache={},{}{} out={},{}",
             self.seq,
             self.n_heads,
             self.n_kv_heads,
@@ -83,6 +85,7 @@ impl OpCase for AttentionCase {
             self.q.0.short(),
             self.cache.1,
             self.cache.0.short(),
+            self.v_dtype.map(|d| format!(" v={d}")).unwrap_or_default(),
             self.out.1,
             self.out.0.short()
         )
@@ -97,7 +100,10 @@ impl OpCase for AttentionCase {
         // op (see ops::attention); a kernel whose f32 sums run in another order
         // can land on the other side of one such rounding, an error of one ulp
         // of the cache dtype: the budget is the looser of the two dtypes'.
-        float_budget(self.out.1).max(float_budget(self.cache.1))
+        let v = self.v_dtype.unwrap_or(self.cache.1);
+        float_budget(self.out.1)
+            .max(float_budget(self.cache.1))
+            .max(float_budget(v))
     }
 
     fn reference(&self) -> Result<Vec<f32>> {
@@ -168,6 +174,7 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
                     ctx,
                     q: (pl(k), dt(k + 1)),
                     cache: (pl(k + 1), dt(k)),
+                    v_dtype: None,
                     out: (pl(k + 2), dt(k + 2)),
                     seed: 0,
                 });
@@ -186,6 +193,7 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             ctx: 1024,
             q: (Placement::Contiguous, DType::F32),
             cache: (Placement::Contiguous, d),
+            v_dtype: None,
             out: (Placement::Contiguous, DType::F32),
             seed: 0,
         });
@@ -212,14 +220,14 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             ctx: pos_offset + 8,
             q: (pl(i + 1), dt(i)),
             cache: (Placement::ALL[i % 2], DType::F16),
+            v_dtype: None,
             out: (pl(i + 2), dt(i + 1)),
             seed: 0,
         });
     }
-    // Prefills over more than one chunk of 32 keys (the CUDA kernel's
-    // unit), with a partial last chunk: from position 0 and after a cached
-    // prefix, head_dim 128, 80 (not a multiple of 32) and 256, every cache
-    // dtype.
+    // Prefills of more keys than a warp has lanes, from position 0 and
+    // after a cached prefix, head_dim 128, 80 (not a multiple of 32) and
+    // 256, every cache dtype.
     for (i, &(seq, pos_offset, n_heads, n_kv_heads, head_dim)) in
         [(70, 0, 14, 2, 128), (40, 30, 6, 3, 80), (33, 0, 2, 1, 256)]
             .iter()
@@ -235,7 +243,53 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             ctx: pos_offset + seq + 4,
             q: (pl(i), dt(i + 1)),
             cache: (pl(i + 1), dt(i)),
+            v_dtype: None,
             out: (pl(i + 2), dt(i + 2)),
+            seed: 0,
+        });
+    }
+    // Past the keys the CUDA kernel keeps in shared memory (8192: step 2
+    // computes the scores again), aligned f16 rows (16-byte loads) and
+    // padded bf16 ones; and K and V of different dtypes (the one-warp
+    // kernel).
+    for (i, (cache, n_heads, head_dim)) in [
+        ((Placement::Contiguous, DType::F16), 4, 64),
+        ((Placement::ALL[1], DType::BF16), 2, 40),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.push(AttentionCase {
+            seq: 1 + i,
+            n_heads,
+            n_kv_heads: 2,
+            head_dim,
+            pos_offset: 8300,
+            kv_len: 8302,
+            ctx: 8310,
+            q: (Placement::Contiguous, DType::F32),
+            cache,
+            v_dtype: None,
+            out: (pl(i), DType::F32),
+            seed: 0,
+        });
+    }
+    for (i, (k_dt, v_dt)) in [(DType::F16, DType::F32), (DType::BF16, DType::F16)]
+        .into_iter()
+        .enumerate()
+    {
+        v.push(AttentionCase {
+            seq: 3 - 2 * i,
+            n_heads: 6,
+            n_kv_heads: 3,
+            head_dim: 64,
+            pos_offset: 40,
+            kv_len: 44 - 2 * i,
+            ctx: 48,
+            q: (pl(i), DType::F32),
+            cache: (pl(i + 1), k_dt),
+            v_dtype: Some(v_dt),
+            out: (pl(i + 2), DType::F32),
             seed: 0,
         });
     }

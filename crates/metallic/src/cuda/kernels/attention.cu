@@ -72,3 +72,140 @@ extern "C" __global__ void __launch_bounds__(32 * ATT_WARPS)
         if (e < head_dim) store_f32(out, so.dtype, ob + e * so.strides[2], acc[t]);
     }
 }
+
+// The same attention with a block of AR_THREADS threads per (query row s,
+// head h), for K and V of one dtype DT: the visible keys are split over the
+// block's threads instead of walked by one warp, so a decode step (seq 1,
+// a handful of heads) spreads each head's keys over 256 threads, and no
+// per-key warp reduction sits on the critical path.
+//   1. q (rounded to DT) into shared memory; each thread takes keys
+//      j = t, t + AR_THREADS, ..: the whole dot product q . k[j] in one
+//      thread (16-byte loads of k where rows are contiguous and aligned),
+//      keeping its own running maximum and sum (online softmax); the block
+//      then combines them (block_max, block_sum_d). Scores are kept in
+//      shared memory when the host passes room for them (`cached`), else
+//      recomputed in step 2 (bit-identical: the same code).
+//   2. In tiles of AR_THREADS keys: each thread turns its key's score into
+//      its normalised probability rounded to DT (as the one-warp kernel
+//      does), then each warp accumulates P v over every AR_WARPS-th key of
+//      the tile with lanes across the head (coalesced), and the warps' sums
+//      are added in shared memory.
+#define AR_THREADS 256
+#define AR_WARPS (AR_THREADS / 32)
+#define AR_MAX_HEAD 256
+
+template <int DT>
+__device__ __forceinline__ float ar_score(const float* qs, const void* k, i64 kb, i64 ke, int head_dim, bool kvec,
+                                          float scale) {
+    float dot = 0.0f;
+    if (kvec) {
+        // Row kb starts 16-byte aligned and holds head_dim contiguous
+        // elements, a multiple of 16 bytes.
+        constexpr int V = DT == DT_F32 ? 4 : 8;
+        const uint4* p = (const uint4*)((const char*)k + kb * (DT == DT_F32 ? 4 : 2));
+        for (int e = 0; e < head_dim; e += V) {
+            const uint4 w = __ldg(p + e / V);
+            const unsigned u[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                if (DT == DT_F32) {
+                    dot = fmaf(qs[e + i], __uint_as_float(u[i]), dot);
+                } else {
+                    const float lo = DT == DT_F16 ? f16_to_f32((u16)(u[i] & 0xffffu)) : bf16_to_f32((u16)(u[i] & 0xffffu));
+                    const float hi = DT == DT_F16 ? f16_to_f32((u16)(u[i] >> 16)) : bf16_to_f32((u16)(u[i] >> 16));
+                    dot = fmaf(qs[e + 2 * i], lo, dot);
+                    dot = fmaf(qs[e + 2 * i + 1], hi, dot);
+                }
+            }
+        }
+    } else {
+        for (int e = 0; e < head_dim; ++e) dot = fmaf(qs[e], load_t<DT>(k, kb + e * ke), dot);
+    }
+    return scale * dot;
+}
+
+template <int DT>
+__device__ __forceinline__ void attention_rows(const void* q, const Strided& sq, const void* k, const Strided& sk,
+                                               const void* v, const Strided& sv, void* out, const Strided& so,
+                                               int n_heads, int n_kv_heads, int head_dim, long long pos_offset,
+                                               float scale, int kvec, int cached) {
+    __shared__ float qs[AR_MAX_HEAD];
+    __shared__ float ps[AR_THREADS];
+    __shared__ float red[AR_WARPS][AR_MAX_HEAD];
+    __shared__ double scratch[32];
+    extern __shared__ float scores[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const i64 pair = blockIdx.x;
+    const int s = (int)(pair / n_heads), h = (int)(pair % n_heads);
+    const int g = h / (n_heads / n_kv_heads);
+    const i64 qb = sq.offset + s * sq.strides[0] + h * sq.strides[1];
+    for (int e = tid; e < head_dim; e += AR_THREADS)
+        qs[e] = round_to(DT, load_f32(q, sq.dtype, qb + e * sq.strides[2]));
+    __syncthreads();
+    const i64 n_keys = pos_offset + s + 1;
+    const i64 k0 = sk.offset + g * sk.strides[1], v0 = sv.offset + g * sv.strides[1];
+
+    // 1. Scores, each thread's running maximum and sum, then the block's.
+    float m = NEG_INF;
+    double l = 0.0;
+    for (i64 j = tid; j < n_keys; j += AR_THREADS) {
+        const float sc = ar_score<DT>(qs, k, k0 + j * sk.strides[0], sk.strides[2], head_dim, kvec, scale);
+        if (cached) scores[j] = sc;
+        const float m_new = fmaxf(m, sc);
+        l = l * (double)expf(m - m_new) + (double)expf(sc - m_new);
+        m = m_new;
+    }
+    const float m_all = block_max(m, (float*)scratch);
+    const double l_all = block_sum_d(m == NEG_INF ? 0.0 : l * (double)expf(m - m_all), scratch);
+    const float inv = (float)(1.0 / l_all);
+
+    // 2. P v, a tile of AR_THREADS keys at a time.
+    float acc[AR_MAX_HEAD / 32];
+#pragma unroll
+    for (int t = 0; t < AR_MAX_HEAD / 32; ++t) acc[t] = 0.0f;
+    for (i64 j0 = 0; j0 < n_keys; j0 += AR_THREADS) {
+        const i64 j = j0 + tid;
+        if (j < n_keys) {
+            const float sc = cached ? scores[j]
+                                    : ar_score<DT>(qs, k, k0 + j * sk.strides[0], sk.strides[2], head_dim, kvec, scale);
+            ps[tid] = round_to(DT, expf(sc - m_all) * inv);
+        }
+        __syncthreads();
+        const int count = (int)min((i64)AR_THREADS, n_keys - j0);
+        for (int jj = warp; jj < count; jj += AR_WARPS) {
+            const float p = ps[jj];
+            const i64 vb = v0 + (j0 + jj) * sv.strides[0];
+#pragma unroll
+            for (int t = 0; t < AR_MAX_HEAD / 32; ++t) {
+                const int e = lane + 32 * t;
+                if (e < head_dim) acc[t] = fmaf(p, load_t<DT>(v, vb + e * sv.strides[2]), acc[t]);
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int t = 0; t < AR_MAX_HEAD / 32; ++t) {
+        const int e = lane + 32 * t;
+        if (e < head_dim) red[warp][e] = acc[t];
+    }
+    __syncthreads();
+    const i64 ob = so.offset + s * so.strides[0] + h * so.strides[1];
+    for (int e = tid; e < head_dim; e += AR_THREADS) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < AR_WARPS; ++w) sum += red[w][e];
+        store_f32(out, so.dtype, ob + e * so.strides[2], sum);
+    }
+}
+
+#define ATTENTION_ROWS(suffix, DT)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(AR_THREADS)                                                         \
+        attention_rows_##suffix(const void* q, Strided sq, const void* k, Strided sk, const void* v, Strided sv,     \
+                                void* out, Strided so, int n_heads, int n_kv_heads, int head_dim,                    \
+                                long long pos_offset, float scale, int kvec, int cached) {                           \
+        attention_rows<DT>(q, sq, k, sk, v, sv, out, so, n_heads, n_kv_heads, head_dim, pos_offset, scale, kvec,    \
+                           cached);                                                                                  \
+    }
+ATTENTION_ROWS(f32, DT_F32)
+ATTENTION_ROWS(f16, DT_F16)
+ATTENTION_ROWS(bf16, DT_BF16)
