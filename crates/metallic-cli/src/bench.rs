@@ -1,14 +1,16 @@
 //! `metallic bench`: prompt processing (pp) and generation (tg) speed in the
 //! manner of llama-bench: pp runs N tokens as one batch from an empty cache,
 //! tg decodes N tokens one at a time from an empty cache; each is repeated
-//! and reported as mean +/- sample standard deviation of tokens/s.
+//! and reported as mean +/- sample standard deviation of tokens/s. With
+//! `-d D` (llama-bench's `-d`), both start after D tokens already in the
+//! cache (prefilled untimed): `tg32 @ d2048` is decode at depth 2048.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use metallic::model::{Logits, Model};
+use metallic::model::{Logits, Model, State};
 
 use crate::common::{load, DeviceArgs};
 
@@ -27,6 +29,10 @@ pub struct BenchArgs {
     /// Generated tokens for the tg test (0 = skip).
     #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
     pub n_gen: usize,
+    /// Tokens already in the cache when each test starts (prefilled, not
+    /// timed).
+    #[arg(short = 'd', long = "n-depth", default_value_t = 0)]
+    pub n_depth: usize,
     /// Repetitions.
     #[arg(short = 'r', long, default_value_t = 5)]
     pub repetitions: usize,
@@ -66,9 +72,21 @@ fn tokens(n: usize, vocab: usize) -> Vec<u32> {
         .collect()
 }
 
-fn run_pp(model: &Model, n: usize) -> Result<f64> {
+/// A state holding `depth` prefilled tokens, with room for `n` more.
+fn state_at(model: &Model, depth: usize, n: usize) -> Result<State> {
+    let mut state = model.new_state(depth + n)?;
+    if depth > 0 {
+        let toks = tokens(depth + 1, model.cfg.vocab);
+        model
+            .forward(&mut state, &toks[1..], Logits::Last)?
+            .to_vec_f32()?;
+    }
+    Ok(state)
+}
+
+fn run_pp(model: &Model, n: usize, depth: usize) -> Result<f64> {
     let toks = tokens(n, model.cfg.vocab);
-    let mut state = model.new_state(n)?;
+    let mut state = state_at(model, depth, n)?;
     let t = Instant::now();
     model
         .forward(&mut state, &toks, Logits::Last)?
@@ -76,9 +94,9 @@ fn run_pp(model: &Model, n: usize) -> Result<f64> {
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
-fn run_tg(model: &Model, n: usize) -> Result<f64> {
+fn run_tg(model: &Model, n: usize, depth: usize) -> Result<f64> {
     let toks = tokens(n, model.cfg.vocab);
-    let mut state = model.new_state(n)?;
+    let mut state = state_at(model, depth, n)?;
     let t = Instant::now();
     for tok in toks {
         model
@@ -123,7 +141,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         (
             "pp",
             args.n_prompt,
-            run_pp as fn(&Model, usize) -> Result<f64>,
+            run_pp as fn(&Model, usize, usize) -> Result<f64>,
         ),
         ("tg", args.n_gen, run_tg),
     ] {
@@ -133,7 +151,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         // Warm-up: pp at its full length, so that every kernel its shapes
         // take is compiled (or loaded) before the timed runs; tg's shapes
         // do not grow with n.
-        f(&l.model, if name == "pp" { n } else { n.min(16) })?;
+        let depth = args.n_depth;
+        f(&l.model, if name == "pp" { n } else { n.min(16) }, depth)?;
         let cuda = match &l.model.opts.device {
             metallic::Device::Cuda(d) if d.profiling() => Some(d),
             _ => None,
@@ -142,16 +161,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
             d.kernel_profile()?; // drop the warm-up's launches
         }
         let samples = (0..args.repetitions)
-            .map(|_| f(&l.model, n))
+            .map(|_| f(&l.model, n, depth))
             .collect::<Result<Vec<_>>>()?;
+        let test = if depth > 0 {
+            format!("{name}{n} @ d{depth}")
+        } else {
+            format!("{name}{n}")
+        };
         if let Some(d) = cuda {
-            print_profile(
-                &format!("{name}{n}"),
-                &d.kernel_profile()?,
-                args.repetitions,
-            );
+            // With -d, each repetition's untimed prefill is in it too.
+            print_profile(&test, &d.kernel_profile()?, args.repetitions);
         }
-        results.push(stats(format!("{name}{n}"), &samples));
+        results.push(stats(test, &samples));
     }
     let model_name = args
         .model
