@@ -29,7 +29,9 @@ __device__ __forceinline__ float att_score(const float* qv, const void* k, const
 
 extern "C" __global__ void __launch_bounds__(32 * ATT_WARPS)
     attention(const void* q, Strided sq, const void* k, Strided sk, const void* v, Strided sv, void* out, Strided so,
-              int seq, int n_heads, int n_kv_heads, int head_dim, long long pos_offset, float scale) {
+              int seq, int n_heads, int n_kv_heads, int head_dim, long long pos_offset, float scale,
+              const long long* pos_ptr) {
+    if (pos_ptr) pos_offset = *pos_ptr;
     const int lane = threadIdx.x & 31;
     const i64 pair = (i64)blockIdx.x * ATT_WARPS + (threadIdx.x >> 5);
     if (pair >= (i64)seq * n_heads) return;
@@ -128,7 +130,8 @@ template <int DT>
 __device__ __forceinline__ void attention_rows(const void* q, const Strided& sq, const void* k, const Strided& sk,
                                                const void* v, const Strided& sv, void* out, const Strided& so,
                                                int n_heads, int n_kv_heads, int head_dim, long long pos_offset,
-                                               float scale, int kvec, int cached) {
+                                               float scale, int kvec, int cached, const long long* pos_ptr) {
+    if (pos_ptr) pos_offset = *pos_ptr;
     __shared__ float qs[AR_MAX_HEAD];
     __shared__ float ps[AR_THREADS];
     __shared__ float red[AR_WARPS][AR_MAX_HEAD];
@@ -202,9 +205,10 @@ __device__ __forceinline__ void attention_rows(const void* q, const Strided& sq,
     extern "C" __global__ void __launch_bounds__(AR_THREADS)                                                         \
         attention_rows_##suffix(const void* q, Strided sq, const void* k, Strided sk, const void* v, Strided sv,     \
                                 void* out, Strided so, int n_heads, int n_kv_heads, int head_dim,                    \
-                                long long pos_offset, float scale, int kvec, int cached) {                           \
+                                long long pos_offset, float scale, int kvec, int cached,                             \
+                                const long long* pos_ptr) {                                                          \
         attention_rows<DT>(q, sq, k, sk, v, sv, out, so, n_heads, n_kv_heads, head_dim, pos_offset, scale, kvec,    \
-                           cached);                                                                                  \
+                           cached, pos_ptr);                                                                         \
     }
 ATTENTION_ROWS(f32, DT_F32)
 ATTENTION_ROWS(f16, DT_F16)

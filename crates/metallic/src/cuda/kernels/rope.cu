@@ -5,8 +5,12 @@
 // same way as the CPU reference and llama.cpp. In place (out is x) is safe:
 // each thread reads its own pair before writing it.
 
+// `pos_ptr`, where not null, holds the first row's position on the device
+// (a decode step replayed from a CUDA graph) in place of `pos_offset`.
 extern "C" __global__ void rope(const void* x, Strided sx, void* out, Strided so, int seq, int n_heads,
-                                int head_dim, int dims, long long pos_offset, float theta_scale, int neox) {
+                                int head_dim, int dims, long long pos_offset, float theta_scale, int neox,
+                                const long long* pos_ptr) {
+    if (pos_ptr) pos_offset = *pos_ptr;
     const int half = dims / 2;
     const int per_head = half + (head_dim - dims);
     const i64 total = (i64)seq * n_heads * per_head;

@@ -37,6 +37,22 @@ fn warp_only() -> bool {
 }
 
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor) -> Result<()> {
+    attention_at(q, k, v, p, out, None)
+}
+
+/// As [`attention`], with the first query row's position read on the device
+/// where `at` is `Some((pos_ptr, max_keys))` (an i64; `p.pos_offset` is then
+/// ignored and the visible keys never exceed `max_keys`, which sizes the
+/// shared memory): a decode step replayed from a CUDA graph.
+pub(crate) fn attention_at(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    p: &Attention,
+    out: &Tensor,
+    at: Option<(u64, usize)>,
+) -> Result<()> {
+    let pos_ptr = at.map_or(0, |a| a.0);
     let (seq, n_heads, head_dim) = (q.dim(0), q.dim(1), q.dim(2));
     if head_dim > MAX_HEAD_DIM {
         crate::bail!(
@@ -74,6 +90,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor
         arg(&hd),
         arg(&pos_offset),
         arg(&p.scale),
+        arg(&pos_ptr),
     ];
     if k.dtype() == v.dtype() && pairs <= u32::MAX as usize && !warp_only() {
         let es = k.dtype().block_bytes();
@@ -86,7 +103,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor
                     .iter()
                     .all(|b| b % 16 == 0),
         );
-        let n_keys = p.pos_offset + seq as usize;
+        let n_keys = at.map_or(p.pos_offset + seq as usize, |a| a.1);
         let cached = i32::from(n_keys <= ROWS_CACHED_KEYS);
         let shared = if cached == 1 { 4 * n_keys as u32 } else { 0 };
         let mut a = [
@@ -105,6 +122,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor
             arg(&p.scale),
             arg(&kvec),
             arg(&cached),
+            arg(&pos_ptr),
         ];
         let func = match k.dtype() {
             DType::F32 => "attention_rows_f32",

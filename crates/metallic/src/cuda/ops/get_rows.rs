@@ -23,13 +23,19 @@ pub(crate) fn qname(d: DType) -> String {
 }
 
 pub fn get_rows(table: &Tensor, ids: &[u32], out: &Tensor) -> Result<()> {
+    let dev = dev_ptr(OP, out)?.0;
+    let ids_buf = dev.upload(bytemuck::cast_slice(ids))?;
+    get_rows_at(table, ids_buf.ptr(), ids.len(), out)
+}
+
+/// As [`get_rows`], the `n_ids` ids (u32) read on the device at `ids_ptr`:
+/// a decode step replayed from a CUDA graph takes its token from there.
+pub(crate) fn get_rows_at(table: &Tensor, ids_ptr: u64, n_ids: usize, out: &Tensor) -> Result<()> {
     let (dev, optr) = dev_ptr(OP, out)?;
     let tptr = ptr_on(OP, &dev, table)?;
-    let ids_buf = dev.upload(bytemuck::cast_slice(ids))?;
-    let ids_ptr = ids_buf.ptr();
     let so = Strided::of(OP, out)?;
-    let (n_ids, dim) = (ids.len() as i64, table.dim(1) as i64);
-    let grid = grid_for(ids.len() * table.dim(1), 256);
+    let grid = grid_for(n_ids * table.dim(1), 256);
+    let (n_ids, dim) = (n_ids as i64, table.dim(1) as i64);
     let dt = table.dtype();
     if dt.is_float() {
         let st = Strided::of(OP, table)?;

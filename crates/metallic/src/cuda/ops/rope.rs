@@ -12,6 +12,13 @@ pub(crate) static MODULE: Module =
     Module::new(|| KernelSource::new("rope", &[COMMON], include_str!("../kernels/rope.cu")));
 
 pub fn rope(x: &Tensor, p: &Rope, out: &Tensor) -> Result<()> {
+    rope_at(x, p, out, 0)
+}
+
+/// As [`rope`], with the first row's position read on the device from
+/// `pos_ptr` (an i64; 0: `p.pos_offset`), for a decode step replayed from a
+/// CUDA graph.
+pub(crate) fn rope_at(x: &Tensor, p: &Rope, out: &Tensor, pos_ptr: u64) -> Result<()> {
     let (dev, optr) = dev_ptr(OP, out)?;
     let xptr = ptr_on(OP, &dev, x)?;
     let (sx, so) = (Strided::of(OP, x)?, Strided::of(OP, out)?);
@@ -34,6 +41,7 @@ pub fn rope(x: &Tensor, p: &Rope, out: &Tensor) -> Result<()> {
         arg(&pos_offset),
         arg(&theta_scale),
         arg(&neox),
+        arg(&pos_ptr),
     ];
     MODULE.launch(&dev, "rope", grid_for(work, 256), (256, 1, 1), &mut a)
 }
