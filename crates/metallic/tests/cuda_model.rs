@@ -163,3 +163,94 @@ fn a_warm_decode_step_takes_no_memory_from_the_driver() {
         "a warm decode step allocated device memory from the driver"
     );
 }
+
+/// Greedy decode of `steps` tokens after `prompt`, from `state` as it is,
+/// every step's logits kept; with the kernel launches of the last step.
+fn decode(
+    model: &Model,
+    state: &mut metallic::model::State,
+    prompt: &[u32],
+    steps: usize,
+) -> Result<(Vec<f32>, u64)> {
+    let mut logits = model.forward(state, prompt, Logits::Last)?.to_vec_f32()?;
+    let mut all = logits.clone();
+    let mut launches = 0;
+    for _ in 0..steps {
+        let dev = match &model.opts.device {
+            Device::Cuda(d) => d.clone(),
+            Device::Cpu => unreachable!("a CUDA model"),
+        };
+        let before = dev.launch_stats().0;
+        logits = model
+            .forward(state, &[argmax(&logits)], Logits::Last)?
+            .to_vec_f32()?;
+        launches = dev.launch_stats().0 - before;
+        all.extend_from_slice(&logits);
+    }
+    Ok((all, launches))
+}
+
+/// The decode step replayed from its CUDA graph gives the same logits, bit
+/// for bit, as the same kernels launched one by one (the graph reads the
+/// token and position on the device), on every matmul backend: across a
+/// prefill, decode steps, a rewind (`truncate`, the graph reused at earlier
+/// positions) and a longer prompt (the step buffers regrown, the graph
+/// captured again). A replayed step is one launch.
+#[test]
+fn decode_graph_replays_match_launching_each_kernel() {
+    let Some(gpu) = metallic::cuda::default_device() else {
+        println!("SKIP cuda decode graph: no CUDA device");
+        return;
+    };
+    let prompt: Vec<u32> = (0..7).map(|i| (i * 53 + 5) % 500).collect();
+    let long: Vec<u32> = (0..23).map(|i| (i * 29 + 3) % 500).collect();
+    for arch in ["qwen2", "llama"] {
+        let spec = TinySpec {
+            arch,
+            ..Default::default()
+        };
+        let file = GgufFile::from_bytes(tiny_model(&spec, None).unwrap()).unwrap();
+        for backend in [
+            MatmulBackend::Auto,
+            MatmulBackend::Vendor,
+            MatmulBackend::Native,
+        ] {
+            let mut out = Vec::new();
+            for graph in [false, true] {
+                let opts = ModelOptions {
+                    device: Device::Cuda(gpu.clone()),
+                    matmul: backend,
+                    cuda_graph: graph,
+                    ..Default::default()
+                };
+                let model = Model::load(&file, opts, &mut |_| {}).unwrap();
+                let mut state = model.new_state(80).unwrap();
+                let (a, _) = decode(&model, &mut state, &prompt, 12).unwrap();
+                state.truncate(3);
+                let (b, _) = decode(&model, &mut state, &prompt[3..5], 6).unwrap();
+                state.reset();
+                let (c, launches) = decode(&model, &mut state, &long, 12).unwrap();
+                println!(
+                    "{arch} {backend:?} graph {graph}: a decode step took {launches} launches"
+                );
+                if graph {
+                    assert_eq!(launches, 1, "{arch} {backend:?}: the step was not replayed");
+                } else {
+                    assert!(launches > 10, "{arch} {backend:?}: {launches} launches");
+                }
+                out.push([a, b, c].concat());
+            }
+            assert_eq!(out[0].len(), out[1].len());
+            let differ = out[0]
+                .iter()
+                .zip(&out[1])
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count();
+            println!(
+                "{arch} {backend:?}: {differ} of {} logits differ",
+                out[0].len()
+            );
+            assert_eq!(differ, 0, "{arch} {backend:?}: graph and launches disagree");
+        }
+    }
+}

@@ -10,7 +10,9 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use cudarc::cublas::sys as cublas_sys;
 use cudarc::driver::{result as drv, safe::CudaContext, sys};
@@ -80,6 +82,13 @@ struct Inner {
     /// [`CudaDevice::set_profiling`]): an event pair around every kernel
     /// launched since the last [`CudaDevice::kernel_profile`].
     profile: Mutex<Option<Vec<Span>>>,
+    /// Kernel launches so far, and the host's time inside the driver's
+    /// launch calls (nanoseconds): [`CudaDevice::launch_stats`].
+    launches: AtomicU64,
+    launch_ns: AtomicU64,
+    /// A graph capture is under way on the stream ([`CudaDevice::capture`]):
+    /// the debug builds' wait after each launch would break it.
+    capturing: AtomicBool,
 }
 
 /// One profiled launch: the kernel's name and the events before and after it.
@@ -238,6 +247,9 @@ impl CudaDevice {
                     .is_ok_and(|v| v == "1")
                     .then(Vec::new),
             ),
+            launches: AtomicU64::new(0),
+            launch_ns: AtomicU64::new(0),
+            capturing: AtomicBool::new(false),
         })))
     }
 
@@ -419,13 +431,27 @@ impl CudaDevice {
     /// A pool buffer holding a copy of `bytes`.
     pub(crate) fn upload(&self, bytes: &[u8]) -> Result<DeviceBuffer> {
         let buf = self.alloc(bytes.len())?;
+        self.write(&buf, bytes)?;
+        Ok(buf)
+    }
+
+    /// Queues a copy of `bytes` into the start of `buf` (at most its length).
+    pub(crate) fn write(&self, buf: &DeviceBuffer, bytes: &[u8]) -> Result<()> {
+        if bytes.len() > buf.len() {
+            return Err(Error::op(
+                "upload",
+                format!("{} bytes into a buffer of {}", bytes.len(), buf.len()),
+            ));
+        }
         if !bytes.is_empty() {
-            // SAFETY: the buffer holds `bytes.len()`; from pageable memory the
-            // call returns once the source is staged, so `bytes` may go away.
+            self.bind()?;
+            // SAFETY: the buffer holds at least `bytes.len()`; from pageable
+            // memory the call returns once the source is staged, so `bytes`
+            // may go away.
             unsafe { drv::memcpy_htod_async(buf.ptr(), bytes, self.stream()) }
                 .map_err(drv_err("upload", "cuMemcpyHtoDAsync"))?;
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// The function `func` of module `k`, compiling (or loading from the disk
@@ -485,14 +511,16 @@ impl CudaDevice {
         params: &mut [*mut c_void],
     ) -> Result<()> {
         let start = self.profile_event()?;
+        let t = Instant::now();
         // SAFETY: `f` is a live function; `params` match its signature (each
         // host wrapper passes the arguments its kernel declares, in order).
-        unsafe { drv::launch_kernel(f, grid, block, shared_bytes, self.stream(), params) }
-            .map_err(|e| Error::Cuda {
-                op: "kernel",
-                call: "cuLaunchKernel",
-                msg: format!("{name} grid {grid:?} block {block:?}: {e:?}"),
-            })?;
+        let r = unsafe { drv::launch_kernel(f, grid, block, shared_bytes, self.stream(), params) };
+        self.count_launch(t);
+        r.map_err(|e| Error::Cuda {
+            op: "kernel",
+            call: "cuLaunchKernel",
+            msg: format!("{name} grid {grid:?} block {block:?}: {e:?}"),
+        })?;
         self.profile_span(name, start)?;
         self.check_launch(name)
     }
@@ -558,23 +586,41 @@ impl CudaDevice {
     ) -> Result<()> {
         let config = self.launch_config(grid, block, shared_bytes, &mut attr);
         let start = self.profile_event()?;
+        let t = Instant::now();
         // SAFETY: `f` is a live function; `params` match its signature; the
         // config and its one attribute outlive the call.
-        unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) }
-            .result()
-            .map_err(|e| Error::Cuda {
-                op: "kernel",
-                call: "cuLaunchKernelEx",
-                msg: format!("{name} grid {grid:?} block {block:?} {what}: {e:?}"),
-            })?;
+        let r =
+            unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) };
+        self.count_launch(t);
+        r.result().map_err(|e| Error::Cuda {
+            op: "kernel",
+            call: "cuLaunchKernelEx",
+            msg: format!("{name} grid {grid:?} block {block:?} {what}: {e:?}"),
+        })?;
         self.profile_span(name, start)?;
         self.check_launch(name)
+    }
+
+    fn count_launch(&self, since: Instant) {
+        let ns = since.elapsed().as_nanos() as u64;
+        self.0.launches.fetch_add(1, Ordering::Relaxed);
+        self.0.launch_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Kernel launches of ours since the device was opened, and the host's
+    /// time spent inside the driver's launch calls for them (what a CUDA
+    /// graph would save of the host's per-launch cost; the rest is ours).
+    pub fn launch_stats(&self) -> (u64, Duration) {
+        (
+            self.0.launches.load(Ordering::Relaxed),
+            Duration::from_nanos(self.0.launch_ns.load(Ordering::Relaxed)),
+        )
     }
 
     /// In builds with debug assertions (the test profile), waits for the
     /// kernel just launched and reports its error by name.
     fn check_launch(&self, name: &str) -> Result<()> {
-        if cfg!(debug_assertions) {
+        if cfg!(debug_assertions) && !self.0.capturing.load(Ordering::Relaxed) {
             // SAFETY: our live stream.
             unsafe { drv::stream::synchronize(self.stream()) }.map_err(|e| Error::Cuda {
                 op: "kernel",
@@ -722,6 +768,99 @@ impl CudaDevice {
             handle: Handle(handle),
             _workspace: workspace,
         })
+    }
+}
+
+/// Work queued on a device's stream, captured as a CUDA graph and
+/// instantiated ([`CudaDevice::capture`]): [`CudaGraph::launch`] replays all
+/// of it with one driver call. It owns the scratch buffers the captured work
+/// dropped (their addresses are in the graph), and waits for its last
+/// replay before it goes.
+pub struct CudaGraph {
+    dev: CudaDevice,
+    graph: Handle<sys::CUgraph>,
+    exec: Handle<sys::CUgraphExec>,
+    _held: Vec<DeviceBuffer>,
+}
+
+impl CudaDevice {
+    /// Runs `f`, capturing the work it queues on this device's stream into
+    /// a graph instead of running it. The work must not wait for the device
+    /// or copy from host memory: such a call fails, and so does the capture
+    /// (the error is returned and the stream is left as it was). Buffers
+    /// that the work frees are held for the graph, not reused.
+    pub fn capture(&self, f: impl FnOnce() -> Result<()>) -> Result<CudaGraph> {
+        self.bind()?;
+        let stream = self.stream();
+        let relaxed = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED;
+        // SAFETY: our live stream, not being captured (captures do not nest:
+        // the stream's users run one at a time).
+        unsafe { drv::stream::begin_capture(stream, relaxed) }
+            .map_err(drv_err("graph", "cuStreamBeginCapture"))?;
+        self.0.pool.hold_returns();
+        self.0.capturing.store(true, Ordering::Relaxed);
+        let queued = f();
+        self.0.capturing.store(false, Ordering::Relaxed);
+        // SAFETY: the capture begun above, on our stream.
+        let ended = unsafe { drv::stream::end_capture(stream) };
+        let held = self.0.pool.take_held();
+        let graph = match (queued, ended) {
+            (Ok(()), Ok(g)) => g,
+            // The op's own error first: it says what broke the capture.
+            (queued, Err(e)) => {
+                queued?;
+                return Err(drv_err("graph", "cuStreamEndCapture")(e));
+            }
+            (Err(e), Ok(g)) => {
+                // SAFETY: the graph just captured, used by nothing else.
+                unsafe {
+                    let _ = drv::graph::destroy(g);
+                }
+                return Err(e);
+            }
+        };
+        let flags = sys::CUgraphInstantiate_flags(0);
+        // SAFETY: a graph captured above.
+        let exec = unsafe { drv::graph::instantiate(graph, flags) }.map_err(|e| {
+            // SAFETY: as above; it failed to instantiate and is not used again.
+            unsafe {
+                let _ = drv::graph::destroy(graph);
+            }
+            drv_err("graph", "cuGraphInstantiate")(e)
+        })?;
+        Ok(CudaGraph {
+            dev: self.clone(),
+            graph: Handle(graph),
+            exec: Handle(exec),
+            _held: held,
+        })
+    }
+}
+
+impl CudaGraph {
+    /// Queues one replay of the captured work on the device's stream.
+    pub fn launch(&self) -> Result<()> {
+        self.dev.bind()?;
+        let t = Instant::now();
+        // SAFETY: an instantiated graph of this device, and its stream.
+        let r = unsafe { drv::graph::launch(self.exec.0, self.dev.stream()) };
+        self.dev.count_launch(t);
+        r.map_err(drv_err("graph", "cuGraphLaunch"))?;
+        self.dev.check_launch("graph")
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        // SAFETY: ours, destroyed once, after the stream has run every
+        // replay (the held buffers go back to the pool after this).
+        unsafe {
+            if self.dev.bind().is_ok() {
+                let _ = drv::stream::synchronize(self.dev.stream());
+            }
+            let _ = drv::graph::exec_destroy(self.exec.0);
+            let _ = drv::graph::destroy(self.graph.0);
+        }
     }
 }
 

@@ -44,6 +44,9 @@ struct State {
     live_bytes: usize,
     /// `cuMemAlloc` calls so far (a warm decode loop makes none).
     driver_allocs: usize,
+    /// While a CUDA graph is captured: the buffers dropped meanwhile, kept
+    /// for the graph (its replays use their addresses) instead of reused.
+    held: Option<Vec<(sys::CUdeviceptr, usize)>>,
 }
 
 /// The pool of one device.
@@ -171,8 +174,32 @@ impl Pool {
         self.lock().driver_allocs
     }
 
+    /// From now on, buffers dropped are held (see [`Pool::take_held`]), not
+    /// reused or freed: a CUDA graph being captured keeps their addresses.
+    pub(crate) fn hold_returns(&self) {
+        self.lock().held = Some(Vec::new());
+    }
+
+    /// Ends [`Pool::hold_returns`]: the buffers dropped since, owned again
+    /// (for the graph that uses them; they return to the pool when dropped).
+    pub(crate) fn take_held(self: &Arc<Pool>) -> Vec<DeviceBuffer> {
+        let held = self.lock().held.take().unwrap_or_default();
+        held.into_iter()
+            .map(|(ptr, size)| DeviceBuffer {
+                ptr,
+                size,
+                len: size,
+                pool: self.clone(),
+            })
+            .collect()
+    }
+
     fn give_back(&self, ptr: sys::CUdeviceptr, size: usize) {
         let mut st = self.lock();
+        if let Some(held) = st.held.as_mut() {
+            held.push((ptr, size));
+            return;
+        }
         st.live_bytes -= size;
         if !self.caching {
             if self.ctx.bind_to_thread().is_ok() {

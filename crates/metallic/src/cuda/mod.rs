@@ -25,6 +25,6 @@ mod storage;
 pub use compile::{
     compile_cubin, compile_cubin_logged, nvrtc_available, nvrtc_version, KernelCache, KernelSource,
 };
-pub use context::{arch_for, default_device, CudaConfig, CudaDevice, KernelTime};
+pub use context::{arch_for, default_device, CudaConfig, CudaDevice, CudaGraph, KernelTime};
 pub use memory::{DeviceBuffer, Pool};
 pub use storage::CudaStorage;

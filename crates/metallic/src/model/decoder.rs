@@ -4,6 +4,8 @@
 //! and the output projection. Residual adds are fused into the projections'
 //! epilogue (`beta = 1`, C = D).
 
+use crate::cuda::ops as cuda_ops;
+use crate::cuda::{CudaGraph, DeviceBuffer};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -25,6 +27,9 @@ pub struct ModelOptions {
     pub matmul: MatmulBackend,
     /// KV cache element type (llama.cpp's default is F16).
     pub kv_dtype: DType,
+    /// On CUDA, replay the decode step as a CUDA graph (see [`State`]);
+    /// default on unless `METALLIC_CUDA_GRAPH=off`.
+    pub cuda_graph: bool,
 }
 
 impl Default for ModelOptions {
@@ -33,6 +38,7 @@ impl Default for ModelOptions {
             device: Device::Cpu,
             matmul: MatmulBackend::Auto,
             kv_dtype: DType::F16,
+            cuda_graph: graphs_enabled(),
         }
     }
 }
@@ -94,6 +100,51 @@ pub struct State {
     pub kv: KvCache,
     pub pos: usize,
     ws: Option<Workspace>,
+    graph: DecodeGraph,
+}
+
+/// On CUDA, the decode step (one token, the last logits) captured as a
+/// graph at the second such step (the first, launched as usual, loads every
+/// kernel and fills the buffer pool outside the capture) and replayed at
+/// every later one: one driver call a token instead of one per kernel. The token and its position are
+/// read on the device from `step` (a u32 at byte 0, an i64 at byte 8),
+/// written before each replay. The graph holds the addresses of the step
+/// buffers and the cache: it is dropped when the buffers are replaced.
+enum DecodeGraph {
+    /// No decode step since the step buffers were made.
+    None,
+    /// One decode step ran: the next is captured.
+    Warm,
+    Ready {
+        graph: CudaGraph,
+        step: DeviceBuffer,
+    },
+    /// Not used for this state: [`ModelOptions::cuda_graph`] off, kernel
+    /// profiling on, or the capture failed (said once in the log).
+    Off,
+}
+
+/// Where a step's tokens and first position come from.
+#[derive(Clone, Copy)]
+enum StepIn<'a> {
+    Host {
+        tokens: &'a [u32],
+        pos: usize,
+    },
+    /// One token (u32) at device address `ids`, its position (i64) at `pos`
+    /// (a decode graph's replays).
+    Device {
+        ids: u64,
+        pos: u64,
+    },
+}
+
+/// `METALLIC_CUDA_GRAPH=off`: decode launches every kernel itself (for A/B
+/// timing and for tools that follow launches); read once, the default of
+/// [`ModelOptions::cuda_graph`].
+fn graphs_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("METALLIC_CUDA_GRAPH").map_or(true, |v| v != "off"))
 }
 
 impl State {
@@ -128,6 +179,7 @@ impl Model {
             kv: KvCache::new(&self.cfg, ctx, self.opts.kv_dtype, &self.opts.device)?,
             pos: 0,
             ws: None,
+            graph: DecodeGraph::None,
         })
     }
 
@@ -166,9 +218,84 @@ impl Model {
             });
         }
         if state.ws.as_ref().is_none_or(|w| w.cap < seq) {
+            // A captured graph writes into the old buffers: it goes first.
+            state.graph = DecodeGraph::None;
             state.ws = Some(Workspace::new(cfg, seq, &self.opts.device)?);
         }
-        let ws = state.ws.as_ref().expect("made above");
+        let logits = if seq == 1 && which == Logits::Last {
+            self.decode_graph(state, tokens[0])?
+        } else {
+            None
+        };
+        let logits = match logits {
+            Some(l) => l,
+            None => self.step(state, seq, StepIn::Host { tokens, pos }, which)?,
+        };
+        state.pos = pos + seq;
+        Ok(logits)
+    }
+
+    /// The decode step through its CUDA graph (captured now if this is the
+    /// second step), or `None` where it runs as usual (see [`DecodeGraph`]).
+    fn decode_graph(&self, state: &mut State, token: u32) -> Result<Option<Tensor>> {
+        let Device::Cuda(dev) = &self.opts.device else {
+            return Ok(None);
+        };
+        // get_rows's check, which the replay (reading the id on the device)
+        // does not run.
+        let vocab = self.weights.tok_embd.dim(0);
+        if token as usize >= vocab {
+            crate::bail!(
+                "get_rows",
+                "id {token} (ids[0]) out of range for vocab {vocab}"
+            );
+        }
+        if matches!(state.graph, DecodeGraph::None) {
+            state.graph = if !self.opts.cuda_graph || dev.profiling() {
+                DecodeGraph::Off
+            } else {
+                DecodeGraph::Warm
+            };
+            return Ok(None);
+        }
+        if matches!(state.graph, DecodeGraph::Warm) {
+            let step = dev.alloc(16)?;
+            let at = StepIn::Device {
+                ids: step.ptr(),
+                pos: step.ptr() + 8,
+            };
+            match dev.capture(|| self.step(state, 1, at, Logits::Last).map(|_| ())) {
+                Ok(graph) => state.graph = DecodeGraph::Ready { graph, step },
+                Err(e) => {
+                    log::info!("decode step not captured as a CUDA graph ({e}); launching its kernels one by one");
+                    state.graph = DecodeGraph::Off;
+                    return Ok(None);
+                }
+            }
+        }
+        let DecodeGraph::Ready { graph, step } = &state.graph else {
+            return Ok(None);
+        };
+        let mut args = [0u8; 16];
+        args[..4].copy_from_slice(&token.to_le_bytes());
+        args[8..].copy_from_slice(&(state.pos as i64).to_le_bytes());
+        dev.write(step, &args)?;
+        graph.launch()?;
+        let ws = state.ws.as_ref().expect("made by forward");
+        Ok(Some(ws.logits.narrow(0, 0, 1)?))
+    }
+
+    /// Queues one step of `seq` tokens (the workspace holds at least `seq`
+    /// rows; the cache room was checked) and returns its logits; the caller
+    /// advances `state.pos`.
+    fn step(&self, state: &State, seq: usize, at: StepIn, which: Logits) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let ws = state.ws.as_ref().expect("made by forward");
+        let pos = match at {
+            StepIn::Host { pos, .. } => pos,
+            // Read on the device; the host's views start at row 0.
+            StepIn::Device { .. } => 0,
+        };
         let rows = |t: &Tensor| t.narrow(0, 0, seq);
         let heads = |t: &Tensor, n: usize| t.narrow(0, 0, seq)?.reshape(&[seq, n, cfg.head_dim]);
         let x = rows(&ws.x)?;
@@ -187,7 +314,10 @@ impl Model {
             pos_offset: pos,
         };
         let w = &self.weights;
-        get_rows(&w.tok_embd, tokens, &x)?;
+        match at {
+            StepIn::Host { tokens, .. } => get_rows(&w.tok_embd, tokens, &x)?,
+            StepIn::Device { ids, .. } => cuda_ops::get_rows::get_rows_at(&w.tok_embd, ids, 1, &x)?,
+        }
         for (li, lw) in w.layers.iter().enumerate() {
             rms_norm(&x, &lw.attn_norm, cfg.rms_eps, &h)?;
             for (wt, b, out) in [
@@ -207,18 +337,30 @@ impl Model {
             }
             let qh = heads(&ws.q, cfg.n_head)?;
             let kh = heads(&ws.k, cfg.n_head_kv)?;
-            rope(&qh, &rope_p, &qh)?;
-            rope(&kh, &rope_p, &kh)?;
+            let vh = heads(&ws.v, cfg.n_head_kv)?;
+            let ah = heads(&ws.attn, cfg.n_head)?;
             let (kc, vc) = (&state.kv.k[li], &state.kv.v[li]);
-            copy(&kh, &kc.narrow(0, pos, seq)?)?;
-            copy(&heads(&ws.v, cfg.n_head_kv)?, &vc.narrow(0, pos, seq)?)?;
-            attention(
-                &qh,
-                &kc.narrow(0, 0, pos + seq)?,
-                &vc.narrow(0, 0, pos + seq)?,
-                &attn_p,
-                &heads(&ws.attn, cfg.n_head)?,
-            )?;
+            match at {
+                StepIn::Host { .. } => {
+                    rope(&qh, &rope_p, &qh)?;
+                    rope(&kh, &rope_p, &kh)?;
+                    copy(&kh, &kc.narrow(0, pos, seq)?)?;
+                    copy(&vh, &vc.narrow(0, pos, seq)?)?;
+                    let (kv, vv) = (kc.narrow(0, 0, pos + seq)?, vc.narrow(0, 0, pos + seq)?);
+                    attention(&qh, &kv, &vv, &attn_p, &ah)?;
+                }
+                // The same kernels, the position read on the device: the
+                // cache rows written at it, the keys up to it visible.
+                StepIn::Device { pos: at, .. } => {
+                    cuda_ops::rope::rope_at(&qh, &rope_p, &qh, at)?;
+                    cuda_ops::rope::rope_at(&kh, &rope_p, &kh, at)?;
+                    let row = kc.strides()[0];
+                    cuda_ops::copy::copy_at(&kh, &kc.narrow(0, 0, 1)?, at, row)?;
+                    cuda_ops::copy::copy_at(&vh, &vc.narrow(0, 0, 1)?, at, vc.strides()[0])?;
+                    let keys = Some((at, state.kv.ctx));
+                    cuda_ops::attention::attention_at(&qh, kc, vc, &attn_p, &ah, keys)?;
+                }
+            }
             let residual = Matmul {
                 beta: 1.0,
                 c: Some(&x),
@@ -241,7 +383,6 @@ impl Model {
         rms_norm(&x_out, &w.output_norm, cfg.rms_eps, &h_out)?;
         let logits = ws.logits.narrow(0, 0, n_out)?;
         matmul(&h_out, &w.output.t()?, &logits, &self.mm())?;
-        state.pos = pos + seq;
         Ok(logits)
     }
 }
