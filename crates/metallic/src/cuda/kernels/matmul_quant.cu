@@ -110,12 +110,16 @@ __device__ __forceinline__ void mmv(const float* a, i64 lda, const u8* w, i64 ro
         }
     }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    // Only the block's rows of A: at decode (M = 1) the other seven
+    // reductions would be most of the block's time.
 #pragma unroll
     for (int j = 0; j < R; ++j)
 #pragma unroll
         for (int r = 0; r < MMV_MT; ++r) {
-            const float v = warp_sum(acc[j][r]);
-            if (lane == 0) part_sums[warp][j * MMV_MT + r] = v;
+            if (r < rows) {
+                const float v = warp_sum(acc[j][r]);
+                if (lane == 0) part_sums[warp][j * MMV_MT + r] = v;
+            }
         }
     __syncthreads();
     // Thread j * MMV_MT + r: output (m0 + r, n0 + j).
