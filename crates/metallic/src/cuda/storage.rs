@@ -62,23 +62,30 @@ impl CudaStorage {
     /// `len` bytes from `offset`, copied to the host after the queued ops
     /// finish.
     pub fn to_host_range(&self, offset: usize, len: usize) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; len];
+        self.read_into(offset, &mut out)?;
+        Ok(out)
+    }
+
+    /// `out.len()` bytes from `offset` into `out`, after the queued ops
+    /// finish.
+    pub fn read_into(&self, offset: usize, out: &mut [u8]) -> Result<()> {
+        let len = out.len();
         assert!(
             offset.checked_add(len).is_some_and(|end| end <= self.len()),
-            "to_host_range {offset}+{len} outside {} bytes (views are checked when made)",
+            "read {offset}+{len} outside {} bytes (views are checked when made)",
             self.len()
         );
-        let mut out = vec![0u8; len];
         self.device.bind()?;
         if !out.is_empty() {
             // SAFETY: the range lies inside the buffer and `out` holds `len`
             // bytes; the stream is synchronised before `out` is read.
             unsafe {
-                drv::memcpy_dtoh_async(&mut out, self.ptr() + offset as u64, self.device.stream())
+                drv::memcpy_dtoh_async(out, self.ptr() + offset as u64, self.device.stream())
             }
             .map_err(drv_err("to_host", "cuMemcpyDtoHAsync"))?;
         }
-        self.device.synchronize()?;
-        Ok(out)
+        self.device.synchronize()
     }
 
     /// A device-side copy of `len` bytes from `offset`.

@@ -363,14 +363,26 @@ impl Tensor {
     /// dequantized with the scalar reference).
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         if let Storage::Cuda(s) = &self.storage {
-            // A contiguous float view: copy just its bytes, not the storage.
+            // A contiguous float view: copy just its bytes, not the storage,
+            // f32 straight into the result, f16 / bf16 converted a slice at a
+            // time (a decode step reads its vocabulary of logits this way).
             if self.dtype.is_float() && self.is_contiguous() {
                 let size = self.dtype.block_bytes();
-                let bytes =
-                    s.to_host_range(self.layout.offset() * size, self.elem_count() * size)?;
-                return Ok((0..self.elem_count())
-                    .map(|i| read_f32(&bytes, self.dtype, i))
-                    .collect());
+                let (offset, n) = (self.layout.offset() * size, self.elem_count());
+                let mut out = vec![0.0f32; n];
+                if self.dtype == DType::F32 {
+                    s.read_into(offset, bytemuck::cast_slice_mut(&mut out))?;
+                    return Ok(out);
+                }
+                let mut raw = vec![0u16; n];
+                s.read_into(offset, bytemuck::cast_slice_mut(&mut raw))?;
+                use half::slice::HalfFloatSliceExt;
+                if self.dtype == DType::F16 {
+                    bytemuck::cast_slice::<u16, f16>(&raw).convert_to_f32_slice(&mut out);
+                } else {
+                    bytemuck::cast_slice::<u16, bf16>(&raw).convert_to_f32_slice(&mut out);
+                }
+                return Ok(out);
             }
         }
         let host = self.to_device(&Device::Cpu)?;
