@@ -198,7 +198,9 @@ impl Model {
         // every op would hand its job to a worker and sleep until it is done
         // (a thread wake-up per op, hundreds per token); run the whole pass
         // on a worker instead, which takes part in each op's work itself.
-        if rayon::current_thread_index().is_none() {
+        // On CUDA the host work is queueing: no hand-off at all.
+        let cpu = matches!(self.opts.device, Device::Cpu);
+        if cpu && rayon::current_thread_index().is_none() {
             return rayon::scope(|_| self.forward_in_pool(state, tokens, which));
         }
         self.forward_in_pool(state, tokens, which)
