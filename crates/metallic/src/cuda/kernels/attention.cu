@@ -213,3 +213,137 @@ __device__ __forceinline__ void attention_rows(const void* q, const Strided& sq,
 ATTENTION_ROWS(f32, DT_F32)
 ATTENTION_ROWS(f16, DT_F16)
 ATTENTION_ROWS(bf16, DT_BF16)
+
+// Decode over many keys with few (row, head) pairs (a handful of heads at
+// seq 1): one block per pair leaves most SMs idle, so the keys are split
+// into chunks of AR_THREADS, a block each, in three kernels over an f32
+// scratch (`sc` scores [pairs][max_keys], `st` per-chunk maximum and sum
+// [pairs][chunks][2] as f64, `pa` per-chunk P v [pairs][chunks][head_dim]):
+//   attention_split_scores_<dtype>  grid (chunks, pairs): each thread one
+//     key's score; the chunk's maximum and sum of exp(score - max);
+//   attention_split_pv_<dtype>      grid (chunks, pairs): every chunk's
+//     statistics combined into the row's maximum and sum, then the chunk's
+//     probabilities (normalised, rounded to V's dtype, as everywhere) times
+//     V, warps over keys and lanes across the head;
+//   attention_split_sum             grid (pairs): the chunks' P v added.
+// Chunks at or past the visible keys (a graph's replay sizes the grid for
+// the whole cache) do nothing and are left out of the sums.
+template <int DT>
+__device__ __forceinline__ void split_scores(const void* q, const Strided& sq, const void* k, const Strided& sk,
+                                             float* sc, double* st, int n_heads, int n_kv_heads, int head_dim,
+                                             long long pos_offset, float scale, int kvec, int max_keys,
+                                             const long long* pos_ptr) {
+    if (pos_ptr) pos_offset = *pos_ptr;
+    __shared__ float qs[AR_MAX_HEAD];
+    __shared__ double scratch[32];
+    const int tid = threadIdx.x, chunk = blockIdx.x, chunks = gridDim.x;
+    const i64 pair = blockIdx.y;
+    const int s = (int)(pair / n_heads), h = (int)(pair % n_heads);
+    const int g = h / (n_heads / n_kv_heads);
+    const i64 n_keys = pos_offset + s + 1;
+    if ((i64)chunk * AR_THREADS >= n_keys) return;
+    const i64 qb = sq.offset + s * sq.strides[0] + h * sq.strides[1];
+    for (int e = tid; e < head_dim; e += AR_THREADS)
+        qs[e] = round_to(DT, load_f32(q, sq.dtype, qb + e * sq.strides[2]));
+    __syncthreads();
+    const i64 j = (i64)chunk * AR_THREADS + tid;
+    float score = NEG_INF;
+    if (j < n_keys) {
+        score = ar_score<DT>(qs, k, sk.offset + g * sk.strides[1] + j * sk.strides[0], sk.strides[2], head_dim, kvec,
+                             scale);
+        sc[pair * max_keys + j] = score;
+    }
+    const float m = block_max(score, (float*)scratch);
+    const double l = block_sum_d(j < n_keys ? (double)expf(score - m) : 0.0, scratch);
+    if (tid == 0) {
+        st[(pair * chunks + chunk) * 2] = (double)m;
+        st[(pair * chunks + chunk) * 2 + 1] = l;
+    }
+}
+
+template <int DT>
+__device__ __forceinline__ void split_pv(const void* v, const Strided& sv, const float* sc, const double* st,
+                                         float* pa, int n_heads, int n_kv_heads, int head_dim, long long pos_offset,
+                                         int max_keys, const long long* pos_ptr) {
+    if (pos_ptr) pos_offset = *pos_ptr;
+    __shared__ float ps[AR_THREADS];
+    __shared__ float red[AR_WARPS][AR_MAX_HEAD];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, chunk = blockIdx.x, chunks = gridDim.x;
+    const i64 pair = blockIdx.y;
+    const int s = (int)(pair / n_heads), h = (int)(pair % n_heads);
+    const int g = h / (n_heads / n_kv_heads);
+    const i64 n_keys = pos_offset + s + 1;
+    const i64 j0 = (i64)chunk * AR_THREADS;
+    if (j0 >= n_keys) return;
+    const int used = (int)((n_keys + AR_THREADS - 1) / AR_THREADS);
+    // The row's maximum and sum from every visible chunk's (each thread
+    // the same, in the same order).
+    float m = NEG_INF;
+    for (int c = 0; c < used; ++c) m = fmaxf(m, (float)st[(pair * chunks + c) * 2]);
+    double l = 0.0;
+    for (int c = 0; c < used; ++c) {
+        const double* sc2 = st + (pair * chunks + c) * 2;
+        l += sc2[1] * (double)expf((float)sc2[0] - m);
+    }
+    const float inv = (float)(1.0 / l);
+    const i64 j = j0 + tid;
+    if (j < n_keys) ps[tid] = round_to(DT, expf(sc[pair * max_keys + j] - m) * inv);
+    __syncthreads();
+    const int count = (int)min((i64)AR_THREADS, n_keys - j0);
+    float acc[AR_MAX_HEAD / 32];
+#pragma unroll
+    for (int t = 0; t < AR_MAX_HEAD / 32; ++t) acc[t] = 0.0f;
+    const i64 v0 = sv.offset + g * sv.strides[1];
+    for (int jj = warp; jj < count; jj += AR_WARPS) {
+        const float p = ps[jj];
+        const i64 vb = v0 + (j0 + jj) * sv.strides[0];
+#pragma unroll
+        for (int t = 0; t < AR_MAX_HEAD / 32; ++t) {
+            const int e = lane + 32 * t;
+            if (e < head_dim) acc[t] = fmaf(p, load_t<DT>(v, vb + e * sv.strides[2]), acc[t]);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < AR_MAX_HEAD / 32; ++t) {
+        const int e = lane + 32 * t;
+        if (e < head_dim) red[warp][e] = acc[t];
+    }
+    __syncthreads();
+    for (int e = tid; e < head_dim; e += AR_THREADS) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < AR_WARPS; ++w) sum += red[w][e];
+        pa[(pair * chunks + chunk) * head_dim + e] = sum;
+    }
+}
+
+#define ATTENTION_SPLIT(suffix, DT)                                                                                  \
+    extern "C" __global__ void __launch_bounds__(AR_THREADS) attention_split_scores_##suffix(                       \
+        const void* q, Strided sq, const void* k, Strided sk, float* sc, double* st, int n_heads, int n_kv_heads,    \
+        int head_dim, long long pos_offset, float scale, int kvec, int max_keys, const long long* pos_ptr) {         \
+        split_scores<DT>(q, sq, k, sk, sc, st, n_heads, n_kv_heads, head_dim, pos_offset, scale, kvec, max_keys,     \
+                         pos_ptr);                                                                                   \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(AR_THREADS) attention_split_pv_##suffix(                           \
+        const void* v, Strided sv, const float* sc, const double* st, float* pa, int n_heads, int n_kv_heads,        \
+        int head_dim, long long pos_offset, int max_keys, const long long* pos_ptr) {                                \
+        split_pv<DT>(v, sv, sc, st, pa, n_heads, n_kv_heads, head_dim, pos_offset, max_keys, pos_ptr);               \
+    }
+ATTENTION_SPLIT(f32, DT_F32)
+ATTENTION_SPLIT(f16, DT_F16)
+ATTENTION_SPLIT(bf16, DT_BF16)
+
+extern "C" __global__ void attention_split_sum(const float* pa, void* out, Strided so, int n_heads, int chunks,
+                                               int head_dim, long long pos_offset, const long long* pos_ptr) {
+    if (pos_ptr) pos_offset = *pos_ptr;
+    const i64 pair = blockIdx.x;
+    const int s = (int)(pair / n_heads), h = (int)(pair % n_heads);
+    const i64 n_keys = pos_offset + s + 1;
+    const int used = (int)((n_keys + AR_THREADS - 1) / AR_THREADS);
+    const i64 ob = so.offset + s * so.strides[0] + h * so.strides[1];
+    for (int e = threadIdx.x; e < head_dim; e += blockDim.x) {
+        float sum = 0.0f;
+        for (int c = 0; c < used; ++c) sum += pa[(pair * chunks + c) * head_dim + e];
+        store_f32(out, so.dtype, ob + e * so.strides[2], sum);
+    }
+}
