@@ -76,7 +76,9 @@ impl OpCase for RmsNormCase {
 pub fn cases() -> Vec<Box<dyn OpCase>> {
     let pl = |i: usize| Placement::ALL[i % 4];
     let dt = |i: usize| DType::FLOAT[i % 3];
-    let shapes: [&[usize]; 7] = [
+    // 4096 and 3584: the longest rows the CUDA kernel holds in registers
+    // (16 a thread), and a 7B model's; 4099 past them.
+    let shapes: [&[usize]; 9] = [
         &[1, 896],
         &[7, 65],
         &[3, 5, 17],
@@ -84,6 +86,8 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         &[4099],
         &[1, 1],
         &[9, 128],
+        &[2, 4096],
+        &[1, 3584],
     ];
     let mut v = Vec::new();
     for (i, s) in shapes.iter().enumerate() {
