@@ -106,10 +106,11 @@ pub struct State {
 /// On CUDA, the decode step (one token, the last logits) captured as a
 /// graph at the second such step (the first, launched as usual, loads every
 /// kernel and fills the buffer pool outside the capture) and replayed at
-/// every later one: one driver call a token instead of one per kernel. The token and its position are
-/// read on the device from `step` (a u32 at byte 0, an i64 at byte 8),
-/// written before each replay. The graph holds the addresses of the step
-/// buffers and the cache: it is dropped when the buffers are replaced.
+/// every later one: one driver call a token instead of one per kernel. The
+/// token and its position are read on the device from `step` (a u32 at
+/// byte 0, an i64 at byte 8), written before each replay. The graph holds
+/// the addresses of the step buffers and the cache: it is dropped when the
+/// buffers are replaced.
 enum DecodeGraph {
     /// No decode step since the step buffers were made.
     None,
