@@ -91,3 +91,23 @@ fn prompt_longer_than_context() {
         "longer than the context",
     );
 }
+
+/// `bench -d`: both tests start with that many tokens cached and say so in
+/// their label; zero repetitions is refused.
+#[test]
+fn bench_at_depth() {
+    let Some(m) = qwen() else { return };
+    fails_with(&["bench", &m, "-r", "0"], "repetitions");
+    let out = metallic(&[
+        "bench", &m, "-p", "4", "-n", "2", "-d", "8", "-r", "1", "-t", "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench -d failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for label in ["pp4 @ d8", "tg2 @ d8"] {
+        assert!(stdout.contains(label), "no {label:?} in {stdout}");
+    }
+}
