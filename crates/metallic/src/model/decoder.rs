@@ -343,8 +343,9 @@ impl Model {
             let vh = heads(&ws.v, cfg.n_head_kv)?;
             let ah = heads(&ws.attn, cfg.n_head)?;
             let (kc, vc) = (&state.kv.k[li], &state.kv.v[li]);
+            let cuda = matches!(self.opts.device, Device::Cuda(_));
             match at {
-                StepIn::Host { .. } => {
+                StepIn::Host { .. } if !cuda => {
                     rope(&qh, &rope_p, &qh)?;
                     rope(&kh, &rope_p, &kh)?;
                     copy(&kh, &kc.narrow(0, pos, seq)?)?;
@@ -352,14 +353,20 @@ impl Model {
                     let (kv, vv) = (kc.narrow(0, 0, pos + seq)?, vc.narrow(0, 0, pos + seq)?);
                     attention(&qh, &kv, &vv, &attn_p, &ah)?;
                 }
+                // On CUDA, the ropes and the cache stores in one launch
+                // (the same arithmetic).
+                StepIn::Host { .. } => {
+                    let rows = (&kc.narrow(0, pos, seq)?, &vc.narrow(0, pos, seq)?);
+                    cuda_ops::rope::rope_kv((&qh, &kh, &vh), rows, &rope_p, None)?;
+                    let (kv, vv) = (kc.narrow(0, 0, pos + seq)?, vc.narrow(0, 0, pos + seq)?);
+                    attention(&qh, &kv, &vv, &attn_p, &ah)?;
+                }
                 // The same kernels, the position read on the device: the
                 // cache rows written at it, the keys up to it visible.
                 StepIn::Device { pos: at, .. } => {
-                    cuda_ops::rope::rope_at(&qh, &rope_p, &qh, at)?;
-                    cuda_ops::rope::rope_at(&kh, &rope_p, &kh, at)?;
-                    let row = kc.strides()[0];
-                    cuda_ops::copy::copy_at(&kh, &kc.narrow(0, 0, 1)?, at, row)?;
-                    cuda_ops::copy::copy_at(&vh, &vc.narrow(0, 0, 1)?, at, vc.strides()[0])?;
+                    let rows = (&kc.narrow(0, 0, 1)?, &vc.narrow(0, 0, 1)?);
+                    let shift = Some((at, kc.strides()[0], vc.strides()[0]));
+                    cuda_ops::rope::rope_kv((&qh, &kh, &vh), rows, &rope_p, shift)?;
                     let keys = Some((at, state.kv.ctx));
                     cuda_ops::attention::attention_at(&qh, kc, vc, &attn_p, &ah, keys)?;
                 }

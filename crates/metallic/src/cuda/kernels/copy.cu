@@ -1,14 +1,9 @@
 // copy / cast between two strided views of one shape: dst[i] = src[i],
 // converted through f32 (exact for every f32/f16/bf16 pair it rounds into).
 
-// `at`, where not null, moves the destination by *at * at_stride elements
-// (a decode step replayed from a CUDA graph writing its KV cache row at the
-// position the device holds).
-extern "C" __global__ void copy_strided(const void* src, Strided s, void* dst, Strided d, i64 n, const long long* at,
-                                        i64 at_stride) {
-    const i64 shift = at ? *at * at_stride : 0;
+extern "C" __global__ void copy_strided(const void* src, Strided s, void* dst, Strided d, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        store_f32(dst, d.dtype, strided_index(d, i) + shift, load_f32(src, s.dtype, strided_index(s, i)));
+        store_f32(dst, d.dtype, strided_index(d, i), load_f32(src, s.dtype, strided_index(s, i)));
     }
 }
 

@@ -15,13 +15,6 @@ pub(crate) static MODULE: Module =
 
 /// `dst[i] = src[i]` over two float views of one shape (validated by the op).
 pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
-    copy_at(src, dst, 0, 0)
-}
-
-/// As [`copy`], into `dst` moved by `*at * at_stride` elements, `at` an i64
-/// on the device (0: not moved): a decode step replayed from a CUDA graph
-/// writes its KV cache row at the position the device holds.
-pub(crate) fn copy_at(src: &Tensor, dst: &Tensor, at: u64, at_stride: usize) -> Result<()> {
     let n = dst.elem_count();
     if n == 0 {
         return Ok(());
@@ -29,16 +22,8 @@ pub(crate) fn copy_at(src: &Tensor, dst: &Tensor, at: u64, at_stride: usize) -> 
     let (dev, dptr) = dev_ptr(OP, dst)?;
     let sptr = ptr_on(OP, &dev, src)?;
     let (ss, ds) = (Strided::of(OP, src)?, Strided::of(OP, dst)?);
-    let (n, at_stride) = (n as i64, at_stride as i64);
-    let mut p = [
-        arg(&sptr),
-        arg(&ss),
-        arg(&dptr),
-        arg(&ds),
-        arg(&n),
-        arg(&at),
-        arg(&at_stride),
-    ];
+    let n = n as i64;
+    let mut p = [arg(&sptr), arg(&ss), arg(&dptr), arg(&ds), arg(&n)];
     MODULE.launch(
         &dev,
         "copy_strided",

@@ -671,16 +671,8 @@ fn contiguous(
         from,
     )?;
     let ds = Strided::with(OP, &shape, &[rows * cols, shape[2], 1], 0, to)?;
-    let (n64, no_shift) = (elems as i64, 0u64);
-    let mut a = [
-        arg(&src),
-        arg(&ss),
-        arg(&dp),
-        arg(&ds),
-        arg(&n64),
-        arg(&no_shift),
-        arg(&no_shift),
-    ];
+    let n64 = elems as i64;
+    let mut a = [arg(&src), arg(&ss), arg(&dp), arg(&ds), arg(&n64)];
     super::copy::MODULE.launch(
         dev,
         "copy_strided",
