@@ -4,7 +4,8 @@
 //! (tests/host_decode: a shim for the few CUDA intrinsics it uses) and run
 //! over random blocks: every element comes out of exactly one part with
 //! the same bits. Needs no GPU, only a C++ compiler (`c++`, or `CXX`); a
-//! missing compiler fails the test.
+//! missing compiler fails the test. The same harness checks the one-row
+//! kernel's factored parts (`D<T>`) against an f64 dot product.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -37,4 +38,5 @@ fn wide_load_decoding_matches_the_element_decoding_bit_for_bit() {
     println!("{text}");
     assert!(run.status.success(), "decoding differs:\n{text}");
     assert_eq!(text.matches("bit-identical").count(), 4, "{text}");
+    assert_eq!(text.matches("within 1e-5").count(), 4, "{text}");
 }

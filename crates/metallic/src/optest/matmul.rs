@@ -676,7 +676,8 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         c.bias = true;
         v.push(c);
     }
-    // GGUF block weights: y = x W^T, M = 1 (decode) and M > 1 (prefill), odd
+    // GGUF block weights: y = x W^T, M = 1 (decode; long K gives CUDA's
+    // one-row kernel several parts a lane) and M > 1 (prefill), odd
     // block counts along K, batched with a shared weight. M = 19 spans two
     // full activation tiles of the SIMD kernels (4 or 8 rows) and a tail.
     // K of 9 super-blocks (72 blocks of 32) gives every thread of CUDA's
@@ -684,14 +685,25 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
     for q in DType::ALL.into_iter().filter(|d| d.is_quantized()) {
         let blk = q.block_elems();
         let long = if blk == 32 { 72 } else { 9 };
-        for (m, k) in [(1, 3 * blk), (7, 2 * blk), (19, blk), (2, long * blk)] {
+        for (m, k) in [
+            (1, 3 * blk),
+            (7, 2 * blk),
+            (19, blk),
+            (2, long * blk),
+            (1, long * blk),
+        ] {
             let mut c = MatmulCase::new(m, 33, k).dtypes(DType::F32, q, DType::F32);
             c.b.trans = true;
             v.push(c);
         }
-        let mut c = MatmulCase::new(4, 17, blk).dtypes(DType::F16, q, DType::BF16);
-        (c.batch, c.b.batch, c.bias, c.beta, c.c) = (3, Batch::Broadcast, true, 1.0, CMode::AliasD);
-        v.push(c);
+        // The epilogue and a shared weight over batches, at M = 4 and at
+        // M = 1 (CUDA's one-row kernel).
+        for m in [4, 1] {
+            let mut c = MatmulCase::new(m, 17, blk).dtypes(DType::F16, q, DType::BF16);
+            (c.batch, c.b.batch, c.bias, c.beta, c.c) =
+                (3, Batch::Broadcast, true, 1.0, CMode::AliasD);
+            v.push(c);
+        }
         // A as a view: rows skipped (read in place on CUDA), and padded
         // rows one column in (not 16-byte aligned: copied first).
         for a in [

@@ -18,6 +18,9 @@ struct uint4 {
 struct uint2 {
     unsigned x, y;
 };
+struct float4 {
+    float x, y, z, w;
+};
 static inline float __uint_as_float(unsigned u) {
     float f;
     std::memcpy(&f, &u, 4);

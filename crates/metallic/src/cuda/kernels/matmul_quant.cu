@@ -1,5 +1,6 @@
 // Matmul against GGUF block weights: sum_k A[b, m, k] * W[n, k], A in f32,
-// W rows of blocks. Two kernels:
+// W rows of blocks. Three kernels (the third, `matmul_<type>_mv<R>` for
+// M = 1, at the end of the file):
 //
 // `matmul_<type>_warp_row`, every block type: A contiguous [batch, M, K],
 // the product into an f32 T[b, m, n]; the shared epilogue kernel
@@ -148,3 +149,58 @@ MATMUL_V(q4_0, QT_Q4_0)
 MATMUL_V(q8_0, QT_Q8_0)
 MATMUL_V(q4_k, QT_Q4_K)
 MATMUL_V(q6_k, QT_Q6_K)
+
+// `matmul_<type>_mv<R>`: one row of A (M = 1, a decode step), for the block
+// types with a D<T> (quant.cuh). A warp per R weight rows, the lanes taking
+// the rows' parts in turn: each part's activations (and their sums) are
+// loaded once for the R rows and every weight costs one integer-to-float
+// and one FMA (the scales factored out of each sub-block's sum). No shared
+// memory, no block barrier: the lanes' sums are reduced across the warp and
+// lane 0 writes the outputs through epilogue_store. Same alignment as the
+// mmv kernels; A's row 16-byte aligned.
+
+#define MV_WARPS 4
+
+template <int T, int R>
+__device__ __forceinline__ void mv(const float* a, const u8* w, i64 row_bytes, const Epilogue& e, const void* c,
+                                   void* d, const void* bias, int z, int N, int K) {
+    constexpr int EPL = D<T>::EPL, LPB = D<T>::LPB, NS = D<T>::NS;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int n0 = (blockIdx.x * MV_WARPS + warp) * R;
+    if (n0 >= N) return;
+    // Rows past N (the last warp's) read row N - 1 and store nothing.
+    const u8* wrow[R];
+#pragma unroll
+    for (int j = 0; j < R; ++j) wrow[j] = w + (i64)min(n0 + j, N - 1) * row_bytes;
+    float acc[R];
+#pragma unroll
+    for (int j = 0; j < R; ++j) acc[j] = 0.0f;
+    const int parts = K / Q<T>::BE * LPB;
+    for (int q = lane; q < parts; q += 32) {
+        const int blk = q / LPB, p = q % LPB;
+        float x[EPL], s[NS];
+        D<T>::xs(a + (i64)blk * Q<T>::BE, p, x, s);
+#pragma unroll
+        for (int j = 0; j < R; ++j) acc[j] += D<T>::dot(wrow[j] + (i64)blk * Q<T>::BB, p, x, s);
+    }
+#pragma unroll
+    for (int j = 0; j < R; ++j) {
+        const float v = warp_sum(acc[j]);
+        if (lane == 0 && n0 + j < N) epilogue_store(e, c, d, bias, z, 0, n0 + j, v);
+    }
+}
+
+#define MATMUL_MV(name, T)                                                                                       \
+    MATMUL_MVR(name, T, 1)                                                                                       \
+    MATMUL_MVR(name, T, 2)                                                                                       \
+    MATMUL_MVR(name, T, 4)
+#define MATMUL_MVR(name, T, R)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                  \
+        matmul_##name##_mv##R(const float* a, const u8* w, i64 row_bytes, Epilogue e, const void* c, void* d,    \
+                              const void* bias, int z, int N, int K) {                                           \
+        mv<T, R>(a, w, row_bytes, e, c, d, bias, z, N, K);                                                       \
+    }
+MATMUL_MV(q4_0, QT_Q4_0)
+MATMUL_MV(q8_0, QT_Q8_0)
+MATMUL_MV(q4_k, QT_Q4_K)
+MATMUL_MV(q6_k, QT_Q6_K)

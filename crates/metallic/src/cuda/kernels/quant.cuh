@@ -284,6 +284,156 @@ template <> struct V<QT_Q6_K> {
     }
 };
 
+// Parts of a block for the one-row kernel (matmul_quant.cu
+// `matmul_<type>_mv<R>`, M = 1): D<T>::xs loads the part's EPL activations
+// (x of the block, `xb`, 16-byte aligned) with NS sums of them, once for
+// all of a thread's weight rows; D<T>::dot returns the part's share of
+// sum_i w_i x_i with the scales factored out of each sub-block's sum,
+// d_s * sum(q x) - m_s * sum(x), so a weight costs one integer-to-float
+// (u2f) and one FMA. Not bit-identical to the reference's dequantize-then-
+// multiply (the rounding differs by the order of operations, about 2^-24
+// relative); tests/host_decode checks every part against an f64 dot of the
+// element decoding.
+
+template <int T> struct D;
+
+__device__ __forceinline__ void ld_x8(const float* p, float* x) {
+    const float4 a = *(const float4*)p, b = *(const float4*)(p + 4);
+    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
+
+template <int N> __device__ __forceinline__ float sum_n(const float* x) {
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < N; ++i) s += x[i];
+    return s;
+}
+
+// Q4_0: part p (2 a block) as V<QT_Q4_0>: low nibbles of qs bytes 8p.. are
+// elements 8p.., high nibbles 16 + 8p..; w = (q - 8) d.
+template <> struct D<QT_Q4_0> {
+    static constexpr int LPB = 2, EPL = 16, NS = 1;
+    __device__ static void xs(const float* xb, int p, float* x, float* s) {
+        ld_x8(xb + 8 * p, x);
+        ld_x8(xb + 16 + 8 * p, x + 8);
+        s[0] = sum_n<16>(x);
+    }
+    __device__ static float dot(const u8* b, int p, const float* x, const float* s) {
+        const float d = f16_to_f32(*(const u16*)b);
+        const unsigned q0 = ld_u32_a2(b + 2 + 8 * p), q1 = ld_u32_a2(b + 6 + 8 * p);
+        float acc = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const unsigned v = (i < 4 ? q0 : q1) >> (8 * (i & 3));
+            acc = fmaf(u2f(v & 15), x[i], acc);
+            acc = fmaf(u2f((v >> 4) & 15), x[8 + i], acc);
+        }
+        return d * fmaf(-8.0f, s[0], acc);
+    }
+};
+
+// Q8_0: part p (4 a block): elements 8p..8p+8; w = q d, q the signed byte
+// (taken as u = q + 128: q x summed as u x - 128 x).
+template <> struct D<QT_Q8_0> {
+    static constexpr int LPB = 4, EPL = 8, NS = 1;
+    __device__ static void xs(const float* xb, int p, float* x, float* s) {
+        ld_x8(xb + 8 * p, x);
+        s[0] = sum_n<8>(x);
+    }
+    __device__ static float dot(const u8* b, int p, const float* x, const float* s) {
+        const float d = f16_to_f32(*(const u16*)b);
+        const unsigned q0 = ld_u32_a2(b + 2 + 8 * p), q1 = ld_u32_a2(b + 6 + 8 * p);
+        float acc = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const unsigned v = (((i < 4 ? q0 : q1) >> (8 * (i & 3))) & 255) ^ 128;
+            acc = fmaf(u2f(v), x[i], acc);
+        }
+        return d * fmaf(-128.0f, s[0], acc);
+    }
+};
+
+// Q4_K: part p (16 a block) as V<QT_Q4_K>: qs bytes 8 (p % 4).. of chunk
+// c = p / 4, low nibbles elements 64c + 8 (p % 4).. (sub-block 2c), high
+// nibbles 32 more (sub-block 2c + 1); w = d sc q - dmin m per sub-block.
+template <> struct D<QT_Q4_K> {
+    static constexpr int LPB = 16, EPL = 16, NS = 2;
+    __device__ static void xs(const float* xb, int p, float* x, float* s) {
+        const int c = p >> 2, j0 = (p & 3) * 8;
+        ld_x8(xb + 64 * c + j0, x);
+        ld_x8(xb + 64 * c + 32 + j0, x + 8);
+        s[0] = sum_n<8>(x);
+        s[1] = sum_n<8>(x + 8);
+    }
+    __device__ static float dot(const u8* b, int p, const float* x, const float* s) {
+        const uint4 h = *(const uint4*)b;
+        const uint2 qs = *(const uint2*)(b + 16 + 8 * p);
+        const float d = f16_to_f32((u16)(h.x & 0xffff)), dmin = f16_to_f32((u16)(h.x >> 16));
+        const int c = p >> 2;
+        float lo = 0.0f, hi = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const unsigned v = (i < 4 ? qs.x : qs.y) >> (8 * (i & 3));
+            lo = fmaf(u2f(v & 15), x[i], lo);
+            hi = fmaf(u2f((v >> 4) & 15), x[8 + i], hi);
+        }
+        float out = 0.0f;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            // get_scale_min_k4 of sub-block j, as V<QT_Q4_K>.
+            const int j = 2 * c + half;
+            int sc, m;
+            if (j < 4) {
+                sc = byte12(h.y, h.z, h.w, j) & 63;
+                m = byte12(h.y, h.z, h.w, j + 4) & 63;
+            } else {
+                sc = (byte12(h.y, h.z, h.w, j + 4) & 15) | ((byte12(h.y, h.z, h.w, j - 4) >> 6) << 4);
+                m = (byte12(h.y, h.z, h.w, j + 4) >> 4) | ((byte12(h.y, h.z, h.w, j) >> 6) << 4);
+            }
+            out = fmaf(d * u2f(sc), half ? hi : lo, out);
+            out = fmaf(-dmin * u2f(m), s[half], out);
+        }
+        return out;
+    }
+};
+
+// Q6_K: part p (16 a block) as V<QT_Q6_K>: half h = p / 8, columns
+// l0 = 4 (p % 8).. of its four groups g of 32 (elements 128h + 32g + l0..);
+// w = d sc_g (q - 32).
+template <> struct D<QT_Q6_K> {
+    static constexpr int LPB = 16, EPL = 16, NS = 4;
+    __device__ static void xs(const float* xb, int p, float* x, float* s) {
+        const int h = p >> 3, l0 = (p & 7) * 4;
+#pragma unroll
+        for (int g = 0; g < 4; ++g) {
+            const float4 v = *(const float4*)(xb + 128 * h + 32 * g + l0);
+            x[4 * g] = v.x, x[4 * g + 1] = v.y, x[4 * g + 2] = v.z, x[4 * g + 3] = v.w;
+            s[g] = sum_n<4>(x + 4 * g);
+        }
+    }
+    __device__ static float dot(const u8* b, int p, const float* x, const float* s) {
+        const int h = p >> 3, l0 = (p & 7) * 4;
+        const unsigned lo0 = ld_u32_a2(b + 64 * h + l0), lo1 = ld_u32_a2(b + 64 * h + 32 + l0);
+        const unsigned hi = ld_u32_a2(b + 128 + 32 * h + l0);
+        const float d = f16_to_f32(*(const u16*)(b + 208));
+        float out = 0.0f;
+#pragma unroll
+        for (int g = 0; g < 4; ++g) {
+            const unsigned lo = g & 1 ? lo1 : lo0;
+            float acc = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const unsigned q = ((lo >> (8 * i + 4 * (g >> 1))) & 15) | (((hi >> (8 * i + 2 * g)) & 3) << 4);
+                acc = fmaf(u2f(q), x[4 * g + i], acc);
+            }
+            // The signed scale byte plus 128, then minus 128: exact.
+            const float sc = u2f((unsigned)b[192 + 8 * h + 2 * g + (l0 >> 4)] ^ 128) - 128.0f;
+            out = fmaf(sc, fmaf(-32.0f, s[g], acc), out);
+        }
+        return d * out;
+    }
+};
+
 // One kernel per block type, named `<kernel>_<type>`, from a template body.
 #define FOR_EACH_QTYPE(X) \
     X(q4_0, QT_Q4_0)      \

@@ -843,10 +843,11 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     run_epilogue(p, x, ch, e, &t)
 }
 
-/// Our block-weight kernels. The wide-load one (`matmul_<type>_mmv<R>`) where
-/// it has the type and its loads' alignment holds, epilogue fused, reading
-/// A in place when it is f32 with unit column stride; otherwise the
-/// warp-per-row one into an f32 product, then the epilogue.
+/// Our block-weight kernels. The wide-load ones where they have the type
+/// and their loads' alignment holds, epilogue fused, reading A in place when
+/// it is f32 with unit column stride: at M = 1 `matmul_<type>_mv<R>`,
+/// otherwise `matmul_<type>_mmv<R>`. Otherwise the warp-per-row one into an
+/// f32 product, then the epilogue.
 fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     let dev = &x.dev;
     let dt = p.b.dtype;
@@ -900,6 +901,31 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         (Some(a), ptr, ag.rs, ag.bs)
     };
     let qname = super::get_rows::qname(dt);
+    if wide && m == 1 && mv_rows().is_some() {
+        let r = mv_rows().unwrap_or(1);
+        let name = format!("matmul_{qname}_mv{r}");
+        for z in 0..ch.count {
+            let ap = a_ptr + (z as u64) * (a_bs as u64) * 4;
+            let wp = weight_at(z);
+            let zi = z as i32;
+            let mut args = [
+                arg(&ap),
+                arg(&wp),
+                arg(&row_bytes),
+                arg(e),
+                arg(&x.c),
+                arg(&x.d),
+                arg(&x.bias),
+                arg(&zi),
+                arg(&ni),
+                arg(&ki),
+            ];
+            // matmul_quant.cu MV_WARPS: 4 warps of R rows a block.
+            let grid = (n.div_ceil(4 * r) as u32, 1, 1);
+            QUANT_MODULE.launch(dev, &name, grid, (128, 1, 1), &mut args)?;
+        }
+        return Ok(());
+    }
     if wide {
         let r = mmv_rows();
         let name = format!("matmul_{qname}_mmv{r}");
@@ -966,6 +992,22 @@ fn mmv_rows() -> usize {
             _ => 4,
         },
     )
+}
+
+/// Weight rows a warp of the one-row kernel (`matmul_<type>_mv<R>`, M = 1)
+/// takes: 1, or `METALLIC_MV_ROWS` (1, 2 or 4); `None` where that is `off`
+/// (M = 1 then runs on the `mmv` kernels, as M > 1 does). Read once. On an
+/// H100 (session 17, synthetic Qwen2.5-1.5B q4_k_m, one call) tg64 ran at
+/// 397 / 336 / 277 tok/s with 1 / 2 / 4 rows a warp, and 307 on `mmv4`:
+/// more warps in flight beat sharing the activations' loads.
+fn mv_rows() -> Option<usize> {
+    static ROWS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *ROWS.get_or_init(|| match std::env::var("METALLIC_MV_ROWS").ok().as_deref() {
+        Some("off") => None,
+        Some("2") => Some(2),
+        Some("4") => Some(4),
+        _ => Some(1),
+    })
 }
 
 /// The block types with a wide-load kernel (`matmul_<type>_mmv<R>`), and the
