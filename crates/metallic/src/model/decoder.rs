@@ -11,10 +11,9 @@ use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::ops::attention::{attention, Attention};
 use crate::ops::copy::copy;
-use crate::ops::elementwise::swiglu;
+use crate::ops::fused::{rms_norm_matmul, rms_norm_swiglu};
 use crate::ops::get_rows::get_rows;
 use crate::ops::matmul::{matmul, Matmul, MatmulBackend};
-use crate::ops::norm::rms_norm;
 use crate::ops::rope::{rope, Rope};
 use crate::tensor::{DType, Tensor};
 
@@ -322,21 +321,23 @@ impl Model {
             StepIn::Device { ids, .. } => cuda_ops::get_rows::get_rows_at(&w.tok_embd, ids, 1, &x)?,
         }
         for (li, lw) in w.layers.iter().enumerate() {
-            rms_norm(&x, &lw.attn_norm, cfg.rms_eps, &h)?;
+            // RMSNorm fused into each projection where a kernel takes it
+            // (a decode step on CUDA); else normalised once into h.
+            let mut normed = false;
             for (wt, b, out) in [
                 (&lw.wq, &lw.bq, &q),
                 (&lw.wk, &lw.bk, &k),
                 (&lw.wv, &lw.bv, &v),
             ] {
-                matmul(
-                    &h,
-                    &wt.t()?,
-                    out,
-                    &Matmul {
-                        bias: b.as_ref(),
-                        ..self.mm()
-                    },
-                )?;
+                let p = Matmul {
+                    bias: b.as_ref(),
+                    ..self.mm()
+                };
+                if normed {
+                    matmul(&h, &wt.t()?, out, &p)?;
+                } else {
+                    normed = !rms_norm_matmul(&x, (&lw.attn_norm, cfg.rms_eps), wt, out, &p, &h)?;
+                }
             }
             let qh = heads(&ws.q, cfg.n_head)?;
             let kh = heads(&ws.k, cfg.n_head_kv)?;
@@ -378,10 +379,14 @@ impl Model {
             };
             matmul(&attn, &lw.wo.t()?, &x, &residual)?;
 
-            rms_norm(&x, &lw.ffn_norm, cfg.rms_eps, &h)?;
-            matmul(&h, &lw.w_gate.t()?, &gate, &self.mm())?;
-            matmul(&h, &lw.w_up.t()?, &up, &self.mm())?;
-            swiglu(&gate, &up, &act)?;
+            rms_norm_swiglu(
+                &x,
+                (&lw.ffn_norm, cfg.rms_eps),
+                (&lw.w_gate, &lw.w_up),
+                &act,
+                &self.mm(),
+                (&h, &gate, &up),
+            )?;
             matmul(&act, &lw.w_down.t()?, &x, &residual)?;
         }
         let (first, n_out) = match which {
@@ -390,9 +395,9 @@ impl Model {
         };
         let x_out = x.narrow(0, first, n_out)?;
         let h_out = h.narrow(0, 0, n_out)?;
-        rms_norm(&x_out, &w.output_norm, cfg.rms_eps, &h_out)?;
         let logits = ws.logits.narrow(0, 0, n_out)?;
-        matmul(&h_out, &w.output.t()?, &logits, &self.mm())?;
+        let norm = (&w.output_norm, cfg.rms_eps);
+        rms_norm_matmul(&x_out, norm, &w.output, &logits, &self.mm(), &h_out)?;
         Ok(logits)
     }
 }

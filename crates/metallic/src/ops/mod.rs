@@ -6,6 +6,7 @@ pub mod attention;
 pub(crate) mod check;
 pub mod copy;
 pub mod elementwise;
+pub mod fused;
 pub mod get_rows;
 pub mod matmul;
 pub mod norm;

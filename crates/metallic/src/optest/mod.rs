@@ -8,6 +8,7 @@
 pub mod attention;
 pub mod copy;
 pub mod elementwise;
+pub mod fused;
 pub mod get_rows;
 pub mod matmul;
 pub mod norm;
@@ -232,5 +233,6 @@ pub fn all_cases() -> Vec<Box<dyn OpCase>> {
     cases.extend(softmax::cases());
     cases.extend(get_rows::cases());
     cases.extend(attention::cases());
+    cases.extend(fused::cases());
     cases
 }

@@ -84,15 +84,36 @@ template <int T> static int check_dot(const char* name, int blocks) {
             wmax = std::fmax(wmax, std::fabs(w));
             xsum += std::fabs(xb[i]);
         }
-        double got = 0.0;
+        double got = 0.0, ss = 0.0;
         for (int p = 0; p < LPB; ++p) {
             float x[EPL], s[D<T>::NS];
-            D<T>::xs(xb, p, x, s);
+            D<T>::template xs<false>(xb, nullptr, p, x, s, ss);
             got += D<T>::dot(b, p, x, s);
         }
         const double err = std::fabs(got - want) / (wmax * xsum);
         worst = std::fmax(worst, err);
         if (!(err <= 1e-5) && bad++ < 5) std::printf("%s dot: block %d: %g, want %g\n", name, t, got, want);
+        // With the norm weight g: sum w x g, and the squares of x.
+        alignas(16) float gb[BE];
+        for (float& v : gb) v = u(rng);
+        double want_g = 0.0, want_ss = 0.0, xg_sum = 0.0;
+        for (int i = 0; i < BE; ++i) {
+            want_g += (double)Q<T>::get(b, i) * xb[i] * gb[i];
+            want_ss += (double)(xb[i] * xb[i]);
+            xg_sum += std::fabs(xb[i] * gb[i]);
+        }
+        double got_g = 0.0, ss_g = 0.0;
+        for (int p = 0; p < LPB; ++p) {
+            float x[EPL], s[D<T>::NS];
+            D<T>::template xs<true>(xb, gb, p, x, s, ss_g);
+            got_g += D<T>::dot(b, p, x, s);
+        }
+        const double err_g = std::fabs(got_g - want_g) / (wmax * xg_sum);
+        worst = std::fmax(worst, err_g);
+        if (!(err_g <= 1e-5) && bad++ < 5)
+            std::printf("%s dot with norm weight: block %d: %g, want %g\n", name, t, got_g, want_g);
+        if (!(std::fabs(ss_g - want_ss) <= 1e-12 * want_ss) && bad++ < 5)
+            std::printf("%s squares: block %d: %.17g, want %.17g\n", name, t, ss_g, want_ss);
     }
     std::printf("%s dot: %d random blocks, worst error %.1e of max|w| sum|x|: %s\n", name, blocks, worst,
                 bad ? "DIFFERENT" : "within 1e-5");

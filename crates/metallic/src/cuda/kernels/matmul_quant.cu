@@ -150,55 +150,99 @@ MATMUL_V(q8_0, QT_Q8_0)
 MATMUL_V(q4_k, QT_Q4_K)
 MATMUL_V(q6_k, QT_Q6_K)
 
-// `matmul_<type>_mv<R>`: one row of A (M = 1, a decode step), for the block
-// types with a D<T> (quant.cuh). A warp per R weight rows, the lanes taking
-// the rows' parts in turn: each part's activations (and their sums) are
-// loaded once for the R rows and every weight costs one integer-to-float
-// and one FMA (the scales factored out of each sub-block's sum). No shared
-// memory, no block barrier: the lanes' sums are reduced across the warp and
-// lane 0 writes the outputs through epilogue_store. Same alignment as the
-// mmv kernels; A's row 16-byte aligned.
+// `matmul_<type>_mv<R>[u<U>]`: one row of A (M = 1, a decode step), for
+// the block types with a D<T> (quant.cuh). A warp per R weight rows, the
+// lanes taking the rows' parts in turn, U parts a lane in flight at once:
+// each part's activations (and their sums) are loaded once for the R rows
+// and every weight costs one integer-to-float and one FMA (the scales
+// factored out of each sub-block's sum). No shared memory, no block
+// barrier: the lanes' sums are reduced across the warp and lane 0 writes
+// the outputs through epilogue_store. Same alignment as the mmv kernels;
+// A's row 16-byte aligned.
+//
+// Fused variants (one weight row a warp, MV_FUSED_U parts a lane):
+// `matmul_<type>_norm_mv` takes A's row through RMSNorm first (norm weight
+// `gamma`, f32, aligned as A): each warp sees every element of the row, so
+// it sums the squares itself (in f64, as rms_norm.cu) while it multiplies
+// x * gamma into the product, and scales the sums by 1 / sqrt(mean + eps)
+// at the end; `matmul_<type>_norm_swiglu_mv` does the same against two
+// weights (gate `w`, up `w2`) and writes silu(gate) * up.
 
 #define MV_WARPS 4
+#define MV_FUSED_U 2
 
-template <int T, int R>
-__device__ __forceinline__ void mv(const float* a, const u8* w, i64 row_bytes, const Epilogue& e, const void* c,
-                                   void* d, const void* bias, int z, int N, int K) {
-    constexpr int EPL = D<T>::EPL, LPB = D<T>::LPB, NS = D<T>::NS;
+template <int T, int R, int U, bool NORM, bool SWIGLU>
+__device__ __forceinline__ void mv(const float* a, const float* gamma, float eps, const u8* w, const u8* w2,
+                                   i64 row_bytes, const Epilogue& e, const void* c, void* d, const void* bias, int z,
+                                   int N, int K) {
+    constexpr int EPL = D<T>::EPL, LPB = D<T>::LPB, NS = D<T>::NS, NW = SWIGLU ? 2 : 1;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n0 = (blockIdx.x * MV_WARPS + warp) * R;
     if (n0 >= N) return;
     // Rows past N (the last warp's) read row N - 1 and store nothing.
-    const u8* wrow[R];
+    const u8* wrow[NW][R];
 #pragma unroll
-    for (int j = 0; j < R; ++j) wrow[j] = w + (i64)min(n0 + j, N - 1) * row_bytes;
-    float acc[R];
+    for (int j = 0; j < R; ++j) {
+        wrow[0][j] = w + (i64)min(n0 + j, N - 1) * row_bytes;
+        if (SWIGLU) wrow[NW - 1][j] = w2 + (i64)min(n0 + j, N - 1) * row_bytes;
+    }
+    float acc[NW][R];
 #pragma unroll
-    for (int j = 0; j < R; ++j) acc[j] = 0.0f;
+    for (int i = 0; i < NW; ++i)
+#pragma unroll
+        for (int j = 0; j < R; ++j) acc[i][j] = 0.0f;
+    double ss = 0.0;
     const int parts = K / Q<T>::BE * LPB;
-    for (int q = lane; q < parts; q += 32) {
-        const int blk = q / LPB, p = q % LPB;
-        float x[EPL], s[NS];
-        D<T>::xs(a + (i64)blk * Q<T>::BE, p, x, s);
+    for (int q0 = lane; q0 < parts; q0 += 32 * U) {
 #pragma unroll
-        for (int j = 0; j < R; ++j) acc[j] += D<T>::dot(wrow[j] + (i64)blk * Q<T>::BB, p, x, s);
+        for (int u = 0; u < U; ++u) {
+            const int q = q0 + 32 * u;
+            if (q < parts) {
+                const int blk = q / LPB, p = q % LPB;
+                float x[EPL], s[NS];
+                D<T>::template xs<NORM>(a + (i64)blk * Q<T>::BE, gamma + (i64)blk * Q<T>::BE, p, x, s, ss);
+#pragma unroll
+                for (int i = 0; i < NW; ++i)
+#pragma unroll
+                    for (int j = 0; j < R; ++j) acc[i][j] += D<T>::dot(wrow[i][j] + (i64)blk * Q<T>::BB, p, x, s);
+            }
+        }
+    }
+    float scale = 1.0f;
+    if (NORM) {
+        ss = warp_sum_d(ss);
+        scale = 1.0f / sqrtf((float)(ss / K) + eps);
     }
 #pragma unroll
     for (int j = 0; j < R; ++j) {
-        const float v = warp_sum(acc[j]);
+        float v = warp_sum(acc[0][j]) * scale;
+        if (SWIGLU) v = activate(ACT_SILU, v) * (warp_sum(acc[NW - 1][j]) * scale);
         if (lane == 0 && n0 + j < N) epilogue_store(e, c, d, bias, z, 0, n0 + j, v);
     }
 }
 
 #define MATMUL_MV(name, T)                                                                                       \
-    MATMUL_MVR(name, T, 1)                                                                                       \
-    MATMUL_MVR(name, T, 2)                                                                                       \
-    MATMUL_MVR(name, T, 4)
-#define MATMUL_MVR(name, T, R)                                                                                   \
+    MATMUL_MVR(name, T, 1, 1, mv1)                                                                               \
+    MATMUL_MVR(name, T, 1, 2, mv1u2)                                                                             \
+    MATMUL_MVR(name, T, 1, 4, mv1u4)                                                                             \
+    MATMUL_MVR(name, T, 2, 1, mv2)                                                                               \
+    MATMUL_MV_FUSED(name, T)
+#define MATMUL_MVR(name, T, R, U, suffix)                                                                        \
     extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                  \
-        matmul_##name##_mv##R(const float* a, const u8* w, i64 row_bytes, Epilogue e, const void* c, void* d,    \
-                              const void* bias, int z, int N, int K) {                                           \
-        mv<T, R>(a, w, row_bytes, e, c, d, bias, z, N, K);                                                       \
+        matmul_##name##_##suffix(const float* a, const u8* w, i64 row_bytes, Epilogue e, const void* c, void* d, \
+                                 const void* bias, int z, int N, int K) {                                        \
+        mv<T, R, U, false, false>(a, nullptr, 0.0f, w, nullptr, row_bytes, e, c, d, bias, z, N, K);              \
+    }
+#define MATMUL_MV_FUSED(name, T)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                  \
+        matmul_##name##_norm_mv(const float* a, const float* gamma, float eps, const u8* w, i64 row_bytes,      \
+                                Epilogue e, void* d, const void* bias, int N, int K) {                           \
+        mv<T, 1, MV_FUSED_U, true, false>(a, gamma, eps, w, nullptr, row_bytes, e, nullptr, d, bias, 0, N, K);   \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                  \
+        matmul_##name##_norm_swiglu_mv(const float* a, const float* gamma, float eps, const u8* w, const u8* w2, \
+                                       i64 row_bytes, Epilogue e, void* d, int N, int K) {                       \
+        mv<T, 1, MV_FUSED_U, true, true>(a, gamma, eps, w, w2, row_bytes, e, nullptr, d, nullptr, 0, N, K);      \
     }
 MATMUL_MV(q4_0, QT_Q4_0)
 MATMUL_MV(q8_0, QT_Q8_0)

@@ -287,7 +287,9 @@ template <> struct V<QT_Q6_K> {
 // Parts of a block for the one-row kernel (matmul_quant.cu
 // `matmul_<type>_mv<R>`, M = 1): D<T>::xs loads the part's EPL activations
 // (x of the block, `xb`, 16-byte aligned) with NS sums of them, once for
-// all of a thread's weight rows; D<T>::dot returns the part's share of
+// all of a thread's weight rows (with G, the RMSNorm fused in: each x
+// squared into `ss` as the reference sums it, (double)(x * x), then
+// multiplied by the norm weight at `gb`); D<T>::dot returns the part's share of
 // sum_i w_i x_i with the scales factored out of each sub-block's sum,
 // d_s * sum(q x) - m_s * sum(x), so a weight costs one integer-to-float
 // (u2f) and one FMA. Not bit-identical to the reference's dequantize-then-
@@ -297,9 +299,27 @@ template <> struct V<QT_Q6_K> {
 
 template <int T> struct D;
 
-__device__ __forceinline__ void ld_x8(const float* p, float* x) {
-    const float4 a = *(const float4*)p, b = *(const float4*)(p + 4);
-    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+// N (4 or 8) activations at p (16-byte aligned); with G, their squares
+// summed into ss and each multiplied by the norm weight at g.
+template <int N, bool G>
+__device__ __forceinline__ void ld_x(const float* p, const float* g, float* x, double& ss) {
+#pragma unroll
+    for (int h = 0; h < N / 4; ++h) {
+        const float4 a = *(const float4*)(p + 4 * h);
+        x[4 * h] = a.x, x[4 * h + 1] = a.y, x[4 * h + 2] = a.z, x[4 * h + 3] = a.w;
+    }
+    if (G) {
+#pragma unroll
+        for (int h = 0; h < N / 4; ++h) {
+            const float4 b = *(const float4*)(g + 4 * h);
+            const float gv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                ss += (double)(x[4 * h + i] * x[4 * h + i]);
+                x[4 * h + i] *= gv[i];
+            }
+        }
+    }
 }
 
 template <int N> __device__ __forceinline__ float sum_n(const float* x) {
@@ -313,9 +333,10 @@ template <int N> __device__ __forceinline__ float sum_n(const float* x) {
 // elements 8p.., high nibbles 16 + 8p..; w = (q - 8) d.
 template <> struct D<QT_Q4_0> {
     static constexpr int LPB = 2, EPL = 16, NS = 1;
-    __device__ static void xs(const float* xb, int p, float* x, float* s) {
-        ld_x8(xb + 8 * p, x);
-        ld_x8(xb + 16 + 8 * p, x + 8);
+    template <bool G>
+    __device__ static void xs(const float* xb, const float* gb, int p, float* x, float* s, double& ss) {
+        ld_x<8, G>(xb + 8 * p, gb + 8 * p, x, ss);
+        ld_x<8, G>(xb + 16 + 8 * p, gb + 16 + 8 * p, x + 8, ss);
         s[0] = sum_n<16>(x);
     }
     __device__ static float dot(const u8* b, int p, const float* x, const float* s) {
@@ -336,8 +357,9 @@ template <> struct D<QT_Q4_0> {
 // (taken as u = q + 128: q x summed as u x - 128 x).
 template <> struct D<QT_Q8_0> {
     static constexpr int LPB = 4, EPL = 8, NS = 1;
-    __device__ static void xs(const float* xb, int p, float* x, float* s) {
-        ld_x8(xb + 8 * p, x);
+    template <bool G>
+    __device__ static void xs(const float* xb, const float* gb, int p, float* x, float* s, double& ss) {
+        ld_x<8, G>(xb + 8 * p, gb + 8 * p, x, ss);
         s[0] = sum_n<8>(x);
     }
     __device__ static float dot(const u8* b, int p, const float* x, const float* s) {
@@ -358,10 +380,11 @@ template <> struct D<QT_Q8_0> {
 // nibbles 32 more (sub-block 2c + 1); w = d sc q - dmin m per sub-block.
 template <> struct D<QT_Q4_K> {
     static constexpr int LPB = 16, EPL = 16, NS = 2;
-    __device__ static void xs(const float* xb, int p, float* x, float* s) {
+    template <bool G>
+    __device__ static void xs(const float* xb, const float* gb, int p, float* x, float* s, double& ss) {
         const int c = p >> 2, j0 = (p & 3) * 8;
-        ld_x8(xb + 64 * c + j0, x);
-        ld_x8(xb + 64 * c + 32 + j0, x + 8);
+        ld_x<8, G>(xb + 64 * c + j0, gb + 64 * c + j0, x, ss);
+        ld_x<8, G>(xb + 64 * c + 32 + j0, gb + 64 * c + 32 + j0, x + 8, ss);
         s[0] = sum_n<8>(x);
         s[1] = sum_n<8>(x + 8);
     }
@@ -402,12 +425,13 @@ template <> struct D<QT_Q4_K> {
 // w = d sc_g (q - 32).
 template <> struct D<QT_Q6_K> {
     static constexpr int LPB = 16, EPL = 16, NS = 4;
-    __device__ static void xs(const float* xb, int p, float* x, float* s) {
+    template <bool G>
+    __device__ static void xs(const float* xb, const float* gb, int p, float* x, float* s, double& ss) {
         const int h = p >> 3, l0 = (p & 7) * 4;
 #pragma unroll
         for (int g = 0; g < 4; ++g) {
-            const float4 v = *(const float4*)(xb + 128 * h + 32 * g + l0);
-            x[4 * g] = v.x, x[4 * g + 1] = v.y, x[4 * g + 2] = v.z, x[4 * g + 3] = v.w;
+            const int o = 128 * h + 32 * g + l0;
+            ld_x<4, G>(xb + o, gb + o, x + 4 * g, ss);
             s[g] = sum_n<4>(x + 4 * g);
         }
     }

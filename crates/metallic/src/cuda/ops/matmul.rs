@@ -34,7 +34,7 @@ use super::{arg, dtype_code, grid_for, ptr_on, Module, Strided, COMMON, QUANT};
 use crate::cuda::{CudaDevice, DeviceBuffer, KernelSource};
 use crate::error::{Error, Result};
 use crate::ops::matmul::{Activation, MatView, MatmulKernel, MatmulProblem, Operands};
-use crate::tensor::DType;
+use crate::tensor::{DType, Tensor};
 
 /// `gemm_splitk_epilogue`: sums `splits` f32 partial products of `total`
 /// elements each (`[split][batch][M][N]` at `partial`) in a fixed order,
@@ -901,9 +901,8 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         (Some(a), ptr, ag.rs, ag.bs)
     };
     let qname = super::get_rows::qname(dt);
-    if wide && m == 1 && mv_rows().is_some() {
-        let r = mv_rows().unwrap_or(1);
-        let name = format!("matmul_{qname}_mv{r}");
+    if let (true, 1, Some((suffix, r))) = (wide, m, mv_kernel()) {
+        let name = format!("matmul_{qname}_{suffix}");
         for z in 0..ch.count {
             let ap = a_ptr + (z as u64) * (a_bs as u64) * 4;
             let wp = weight_at(z);
@@ -994,20 +993,166 @@ fn mmv_rows() -> usize {
     )
 }
 
-/// Weight rows a warp of the one-row kernel (`matmul_<type>_mv<R>`, M = 1)
-/// takes: 1, or `METALLIC_MV_ROWS` (1, 2 or 4); `None` where that is `off`
-/// (M = 1 then runs on the `mmv` kernels, as M > 1 does). Read once. On an
-/// H100 (session 17, synthetic Qwen2.5-1.5B q4_k_m, one call) tg64 ran at
-/// 397 / 336 / 277 tok/s with 1 / 2 / 4 rows a warp, and 307 on `mmv4`:
-/// more warps in flight beat sharing the activations' loads.
-fn mv_rows() -> Option<usize> {
-    static ROWS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *ROWS.get_or_init(|| match std::env::var("METALLIC_MV_ROWS").ok().as_deref() {
+/// The one-row kernel (M = 1) by its suffix, and the weight rows a warp of
+/// it takes: `mv1` (one row a warp, one part a lane at a time), or
+/// `METALLIC_MV` = `mv1u2` / `mv1u4` (2 / 4 parts a lane in flight), `mv2`
+/// (2 rows a warp), or `off` (`None`: M = 1 runs on the `mmv` kernels, as
+/// M > 1 does). Read once. On an H100 (session 17, synthetic Qwen2.5-1.5B
+/// q4_k_m, one call) tg64 ran at 397 / 336 / 277 tok/s with 1 / 2 / 4
+/// rows a warp, and 307 on `mmv4`: more warps in flight beat sharing the
+/// activations' loads.
+fn mv_kernel() -> Option<(&'static str, usize)> {
+    static KERNEL: std::sync::OnceLock<Option<(&'static str, usize)>> = std::sync::OnceLock::new();
+    *KERNEL.get_or_init(|| match std::env::var("METALLIC_MV").ok().as_deref() {
         Some("off") => None,
-        Some("2") => Some(2),
-        Some("4") => Some(4),
-        _ => Some(1),
+        Some("mv1u2") => Some(("mv1u2", 1)),
+        Some("mv1u4") => Some(("mv1u4", 1)),
+        Some("mv2") => Some(("mv2", 2)),
+        _ => Some(("mv1", 1)),
     })
+}
+
+/// Whether the fused RMSNorm kernels run (`METALLIC_FUSED=off` turns them
+/// off, for comparisons), read once.
+fn fused_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("METALLIC_FUSED").map_or(true, |v| v != "off"))
+}
+
+/// RMSNorm fused into the one-row block-weight kernel: `out = rms_norm(x,
+/// gamma, eps) W^T (+ bias)` (`matmul_<type>_norm_mv`), or with `w.1` the
+/// up weight, `out = silu(h W_gate^T) * (h W_up^T)` for h the normalised x
+/// (`matmul_<type>_norm_swiglu_mv`). `x` one f32 row `[1, K]` and `gamma`
+/// f32 `[K]`, both contiguous and 16-byte aligned; the weights `[N, K]` as
+/// stored, contiguous, of a type with a one-row kernel, their rows aligned
+/// for its loads; `out` `[1, N]` contiguous. `Ok(false)` where any of that
+/// does not hold (the caller runs the ops one by one).
+pub(crate) fn norm_row(
+    x: &Tensor,
+    (gamma, eps): (&Tensor, f32),
+    w: (&Tensor, Option<&Tensor>),
+    bias: Option<&Tensor>,
+    out: &Tensor,
+) -> Result<bool> {
+    let (w0, w1) = w;
+    let dt = w0.dtype();
+    let (&[1, k], &[n, kw]) = (x.shape(), w0.shape()) else {
+        return Ok(false);
+    };
+    let align = match dt {
+        DType::Q4_0 | DType::Q8_0 | DType::Q4K | DType::Q6K => mmv_alignment(dt),
+        _ => None,
+    };
+    let plain =
+        |t: &Tensor, d: Option<DType>| t.is_contiguous() && d.is_none_or(|d| t.dtype() == d);
+    let fits = fused_on()
+        && kw == k
+        && k % dt.block_elems() == 0
+        && gamma.shape() == [k]
+        && out.shape() == [1, n]
+        && plain(x, Some(DType::F32))
+        && plain(gamma, Some(DType::F32))
+        && plain(w0, None)
+        && plain(out, None)
+        && out.dtype().is_float()
+        && w1.is_none_or(|u| u.shape() == w0.shape() && plain(u, Some(dt)))
+        && bias.is_none_or(|b| b.shape() == [n] && b.dtype().is_float() && w1.is_none());
+    let Some(align) = align.filter(|_| fits) else {
+        return Ok(false);
+    };
+    let (dev, _) = super::dev_ptr(OP, out)?;
+    let at =
+        |t: &Tensor| -> Result<u64> { Ok(ptr_on(OP, &dev, t)? + t.layout().offset() as u64 * 4) };
+    let (xp, gp) = (at(x)?, at(gamma)?);
+    let (be, bb) = (dt.block_elems(), dt.block_bytes());
+    let row_bytes = (k / be * bb) as i64;
+    // A weight view starting mid-block never aligns (0 is refused below).
+    let wat = |t: &Tensor| -> Result<u64> {
+        let off = t.layout().offset();
+        Ok(if off.is_multiple_of(be) {
+            ptr_on(OP, &dev, t)? + (off / be * bb) as u64
+        } else {
+            1
+        })
+    };
+    let wp0 = wat(w0)?;
+    let wp1 = w1.map(wat).transpose()?;
+    let aligned = xp % 16 == 0
+        && gp % 16 == 0
+        && (row_bytes as u64).is_multiple_of(align)
+        && wp0.is_multiple_of(align)
+        && wp1.is_none_or(|p| p.is_multiple_of(align));
+    if !aligned {
+        return Ok(false);
+    }
+    let (bias_off, bias_stride, bias_dtype) = match bias {
+        Some(b) => (
+            b.layout().offset() as i64,
+            b.strides()[0] as i64,
+            dtype_code(OP, b.dtype())?,
+        ),
+        None => (0, 0, 0),
+    };
+    let e = Epilogue {
+        c: Geom::default(),
+        d: Geom {
+            off: out.layout().offset() as i64,
+            rs: n as i64,
+            cs: 1,
+            bs: 0,
+        },
+        bias_off,
+        bias_stride,
+        alpha: 1.0,
+        beta: 0.0,
+        act: 0,
+        has_bias: i32::from(bias.is_some()),
+        c_dtype: 0,
+        d_dtype: dtype_code(OP, out.dtype())?,
+        bias_dtype,
+        bias_rows: 0,
+    };
+    let dp = ptr_on(OP, &dev, out)?;
+    let bp = bias.map(|b| ptr_on(OP, &dev, b)).transpose()?.unwrap_or(0);
+    let (ni, ki) = (i32_dim("n", n)?, i32_dim("k", k)?);
+    let qname = super::get_rows::qname(dt);
+    // matmul_quant.cu MV_WARPS: 4 warps of one row a block.
+    let grid = (n.div_ceil(4) as u32, 1, 1);
+    match wp1 {
+        None => {
+            let mut args = [
+                arg(&xp),
+                arg(&gp),
+                arg(&eps),
+                arg(&wp0),
+                arg(&row_bytes),
+                arg(&e),
+                arg(&dp),
+                arg(&bp),
+                arg(&ni),
+                arg(&ki),
+            ];
+            let name = format!("matmul_{qname}_norm_mv");
+            QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
+        }
+        Some(wp1) => {
+            let mut args = [
+                arg(&xp),
+                arg(&gp),
+                arg(&eps),
+                arg(&wp0),
+                arg(&wp1),
+                arg(&row_bytes),
+                arg(&e),
+                arg(&dp),
+                arg(&ni),
+                arg(&ki),
+            ];
+            let name = format!("matmul_{qname}_norm_swiglu_mv");
+            QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
+        }
+    }
+    Ok(true)
 }
 
 /// The block types with a wide-load kernel (`matmul_<type>_mmv<R>`), and the
@@ -1019,5 +1164,88 @@ fn mmv_alignment(dt: DType) -> Option<u64> {
         DType::Q4K => Some(16),
         DType::Q4_0 | DType::Q8_0 | DType::Q6K => Some(2),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Device;
+    use crate::ops::elementwise::swiglu;
+    use crate::ops::matmul::{matmul, Matmul, MatmulBackend};
+    use crate::ops::norm::rms_norm;
+    use crate::optest::{nmse, Rng};
+    use crate::tensor::HostBytes;
+
+    /// `norm_row` takes one row of x against each block type with a fused
+    /// kernel and agrees with rms_norm then the product (then swiglu) on the
+    /// same GPU to f32 rounding (NMSE < 1e-10; a wrong element or scale
+    /// lands near 1); it refuses several rows, a type without a one-row
+    /// kernel and a misaligned x, which the fused ops then compose. Prints
+    /// SKIP without a GPU.
+    #[test]
+    fn norm_row_fuses_one_row_and_refuses_the_rest() {
+        let Some(dev) = crate::cuda::default_device() else {
+            println!("SKIP norm_row: no CUDA device");
+            return;
+        };
+        let gpu = Device::Cuda(dev.clone());
+        let mut rng = Rng::new(11);
+        let mut rand = |shape: &[usize]| {
+            let n = shape.iter().product();
+            Tensor::from_f32(&rng.vec(n), shape)
+                .and_then(|t| t.to_device(&gpu))
+                .unwrap()
+        };
+        let weight = |dt: DType, n: usize, k: usize, seed: u64| {
+            let bytes = crate::quant::random_row(dt, n * k, seed);
+            Tensor::from_raw(HostBytes::from_bytes(&bytes), &[n, k], dt)
+                .and_then(|t| t.to_device(&gpu))
+                .unwrap()
+        };
+        let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &gpu).unwrap();
+        let p = Matmul {
+            backend: MatmulBackend::Native,
+            ..Default::default()
+        };
+        let (n, k, eps) = (45, 1536, 1e-6);
+        for dt in [DType::Q4_0, DType::Q8_0, DType::Q4K, DType::Q6K] {
+            let (x, gamma, bias) = (rand(&[1, k]), rand(&[k]), rand(&[n]));
+            let (wg, wu) = (weight(dt, n, k, 1), weight(dt, n, k, 2));
+            let h = zeros(&[1, k]);
+            rms_norm(&x, &gamma, eps, &h).unwrap();
+            // One projection with a bias.
+            let fused = zeros(&[1, n]);
+            assert!(norm_row(&x, (&gamma, eps), (&wg, None), Some(&bias), &fused).unwrap());
+            let want = zeros(&[1, n]);
+            let pb = Matmul {
+                bias: Some(&bias),
+                ..p
+            };
+            matmul(&h, &wg.t().unwrap(), &want, &pb).unwrap();
+            let e = nmse(&fused.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
+            println!("{dt} norm_mv: nmse {e:.2e} against rms_norm + matmul");
+            assert!(e < 1e-10, "{dt}: {e:.2e}");
+            // Gate / up and SwiGLU.
+            assert!(norm_row(&x, (&gamma, eps), (&wg, Some(&wu)), None, &fused).unwrap());
+            let (g, u) = (zeros(&[1, n]), zeros(&[1, n]));
+            matmul(&h, &wg.t().unwrap(), &g, &p).unwrap();
+            matmul(&h, &wu.t().unwrap(), &u, &p).unwrap();
+            swiglu(&g, &u, &want).unwrap();
+            let e = nmse(&fused.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
+            println!("{dt} norm_swiglu_mv: nmse {e:.2e} against rms_norm + matmuls + swiglu");
+            assert!(e < 1e-10, "{dt}: {e:.2e}");
+        }
+        // Refused: three rows, Q5_K, x one element into its storage.
+        let (gamma, out) = (rand(&[k]), zeros(&[1, n]));
+        let wq = weight(DType::Q4K, n, k, 3);
+        let x3 = rand(&[3, k]);
+        let out3 = zeros(&[3, n]);
+        assert!(!norm_row(&x3, (&gamma, eps), (&wq, None), None, &out3).unwrap());
+        let w5 = weight(DType::Q5K, n, k, 4);
+        let x = rand(&[1, k]);
+        assert!(!norm_row(&x, (&gamma, eps), (&w5, None), None, &out).unwrap());
+        let shifted = rand(&[1, k + 1]).narrow(1, 1, k).unwrap();
+        assert!(!norm_row(&shifted, (&gamma, eps), (&wq, None), None, &out).unwrap());
     }
 }

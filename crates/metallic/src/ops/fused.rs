@@ -1,0 +1,95 @@
+//! Fused ops of a transformer layer's hot path, each defined as the
+//! composition of ops it replaces:
+//!
+//! - [`rms_norm_matmul`]: `out = rms_norm(x, gamma, eps) W^T` with the
+//!   matmul parameters `p` (bias, alpha, C, activation, backend): the
+//!   RMSNorm + Q / K / V (or any) projection;
+//! - [`rms_norm_swiglu`]: `out = swiglu(h W_gate^T, h W_up^T)`, `h =
+//!   rms_norm(x, gamma, eps)`: the RMSNorm + gate / up + SwiGLU of the MLP.
+//!
+//! Weights are as stored, `[N, K]` (y = x W^T). Where no fused kernel takes
+//! the problem the composition runs, its intermediate results in the
+//! caller's scratch tensors (`h`, and `gate` / `up`), so the op allocates
+//! nothing either way; a fused run leaves them untouched.
+//!
+//! On CUDA, one row of x (a decode step) against GGUF block weights of the
+//! types with a one-row kernel (Q4_0, Q8_0, Q4_K, Q6_K) is one launch
+//! (`matmul_<type>_norm_mv`, `matmul_<type>_norm_swiglu_mv`): each warp
+//! sums the squares of x as it reads x for the product, scaling its sums
+//! at the end; the matmul parameters must then be the plain product (alpha
+//! 1, no C, no activation; a bias for the projection) and the backend not
+//! `Vendor`. `METALLIC_FUSED=off` runs the composition instead.
+
+use crate::error::Result;
+use crate::ops::check;
+use crate::ops::elementwise::swiglu;
+use crate::ops::matmul::{matmul, Activation, Matmul, MatmulBackend};
+use crate::ops::norm::rms_norm;
+use crate::tensor::{Storage, Tensor};
+
+/// Whether a fused kernel can take the matmul parameters.
+fn plain_product(p: &Matmul) -> bool {
+    p.alpha == 1.0
+        && (p.c.is_none() || p.beta == 0.0)
+        && p.activation == Activation::None
+        && p.backend != MatmulBackend::Vendor
+}
+
+/// `out = rms_norm(x, gamma, eps) w^T` under `p`; `h` (x's shape) receives
+/// the normalised x where the composition runs. `Ok(true)` where the fused
+/// kernel ran (h untouched), `Ok(false)` where h now holds the normalised x
+/// (a caller with more products of it can run them on h).
+pub fn rms_norm_matmul(
+    x: &Tensor,
+    (gamma, eps): (&Tensor, f32),
+    w: &Tensor,
+    out: &Tensor,
+    p: &Matmul,
+    h: &Tensor,
+) -> Result<bool> {
+    const OP: &str = "rms_norm_matmul";
+    check::no_alias(OP, out, &[("x", x), ("gamma", gamma), ("w", w)])?;
+    if plain_product(p)
+        && matches!(out.storage(), Storage::Cuda(_))
+        && crate::cuda::ops::matmul::norm_row(x, (gamma, eps), (w, None), p.bias, out)?
+    {
+        return Ok(true);
+    }
+    rms_norm(x, gamma, eps, h)?;
+    matmul(h, &w.t()?, out, p)?;
+    Ok(false)
+}
+
+/// `out = swiglu(h w_gate^T, h w_up^T)` with `h = rms_norm(x, gamma, eps)`,
+/// the products under `p` (no bias); `h`, `gate` and `up` receive the
+/// intermediate results where the composition runs.
+pub fn rms_norm_swiglu(
+    x: &Tensor,
+    (gamma, eps): (&Tensor, f32),
+    (w_gate, w_up): (&Tensor, &Tensor),
+    out: &Tensor,
+    p: &Matmul,
+    (h, gate, up): (&Tensor, &Tensor, &Tensor),
+) -> Result<()> {
+    const OP: &str = "rms_norm_swiglu";
+    if p.bias.is_some() {
+        crate::bail!(OP, "the gate and up products take no bias");
+    }
+    let inputs = [
+        ("x", x),
+        ("gamma", gamma),
+        ("w_gate", w_gate),
+        ("w_up", w_up),
+    ];
+    check::no_alias(OP, out, &inputs)?;
+    if plain_product(p)
+        && matches!(out.storage(), Storage::Cuda(_))
+        && crate::cuda::ops::matmul::norm_row(x, (gamma, eps), (w_gate, Some(w_up)), None, out)?
+    {
+        return Ok(());
+    }
+    rms_norm(x, gamma, eps, h)?;
+    matmul(h, &w_gate.t()?, gate, p)?;
+    matmul(h, &w_up.t()?, up, p)?;
+    swiglu(gate, up, out)
+}
