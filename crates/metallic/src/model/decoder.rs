@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::ops::attention::{attention, Attention};
 use crate::ops::copy::copy;
-use crate::ops::fused::{rms_norm_matmul, rms_norm_swiglu};
+use crate::ops::fused::{rms_norm_matmul, rms_norm_matmuls, rms_norm_swiglu};
 use crate::ops::get_rows::get_rows;
 use crate::ops::matmul::{matmul, Matmul, MatmulBackend};
 use crate::ops::rope::{rope, Rope};
@@ -321,24 +321,14 @@ impl Model {
             StepIn::Device { ids, .. } => cuda_ops::get_rows::get_rows_at(&w.tok_embd, ids, 1, &x)?,
         }
         for (li, lw) in w.layers.iter().enumerate() {
-            // RMSNorm fused into each projection where a kernel takes it
-            // (a decode step on CUDA); else normalised once into h.
-            let mut normed = false;
-            for (wt, b, out) in [
-                (&lw.wq, &lw.bq, &q),
-                (&lw.wk, &lw.bk, &k),
-                (&lw.wv, &lw.bv, &v),
-            ] {
-                let p = Matmul {
-                    bias: b.as_ref(),
-                    ..self.mm()
-                };
-                if normed {
-                    matmul(&h, &wt.t()?, out, &p)?;
-                } else {
-                    normed = !rms_norm_matmul(&x, (&lw.attn_norm, cfg.rms_eps), wt, out, &p, &h)?;
-                }
-            }
+            // RMSNorm and the q, k, v projections: one launch where a
+            // fused kernel takes them (a decode step on CUDA).
+            let proj = [
+                (&lw.wq, lw.bq.as_ref(), &q),
+                (&lw.wk, lw.bk.as_ref(), &k),
+                (&lw.wv, lw.bv.as_ref(), &v),
+            ];
+            rms_norm_matmuls(&x, (&lw.attn_norm, cfg.rms_eps), &proj, &self.mm(), &h)?;
             let qh = heads(&ws.q, cfg.n_head)?;
             let kh = heads(&ws.k, cfg.n_head_kv)?;
             let vh = heads(&ws.v, cfg.n_head_kv)?;

@@ -4,6 +4,8 @@
 //! - [`rms_norm_matmul`]: `out = rms_norm(x, gamma, eps) W^T` with the
 //!   matmul parameters `p` (bias, alpha, C, activation, backend): the
 //!   RMSNorm + Q / K / V (or any) projection;
+//! - [`rms_norm_matmuls`]: several such projections of the same x (q, k
+//!   and v), each with its own bias;
 //! - [`rms_norm_swiglu`]: `out = swiglu(h W_gate^T, h W_up^T)`, `h =
 //!   rms_norm(x, gamma, eps)`: the RMSNorm + gate / up + SwiGLU of the MLP.
 //!
@@ -14,11 +16,15 @@
 //!
 //! On CUDA, one row of x (a decode step) against GGUF block weights of the
 //! types with a one-row kernel (Q4_0, Q8_0, Q4_K, Q6_K) is one launch
-//! (`matmul_<type>_norm_mv`, `matmul_<type>_norm_swiglu_mv`): each warp
+//! (`matmul_<type>_norm_mv_u<U>`, up to three projections of one type;
+//! `matmul_<type>_norm_swiglu_mv_u<U>`): each warp
 //! sums the squares of x as it reads x for the product, scaling its sums
 //! at the end; the matmul parameters must then be the plain product (alpha
 //! 1, no C, no activation; a bias for the projection) and the backend not
-//! `Vendor`. `METALLIC_FUSED=off` runs the composition instead.
+//! `Vendor`, and a projection at most 16 rows per column of x (not an
+//! output projection over the vocabulary, where each warp's share of the
+//! norm costs more than the launch it saves). `METALLIC_FUSED=off` runs
+//! the composition instead.
 
 use crate::error::Result;
 use crate::ops::check;
@@ -51,13 +57,55 @@ pub fn rms_norm_matmul(
     check::no_alias(OP, out, &[("x", x), ("gamma", gamma), ("w", w)])?;
     if plain_product(p)
         && matches!(out.storage(), Storage::Cuda(_))
-        && crate::cuda::ops::matmul::norm_row(x, (gamma, eps), (w, None), p.bias, out)?
+        && crate::cuda::ops::matmul::norm_rows(x, (gamma, eps), &[(w, p.bias, out)])?
     {
         return Ok(true);
     }
     rms_norm(x, gamma, eps, h)?;
     matmul(h, &w.t()?, out, p)?;
     Ok(false)
+}
+
+/// Several projections of the same normalised row, `outs[i] = rms_norm(x,
+/// gamma, eps) W_i^T + bias_i` under `p` (which must carry no bias of its
+/// own), given as `(W_i, bias_i, out_i)`: q, k and v. On CUDA up to three
+/// of one block type in one launch; otherwise each as [`rms_norm_matmul`],
+/// and once one composes, the rest are products of `h`.
+pub fn rms_norm_matmuls(
+    x: &Tensor,
+    (gamma, eps): (&Tensor, f32),
+    proj: &[(&Tensor, Option<&Tensor>, &Tensor)],
+    p: &Matmul,
+    h: &Tensor,
+) -> Result<()> {
+    const OP: &str = "rms_norm_matmuls";
+    if p.bias.is_some() {
+        crate::bail!(
+            OP,
+            "give each projection's bias with it, not in the matmul parameters"
+        );
+    }
+    for (w, _, out) in proj {
+        check::no_alias(OP, out, &[("x", x), ("gamma", gamma), ("w", w)])?;
+    }
+    if plain_product(p)
+        && proj
+            .first()
+            .is_some_and(|(_, _, out)| matches!(out.storage(), Storage::Cuda(_)))
+        && crate::cuda::ops::matmul::norm_rows(x, (gamma, eps), proj)?
+    {
+        return Ok(());
+    }
+    let mut normed = false;
+    for (w, bias, out) in proj {
+        let pb = Matmul { bias: *bias, ..*p };
+        if normed {
+            matmul(h, &w.t()?, out, &pb)?;
+        } else {
+            normed = !rms_norm_matmul(x, (gamma, eps), w, out, &pb, h)?;
+        }
+    }
+    Ok(())
 }
 
 /// `out = swiglu(h w_gate^T, h w_up^T)` with `h = rms_norm(x, gamma, eps)`,
@@ -84,7 +132,7 @@ pub fn rms_norm_swiglu(
     check::no_alias(OP, out, &inputs)?;
     if plain_product(p)
         && matches!(out.storage(), Storage::Cuda(_))
-        && crate::cuda::ops::matmul::norm_row(x, (gamma, eps), (w_gate, Some(w_up)), None, out)?
+        && crate::cuda::ops::matmul::norm_swiglu_row(x, (gamma, eps), (w_gate, w_up), out)?
     {
         return Ok(());
     }

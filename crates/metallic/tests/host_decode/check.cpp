@@ -6,7 +6,9 @@
 // factored dot products) against an f64 dot of Q<T>::get with random
 // activations: within 1e-5 of max|w| * sum|x| (f32 rounding of sums of at
 // most 16 products is near 1e-7 of that; a part reading the wrong elements
-// or scales lands near 1). Exit status 1 on any difference.
+// or scales lands near 1); and with the RMSNorm fused in (D<T>::xs<true>):
+// sum w x g within the same bound, the squares of x to 1e-12. Exit status 1
+// on any difference.
 #include "shim.h"
 #include "quant.cuh"
 
@@ -66,6 +68,18 @@ template <int T> static int check(const char* name, int blocks) {
     return bad;
 }
 
+// Block b's sum over D<T>'s parts against the activations xb (with G, times
+// the norm weight gb, the squares of xb summed into ss).
+template <int T, bool G> static double parts_dot(const u8* b, const float* xb, const float* gb, double& ss) {
+    double got = 0.0;
+    for (int p = 0; p < D<T>::LPB; ++p) {
+        float x[D<T>::EPL], s[D<T>::NS];
+        D<T>::template xs<G>(xb, gb, p, x, s, ss);
+        got += D<T>::dot(b, p, x, s);
+    }
+    return got;
+}
+
 template <int T> static int check_dot(const char* name, int blocks) {
     constexpr int BE = Q<T>::BE, LPB = D<T>::LPB, EPL = D<T>::EPL;
     static_assert(EPL * LPB == BE, "the parts cover the block");
@@ -84,12 +98,8 @@ template <int T> static int check_dot(const char* name, int blocks) {
             wmax = std::fmax(wmax, std::fabs(w));
             xsum += std::fabs(xb[i]);
         }
-        double got = 0.0, ss = 0.0;
-        for (int p = 0; p < LPB; ++p) {
-            float x[EPL], s[D<T>::NS];
-            D<T>::template xs<false>(xb, nullptr, p, x, s, ss);
-            got += D<T>::dot(b, p, x, s);
-        }
+        double ss = 0.0;
+        const double got = parts_dot<T, false>(b, xb, nullptr, ss);
         const double err = std::fabs(got - want) / (wmax * xsum);
         worst = std::fmax(worst, err);
         if (!(err <= 1e-5) && bad++ < 5) std::printf("%s dot: block %d: %g, want %g\n", name, t, got, want);
@@ -102,12 +112,8 @@ template <int T> static int check_dot(const char* name, int blocks) {
             want_ss += (double)(xb[i] * xb[i]);
             xg_sum += std::fabs(xb[i] * gb[i]);
         }
-        double got_g = 0.0, ss_g = 0.0;
-        for (int p = 0; p < LPB; ++p) {
-            float x[EPL], s[D<T>::NS];
-            D<T>::template xs<true>(xb, gb, p, x, s, ss_g);
-            got_g += D<T>::dot(b, p, x, s);
-        }
+        double ss_g = 0.0;
+        const double got_g = parts_dot<T, true>(b, xb, gb, ss_g);
         const double err_g = std::fabs(got_g - want_g) / (wmax * xg_sum);
         worst = std::fmax(worst, err_g);
         if (!(err_g <= 1e-5) && bad++ < 5)

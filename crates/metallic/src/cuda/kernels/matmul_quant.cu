@@ -160,38 +160,30 @@ MATMUL_V(q6_k, QT_Q6_K)
 // the outputs through epilogue_store. Same alignment as the mmv kernels;
 // A's row 16-byte aligned.
 //
-// Fused variants (one weight row a warp, MV_FUSED_U parts a lane):
-// `matmul_<type>_norm_mv` takes A's row through RMSNorm first (norm weight
-// `gamma`, f32, aligned as A): each warp sees every element of the row, so
-// it sums the squares itself (in f64, as rms_norm.cu) while it multiplies
-// x * gamma into the product, and scales the sums by 1 / sqrt(mean + eps)
-// at the end; `matmul_<type>_norm_swiglu_mv` does the same against two
-// weights (gate `w`, up `w2`) and writes silu(gate) * up.
+// Fused variants, one weight row a warp and U parts a lane (suffix u<U>),
+// A's row taken through RMSNorm first (norm weight `gamma`, f32, aligned as
+// A): each warp sees every element of the row, so it sums the squares
+// itself (in f64, as rms_norm.cu) while it multiplies x * gamma into the
+// product, and scales its sums by 1 / sqrt(mean + eps) at the end.
+//   `matmul_<type>_norm_mv_u<U>`: up to three projections of the same x
+//     in one launch (q, k and v), rows numbered across them (struct MvSeg);
+//   `matmul_<type>_norm_swiglu_mv_u<U>`: a gate weight `w` and an up weight
+//     `w2`, writing silu(gate) * up.
 
 #define MV_WARPS 4
-#define MV_FUSED_U 2
 
-template <int T, int R, int U, bool NORM, bool SWIGLU>
-__device__ __forceinline__ void mv(const float* a, const float* gamma, float eps, const u8* w, const u8* w2,
-                                   i64 row_bytes, const Epilogue& e, const void* c, void* d, const void* bias, int z,
-                                   int N, int K) {
-    constexpr int EPL = D<T>::EPL, LPB = D<T>::LPB, NS = D<T>::NS, NW = SWIGLU ? 2 : 1;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int n0 = (blockIdx.x * MV_WARPS + warp) * R;
-    if (n0 >= N) return;
-    // Rows past N (the last warp's) read row N - 1 and store nothing.
-    const u8* wrow[NW][R];
-#pragma unroll
-    for (int j = 0; j < R; ++j) {
-        wrow[0][j] = w + (i64)min(n0 + j, N - 1) * row_bytes;
-        if (SWIGLU) wrow[NW - 1][j] = w2 + (i64)min(n0 + j, N - 1) * row_bytes;
-    }
-    float acc[NW][R];
+// The lanes' partial sums of R weight rows (NW weights each) against A's
+// row, and with NORM the lane's share of the squares of A's row.
+template <int T, int R, int U, bool NORM, int NW>
+__device__ __forceinline__ void mv_sums(const float* a, const float* gamma, const u8* const (&wrow)[NW][R], int K,
+                                        float (&acc)[NW][R], double& ss) {
+    constexpr int EPL = D<T>::EPL, LPB = D<T>::LPB, NS = D<T>::NS;
+    const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int i = 0; i < NW; ++i)
 #pragma unroll
         for (int j = 0; j < R; ++j) acc[i][j] = 0.0f;
-    double ss = 0.0;
+    ss = 0.0;
     const int parts = K / Q<T>::BE * LPB;
     for (int q0 = lane; q0 < parts; q0 += 32 * U) {
 #pragma unroll
@@ -208,17 +200,83 @@ __device__ __forceinline__ void mv(const float* a, const float* gamma, float eps
             }
         }
     }
-    float scale = 1.0f;
-    if (NORM) {
-        ss = warp_sum_d(ss);
-        scale = 1.0f / sqrtf((float)(ss / K) + eps);
-    }
+}
+
+// 1 / sqrt(mean + eps) of A's row from the lanes' sums of squares.
+__device__ __forceinline__ float mv_norm_scale(double ss, int K, float eps) {
+    ss = warp_sum_d(ss);
+    return 1.0f / sqrtf((float)(ss / K) + eps);
+}
+
+template <int T, int R, int U>
+__device__ __forceinline__ void mv(const float* a, const u8* w, i64 row_bytes, const Epilogue& e, const void* c,
+                                   void* d, const void* bias, int z, int N, int K) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int n0 = (blockIdx.x * MV_WARPS + warp) * R;
+    if (n0 >= N) return;
+    // Rows past N (the last warp's) read row N - 1 and store nothing.
+    const u8* wrow[1][R];
+#pragma unroll
+    for (int j = 0; j < R; ++j) wrow[0][j] = w + (i64)min(n0 + j, N - 1) * row_bytes;
+    float acc[1][R];
+    double ss;
+    mv_sums<T, R, U, false, 1>(a, nullptr, wrow, K, acc, ss);
 #pragma unroll
     for (int j = 0; j < R; ++j) {
-        float v = warp_sum(acc[0][j]) * scale;
-        if (SWIGLU) v = activate(ACT_SILU, v) * (warp_sum(acc[NW - 1][j]) * scale);
+        const float v = warp_sum(acc[0][j]);
         if (lane == 0 && n0 + j < N) epilogue_store(e, c, d, bias, z, 0, n0 + j, v);
     }
+}
+
+// One projection of a fused launch: its weight rows, output and bias
+// (through its own epilogue), and its number of rows.
+struct MvSeg {
+    const u8* w;
+    void* d;
+    const void* bias;
+    Epilogue e;
+    int n;
+};
+
+template <int T, int U>
+__device__ __forceinline__ void norm_mv(const float* a, const float* gamma, float eps, i64 row_bytes, const MvSeg& s0,
+                                        const MvSeg& s1, const MvSeg& s2, int K) {
+    const int lane = threadIdx.x & 31;
+    int n = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    // The warp's projection; a warp past the last row returns.
+    const MvSeg* s = &s0;
+    if (n >= s0.n) {
+        n -= s0.n;
+        s = &s1;
+        if (n >= s1.n) {
+            n -= s1.n;
+            s = &s2;
+            if (n >= s2.n) return;
+        }
+    }
+    const u8* wrow[1][1] = {{s->w + (i64)n * row_bytes}};
+    float acc[1][1];
+    double ss;
+    mv_sums<T, 1, U, true, 1>(a, gamma, wrow, K, acc, ss);
+    const float scale = mv_norm_scale(ss, K, eps);
+    const float v = warp_sum(acc[0][0]) * scale;
+    if (lane == 0) epilogue_store(s->e, nullptr, s->d, s->bias, 0, 0, n, v);
+}
+
+template <int T, int U>
+__device__ __forceinline__ void norm_swiglu_mv(const float* a, const float* gamma, float eps, const u8* w,
+                                               const u8* w2, i64 row_bytes, const Epilogue& e, void* d, int N,
+                                               int K) {
+    const int lane = threadIdx.x & 31;
+    const int n = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    if (n >= N) return;
+    const u8* wrow[2][1] = {{w + (i64)n * row_bytes}, {w2 + (i64)n * row_bytes}};
+    float acc[2][1];
+    double ss;
+    mv_sums<T, 1, U, true, 2>(a, gamma, wrow, K, acc, ss);
+    const float scale = mv_norm_scale(ss, K, eps);
+    const float g = warp_sum(acc[0][0]) * scale, u = warp_sum(acc[1][0]) * scale;
+    if (lane == 0) epilogue_store(e, nullptr, d, nullptr, 0, 0, n, activate(ACT_SILU, g) * u);
 }
 
 #define MATMUL_MV(name, T)                                                                                       \
@@ -226,23 +284,24 @@ __device__ __forceinline__ void mv(const float* a, const float* gamma, float eps
     MATMUL_MVR(name, T, 1, 2, mv1u2)                                                                             \
     MATMUL_MVR(name, T, 1, 4, mv1u4)                                                                             \
     MATMUL_MVR(name, T, 2, 1, mv2)                                                                               \
-    MATMUL_MV_FUSED(name, T)
+    MATMUL_MV_FUSED(name, T, 2)                                                                                  \
+    MATMUL_MV_FUSED(name, T, 4)
 #define MATMUL_MVR(name, T, R, U, suffix)                                                                        \
     extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                  \
         matmul_##name##_##suffix(const float* a, const u8* w, i64 row_bytes, Epilogue e, const void* c, void* d, \
                                  const void* bias, int z, int N, int K) {                                        \
-        mv<T, R, U, false, false>(a, nullptr, 0.0f, w, nullptr, row_bytes, e, c, d, bias, z, N, K);              \
+        mv<T, R, U>(a, w, row_bytes, e, c, d, bias, z, N, K);                                                    \
     }
-#define MATMUL_MV_FUSED(name, T)                                                                                 \
+#define MATMUL_MV_FUSED(name, T, U)                                                                              \
     extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                  \
-        matmul_##name##_norm_mv(const float* a, const float* gamma, float eps, const u8* w, i64 row_bytes,      \
-                                Epilogue e, void* d, const void* bias, int N, int K) {                           \
-        mv<T, 1, MV_FUSED_U, true, false>(a, gamma, eps, w, nullptr, row_bytes, e, nullptr, d, bias, 0, N, K);   \
+        matmul_##name##_norm_mv_u##U(const float* a, const float* gamma, float eps, i64 row_bytes, MvSeg s0,     \
+                                     MvSeg s1, MvSeg s2, int K) {                                                \
+        norm_mv<T, U>(a, gamma, eps, row_bytes, s0, s1, s2, K);                                                  \
     }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                  \
-        matmul_##name##_norm_swiglu_mv(const float* a, const float* gamma, float eps, const u8* w, const u8* w2, \
-                                       i64 row_bytes, Epilogue e, void* d, int N, int K) {                       \
-        mv<T, 1, MV_FUSED_U, true, true>(a, gamma, eps, w, w2, row_bytes, e, nullptr, d, nullptr, 0, N, K);      \
+    extern "C" __global__ void __launch_bounds__(32 * MV_WARPS) matmul_##name##_norm_swiglu_mv_u##U(            \
+        const float* a, const float* gamma, float eps, const u8* w, const u8* w2, i64 row_bytes, Epilogue e,     \
+        void* d, int N, int K) {                                                                                 \
+        norm_swiglu_mv<T, U>(a, gamma, eps, w, w2, row_bytes, e, d, N, K);                                       \
     }
 MATMUL_MV(q4_0, QT_Q4_0)
 MATMUL_MV(q8_0, QT_Q8_0)

@@ -192,6 +192,18 @@ __device__ __forceinline__ int byte12(unsigned w1, unsigned w2, unsigned w3, int
 
 template <int T> struct V;
 
+// Q4_K's 6-bit scale and min of sub-block j (0..7) from the header h (d,
+// dmin, then the 12 scale bytes in h.y, h.z, h.w): ggml's get_scale_min_k4.
+__device__ __forceinline__ void scale_min_k4(const uint4& h, int j, int& sc, int& m) {
+    if (j < 4) {
+        sc = byte12(h.y, h.z, h.w, j) & 63;
+        m = byte12(h.y, h.z, h.w, j + 4) & 63;
+    } else {
+        sc = (byte12(h.y, h.z, h.w, j + 4) & 15) | ((byte12(h.y, h.z, h.w, j - 4) >> 6) << 4);
+        m = (byte12(h.y, h.z, h.w, j + 4) >> 4) | ((byte12(h.y, h.z, h.w, j) >> 6) << 4);
+    }
+}
+
 // Q4_0: d @0, qs[16] @2. Part p (2 a block): bytes 8p..8p+8 of qs, whose
 // low nibbles are elements 8p.., high nibbles 16 + 8p...
 template <> struct V<QT_Q4_0> {
@@ -237,16 +249,8 @@ template <> struct V<QT_Q4_K> {
         const int c = p >> 2, j0 = (p & 3) * 8;
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-            // get_scale_min_k4 of sub-block j, as scale_min_k4.
-            const int j = 2 * c + half;
             int sc, m;
-            if (j < 4) {
-                sc = byte12(h.y, h.z, h.w, j) & 63;
-                m = byte12(h.y, h.z, h.w, j + 4) & 63;
-            } else {
-                sc = (byte12(h.y, h.z, h.w, j + 4) & 15) | ((byte12(h.y, h.z, h.w, j - 4) >> 6) << 4);
-                m = (byte12(h.y, h.z, h.w, j + 4) >> 4) | ((byte12(h.y, h.z, h.w, j) >> 6) << 4);
-            }
+            scale_min_k4(h, 2 * c + half, sc, m);
             const float d1 = __fmul_rn(d, u2f(sc)), m1 = __fmul_rn(dmin, u2f(m));
 #pragma unroll
             for (int i = 0; i < 8; ++i) {
@@ -403,16 +407,8 @@ template <> struct D<QT_Q4_K> {
         float out = 0.0f;
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-            // get_scale_min_k4 of sub-block j, as V<QT_Q4_K>.
-            const int j = 2 * c + half;
             int sc, m;
-            if (j < 4) {
-                sc = byte12(h.y, h.z, h.w, j) & 63;
-                m = byte12(h.y, h.z, h.w, j + 4) & 63;
-            } else {
-                sc = (byte12(h.y, h.z, h.w, j + 4) & 15) | ((byte12(h.y, h.z, h.w, j - 4) >> 6) << 4);
-                m = (byte12(h.y, h.z, h.w, j + 4) >> 4) | ((byte12(h.y, h.z, h.w, j) >> 6) << 4);
-            }
+            scale_min_k4(h, 2 * c + half, sc, m);
             out = fmaf(d * u2f(sc), half ? hi : lo, out);
             out = fmaf(-dmin * u2f(m), s[half], out);
         }

@@ -994,21 +994,22 @@ fn mmv_rows() -> usize {
 }
 
 /// The one-row kernel (M = 1) by its suffix, and the weight rows a warp of
-/// it takes: `mv1` (one row a warp, one part a lane at a time), or
-/// `METALLIC_MV` = `mv1u2` / `mv1u4` (2 / 4 parts a lane in flight), `mv2`
-/// (2 rows a warp), or `off` (`None`: M = 1 runs on the `mmv` kernels, as
-/// M > 1 does). Read once. On an H100 (session 17, synthetic Qwen2.5-1.5B
-/// q4_k_m, one call) tg64 ran at 397 / 336 / 277 tok/s with 1 / 2 / 4
-/// rows a warp, and 307 on `mmv4`: more warps in flight beat sharing the
-/// activations' loads.
+/// it takes: `mv1u4` (one row a warp, 4 parts a lane in flight), or
+/// `METALLIC_MV` = `mv1` / `mv1u2` (1 / 2 parts in flight), `mv2` (2 rows a
+/// warp), or `off` (`None`: M = 1 runs on the `mmv` kernels, as M > 1
+/// does). Read once. On an H100 (session 17, synthetic Qwen2.5-1.5B q4_k_m,
+/// one call each) tg64 ran at 397 / 336 / 277 tok/s with 1 / 2 / 4 rows a
+/// warp and 307 on `mmv4` (call 1: more warps in flight beat sharing the
+/// activations' loads); with the fused norm kernels, 448 / 439 / 465 on
+/// mv1 / mv1u2 / mv1u4 (call 2).
 fn mv_kernel() -> Option<(&'static str, usize)> {
     static KERNEL: std::sync::OnceLock<Option<(&'static str, usize)>> = std::sync::OnceLock::new();
     *KERNEL.get_or_init(|| match std::env::var("METALLIC_MV").ok().as_deref() {
         Some("off") => None,
+        Some("mv1") => Some(("mv1", 1)),
         Some("mv1u2") => Some(("mv1u2", 1)),
-        Some("mv1u4") => Some(("mv1u4", 1)),
         Some("mv2") => Some(("mv2", 2)),
-        _ => Some(("mv1", 1)),
+        _ => Some(("mv1u4", 1)),
     })
 }
 
@@ -1019,71 +1020,97 @@ fn fused_on() -> bool {
     *ON.get_or_init(|| std::env::var("METALLIC_FUSED").map_or(true, |v| v != "off"))
 }
 
-/// RMSNorm fused into the one-row block-weight kernel: `out = rms_norm(x,
-/// gamma, eps) W^T (+ bias)` (`matmul_<type>_norm_mv`), or with `w.1` the
-/// up weight, `out = silu(h W_gate^T) * (h W_up^T)` for h the normalised x
-/// (`matmul_<type>_norm_swiglu_mv`). `x` one f32 row `[1, K]` and `gamma`
-/// f32 `[K]`, both contiguous and 16-byte aligned; the weights `[N, K]` as
-/// stored, contiguous, of a type with a one-row kernel, their rows aligned
-/// for its loads; `out` `[1, N]` contiguous. `Ok(false)` where any of that
-/// does not hold (the caller runs the ops one by one).
-pub(crate) fn norm_row(
+/// Parts a lane keeps in flight in the fused kernels (their suffix `u<U>`).
+const FUSED_U: usize = 4;
+
+/// `struct MvSeg` of kernels/matmul_quant.cu: one projection of a fused
+/// launch.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct MvSeg {
+    w: u64,
+    d: u64,
+    bias: u64,
+    e: Epilogue,
+    n: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<MvSeg>() == 144);
+
+/// A projection no fused launch has: no rows.
+const NO_SEG: MvSeg = MvSeg {
+    w: 0,
+    d: 0,
+    bias: 0,
+    e: Epilogue {
+        c: Geom {
+            off: 0,
+            rs: 0,
+            cs: 0,
+            bs: 0,
+        },
+        d: Geom {
+            off: 0,
+            rs: 0,
+            cs: 0,
+            bs: 0,
+        },
+        bias_off: 0,
+        bias_stride: 0,
+        alpha: 1.0,
+        beta: 0.0,
+        act: 0,
+        has_bias: 0,
+        c_dtype: 0,
+        d_dtype: 0,
+        bias_dtype: 0,
+        bias_rows: 0,
+    },
+    n: 0,
+};
+
+/// One projection `out = h w^T (+ bias)` of the row `x` (`[1, K]`) as a
+/// fused kernel takes it, with the weight's type and row bytes: `None`
+/// where it does not (see [`norm_rows`]).
+fn fused_seg(
+    dev: &CudaDevice,
     x: &Tensor,
-    (gamma, eps): (&Tensor, f32),
-    w: (&Tensor, Option<&Tensor>),
+    w: &Tensor,
     bias: Option<&Tensor>,
     out: &Tensor,
-) -> Result<bool> {
-    let (w0, w1) = w;
-    let dt = w0.dtype();
-    let (&[1, k], &[n, kw]) = (x.shape(), w0.shape()) else {
-        return Ok(false);
+) -> Result<Option<(MvSeg, DType, i64)>> {
+    let dt = w.dtype();
+    let (&[1, k], &[n, kw]) = (x.shape(), w.shape()) else {
+        return Ok(None);
     };
     let align = match dt {
         DType::Q4_0 | DType::Q8_0 | DType::Q4K | DType::Q6K => mmv_alignment(dt),
         _ => None,
     };
-    let plain =
-        |t: &Tensor, d: Option<DType>| t.is_contiguous() && d.is_none_or(|d| t.dtype() == d);
-    let fits = fused_on()
-        && kw == k
+    // Past 16 rows per column of the row (an output projection over the
+    // vocabulary), every warp's share of the norm costs more than the
+    // separate rms_norm launch it saves.
+    let fits = kw == k
+        && n <= 16 * k
         && k % dt.block_elems() == 0
-        && gamma.shape() == [k]
         && out.shape() == [1, n]
-        && plain(x, Some(DType::F32))
-        && plain(gamma, Some(DType::F32))
-        && plain(w0, None)
-        && plain(out, None)
+        && w.is_contiguous()
+        && out.is_contiguous()
         && out.dtype().is_float()
-        && w1.is_none_or(|u| u.shape() == w0.shape() && plain(u, Some(dt)))
-        && bias.is_none_or(|b| b.shape() == [n] && b.dtype().is_float() && w1.is_none());
+        && bias.is_none_or(|b| b.shape() == [n] && b.dtype().is_float());
     let Some(align) = align.filter(|_| fits) else {
-        return Ok(false);
+        return Ok(None);
     };
-    let (dev, _) = super::dev_ptr(OP, out)?;
-    let at =
-        |t: &Tensor| -> Result<u64> { Ok(ptr_on(OP, &dev, t)? + t.layout().offset() as u64 * 4) };
-    let (xp, gp) = (at(x)?, at(gamma)?);
     let (be, bb) = (dt.block_elems(), dt.block_bytes());
     let row_bytes = (k / be * bb) as i64;
-    // A weight view starting mid-block never aligns (0 is refused below).
-    let wat = |t: &Tensor| -> Result<u64> {
-        let off = t.layout().offset();
-        Ok(if off.is_multiple_of(be) {
-            ptr_on(OP, &dev, t)? + (off / be * bb) as u64
-        } else {
-            1
-        })
-    };
-    let wp0 = wat(w0)?;
-    let wp1 = w1.map(wat).transpose()?;
-    let aligned = xp % 16 == 0
-        && gp % 16 == 0
-        && (row_bytes as u64).is_multiple_of(align)
-        && wp0.is_multiple_of(align)
-        && wp1.is_none_or(|p| p.is_multiple_of(align));
-    if !aligned {
-        return Ok(false);
+    // A weight view starting mid-block never aligns.
+    let off = w.layout().offset();
+    let wp = ptr_on(OP, dev, w)? + (off / be * bb) as u64;
+    if !off.is_multiple_of(be)
+        || !wp.is_multiple_of(align)
+        || !(row_bytes as u64).is_multiple_of(align)
+    {
+        return Ok(None);
     }
     let (bias_off, bias_stride, bias_dtype) = match bias {
         Some(b) => (
@@ -1094,7 +1121,6 @@ pub(crate) fn norm_row(
         None => (0, 0, 0),
     };
     let e = Epilogue {
-        c: Geom::default(),
         d: Geom {
             off: out.layout().offset() as i64,
             rs: n as i64,
@@ -1103,55 +1129,136 @@ pub(crate) fn norm_row(
         },
         bias_off,
         bias_stride,
-        alpha: 1.0,
-        beta: 0.0,
-        act: 0,
         has_bias: i32::from(bias.is_some()),
-        c_dtype: 0,
         d_dtype: dtype_code(OP, out.dtype())?,
         bias_dtype,
-        bias_rows: 0,
+        ..NO_SEG.e
     };
-    let dp = ptr_on(OP, &dev, out)?;
-    let bp = bias.map(|b| ptr_on(OP, &dev, b)).transpose()?.unwrap_or(0);
-    let (ni, ki) = (i32_dim("n", n)?, i32_dim("k", k)?);
-    let qname = super::get_rows::qname(dt);
-    // matmul_quant.cu MV_WARPS: 4 warps of one row a block.
-    let grid = (n.div_ceil(4) as u32, 1, 1);
-    match wp1 {
-        None => {
-            let mut args = [
-                arg(&xp),
-                arg(&gp),
-                arg(&eps),
-                arg(&wp0),
-                arg(&row_bytes),
-                arg(&e),
-                arg(&dp),
-                arg(&bp),
-                arg(&ni),
-                arg(&ki),
-            ];
-            let name = format!("matmul_{qname}_norm_mv");
-            QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
-        }
-        Some(wp1) => {
-            let mut args = [
-                arg(&xp),
-                arg(&gp),
-                arg(&eps),
-                arg(&wp0),
-                arg(&wp1),
-                arg(&row_bytes),
-                arg(&e),
-                arg(&dp),
-                arg(&ni),
-                arg(&ki),
-            ];
-            let name = format!("matmul_{qname}_norm_swiglu_mv");
-            QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
+    let seg = MvSeg {
+        w: wp,
+        d: ptr_on(OP, dev, out)?,
+        bias: bias.map(|b| ptr_on(OP, dev, b)).transpose()?.unwrap_or(0),
+        e,
+        n: i32_dim("n", n)?,
+    };
+    Ok(Some((seg, dt, row_bytes)))
+}
+
+/// x (`[1, K]` f32) and gamma (`[K]` f32) as the fused kernels read them:
+/// contiguous and 16-byte aligned, else `None`.
+fn fused_row(dev: &CudaDevice, x: &Tensor, gamma: &Tensor) -> Result<Option<(u64, u64, i32)>> {
+    let k = x.dim(x.rank() - 1);
+    let ok = |t: &Tensor| t.dtype() == DType::F32 && t.is_contiguous();
+    if x.rank() != 2 || x.dim(0) != 1 || gamma.shape() != [k] || !ok(x) || !ok(gamma) {
+        return Ok(None);
+    }
+    let at =
+        |t: &Tensor| -> Result<u64> { Ok(ptr_on(OP, dev, t)? + t.layout().offset() as u64 * 4) };
+    let (xp, gp) = (at(x)?, at(gamma)?);
+    if xp % 16 != 0 || gp % 16 != 0 {
+        return Ok(None);
+    }
+    Ok(Some((xp, gp, i32_dim("k", k)?)))
+}
+
+/// RMSNorm fused into the one-row block-weight kernel, up to three
+/// projections of the same row in one launch (`matmul_<type>_norm_mv_u<U>`):
+/// `outs[i] = rms_norm(x, gamma, eps) W_i^T (+ bias_i)`, the projections
+/// given as `(W_i, bias_i, out_i)`. `x` one f32 row `[1, K]` and `gamma` f32
+/// `[K]`, both contiguous and 16-byte aligned; the weights `[N_i, K]` as
+/// stored, contiguous, all of one type with a one-row kernel, their rows
+/// aligned for its loads, N_i <= 16 K; each `out_i` `[1, N_i]` contiguous.
+/// `Ok(false)` where any of that does not hold (the caller runs them
+/// otherwise); nothing is launched then.
+pub(crate) fn norm_rows(
+    x: &Tensor,
+    (gamma, eps): (&Tensor, f32),
+    proj: &[(&Tensor, Option<&Tensor>, &Tensor)],
+) -> Result<bool> {
+    let Some((_, _, first)) = proj.first() else {
+        return Ok(true);
+    };
+    if !fused_on() || proj.len() > 3 {
+        return Ok(false);
+    }
+    let (dev, _) = super::dev_ptr(OP, first)?;
+    let Some((xp, gp, ki)) = fused_row(&dev, x, gamma)? else {
+        return Ok(false);
+    };
+    let mut segs = [NO_SEG; 3];
+    let mut kind = None;
+    for (slot, (w, b, out)) in segs.iter_mut().zip(proj) {
+        match fused_seg(&dev, x, w, *b, out)? {
+            Some((seg, dt, rb)) if kind.is_none_or(|k| k == (dt, rb)) => {
+                *slot = seg;
+                kind = Some((dt, rb));
+            }
+            _ => return Ok(false),
         }
     }
+    let Some((dt, row_bytes)) = kind else {
+        return Ok(false);
+    };
+    let rows: usize = segs.iter().map(|s| s.n as usize).sum();
+    let mut args = [
+        arg(&xp),
+        arg(&gp),
+        arg(&eps),
+        arg(&row_bytes),
+        arg(&segs[0]),
+        arg(&segs[1]),
+        arg(&segs[2]),
+        arg(&ki),
+    ];
+    let name = format!("matmul_{}_norm_mv_u{FUSED_U}", super::get_rows::qname(dt));
+    // matmul_quant.cu MV_WARPS: 4 warps of one row a block.
+    let grid = (rows.div_ceil(4) as u32, 1, 1);
+    QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
+    Ok(true)
+}
+
+/// RMSNorm, the gate and up products and SwiGLU in one launch
+/// (`matmul_<type>_norm_swiglu_mv_u<U>`): `out = silu(h W_gate^T) * (h
+/// W_up^T)`, h = rms_norm(x, gamma, eps), on the terms of [`norm_rows`]
+/// (both weights of one type and shape, no bias). `Ok(false)` where they
+/// do not hold.
+pub(crate) fn norm_swiglu_row(
+    x: &Tensor,
+    (gamma, eps): (&Tensor, f32),
+    (w_gate, w_up): (&Tensor, &Tensor),
+    out: &Tensor,
+) -> Result<bool> {
+    if !fused_on() || w_gate.shape() != w_up.shape() || w_gate.dtype() != w_up.dtype() {
+        return Ok(false);
+    }
+    let (dev, _) = super::dev_ptr(OP, out)?;
+    let Some((xp, gp, ki)) = fused_row(&dev, x, gamma)? else {
+        return Ok(false);
+    };
+    let (Some((g, dt, row_bytes)), Some((u, _, _))) = (
+        fused_seg(&dev, x, w_gate, None, out)?,
+        fused_seg(&dev, x, w_up, None, out)?,
+    ) else {
+        return Ok(false);
+    };
+    let mut args = [
+        arg(&xp),
+        arg(&gp),
+        arg(&eps),
+        arg(&g.w),
+        arg(&u.w),
+        arg(&row_bytes),
+        arg(&g.e),
+        arg(&g.d),
+        arg(&g.n),
+        arg(&ki),
+    ];
+    let name = format!(
+        "matmul_{}_norm_swiglu_mv_u{FUSED_U}",
+        super::get_rows::qname(dt)
+    );
+    let grid = ((g.n as usize).div_ceil(4) as u32, 1, 1);
+    QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
     Ok(true)
 }
 
@@ -1177,16 +1284,18 @@ mod tests {
     use crate::optest::{nmse, Rng};
     use crate::tensor::HostBytes;
 
-    /// `norm_row` takes one row of x against each block type with a fused
-    /// kernel and agrees with rms_norm then the product (then swiglu) on the
-    /// same GPU to f32 rounding (NMSE < 1e-10; a wrong element or scale
-    /// lands near 1); it refuses several rows, a type without a one-row
-    /// kernel and a misaligned x, which the fused ops then compose. Prints
-    /// SKIP without a GPU.
+    /// The fused kernels take one row of x against each block type with
+    /// a one-row kernel, one projection with a bias, three (q, k, v: 45,
+    /// 13 and 13 rows) in one launch, and gate / up with SwiGLU, and agree
+    /// with rms_norm then the products (then swiglu) on the same GPU to f32
+    /// rounding (NMSE < 1e-10; a wrong element or scale lands near 1). They
+    /// refuse several rows, a type without a one-row kernel, mixed types, a
+    /// misaligned x and an output projection past 16 K rows, which the
+    /// fused ops then compose. Prints SKIP without a GPU.
     #[test]
-    fn norm_row_fuses_one_row_and_refuses_the_rest() {
+    fn fused_kernels_take_one_row_and_refuse_the_rest() {
         let Some(dev) = crate::cuda::default_device() else {
-            println!("SKIP norm_row: no CUDA device");
+            println!("SKIP fused kernels: no CUDA device");
             return;
         };
         let gpu = Device::Cuda(dev.clone());
@@ -1208,44 +1317,68 @@ mod tests {
             backend: MatmulBackend::Native,
             ..Default::default()
         };
-        let (n, k, eps) = (45, 1536, 1e-6);
+        let (k, eps) = (1536, 1e-6);
+        let ns = [45, 13, 13];
         for dt in [DType::Q4_0, DType::Q8_0, DType::Q4K, DType::Q6K] {
-            let (x, gamma, bias) = (rand(&[1, k]), rand(&[k]), rand(&[n]));
-            let (wg, wu) = (weight(dt, n, k, 1), weight(dt, n, k, 2));
+            let (x, gamma) = (rand(&[1, k]), rand(&[k]));
             let h = zeros(&[1, k]);
             rms_norm(&x, &gamma, eps, &h).unwrap();
-            // One projection with a bias.
-            let fused = zeros(&[1, n]);
-            assert!(norm_row(&x, (&gamma, eps), (&wg, None), Some(&bias), &fused).unwrap());
-            let want = zeros(&[1, n]);
-            let pb = Matmul {
-                bias: Some(&bias),
-                ..p
-            };
-            matmul(&h, &wg.t().unwrap(), &want, &pb).unwrap();
-            let e = nmse(&fused.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
-            println!("{dt} norm_mv: nmse {e:.2e} against rms_norm + matmul");
-            assert!(e < 1e-10, "{dt}: {e:.2e}");
-            // Gate / up and SwiGLU.
-            assert!(norm_row(&x, (&gamma, eps), (&wg, Some(&wu)), None, &fused).unwrap());
-            let (g, u) = (zeros(&[1, n]), zeros(&[1, n]));
+            let ws: Vec<Tensor> = ns
+                .iter()
+                .zip(1..)
+                .map(|(&n, s)| weight(dt, n, k, s))
+                .collect();
+            let bias: Vec<Tensor> = ns.iter().map(|&n| rand(&[n])).collect();
+            let outs: Vec<Tensor> = ns.iter().map(|&n| zeros(&[1, n])).collect();
+            for count in [1, 3] {
+                let proj: Vec<_> = (0..count)
+                    .map(|i| (&ws[i], Some(&bias[i]), &outs[i]))
+                    .collect();
+                assert!(norm_rows(&x, (&gamma, eps), &proj).unwrap());
+                for i in 0..count {
+                    let want = zeros(&[1, ns[i]]);
+                    let pb = Matmul {
+                        bias: Some(&bias[i]),
+                        ..p
+                    };
+                    matmul(&h, &ws[i].t().unwrap(), &want, &pb).unwrap();
+                    let e = nmse(&outs[i].to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
+                    println!("{dt} norm_mv, projection {i} of {count}: nmse {e:.2e} against rms_norm + matmul");
+                    assert!(e < 1e-10, "{dt} {i} of {count}: {e:.2e}");
+                }
+            }
+            let (wg, wu, out) = (&ws[0], weight(dt, ns[0], k, 9), zeros(&[1, ns[0]]));
+            assert!(norm_swiglu_row(&x, (&gamma, eps), (wg, &wu), &out).unwrap());
+            let (g, u, want) = (zeros(&[1, ns[0]]), zeros(&[1, ns[0]]), zeros(&[1, ns[0]]));
             matmul(&h, &wg.t().unwrap(), &g, &p).unwrap();
             matmul(&h, &wu.t().unwrap(), &u, &p).unwrap();
             swiglu(&g, &u, &want).unwrap();
-            let e = nmse(&fused.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
+            let e = nmse(&out.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
             println!("{dt} norm_swiglu_mv: nmse {e:.2e} against rms_norm + matmuls + swiglu");
             assert!(e < 1e-10, "{dt}: {e:.2e}");
         }
-        // Refused: three rows, Q5_K, x one element into its storage.
+        // Refused: three rows, Q5_K, mixed types, x one element into its
+        // storage, more than 16 K rows.
+        let n = 45;
         let (gamma, out) = (rand(&[k]), zeros(&[1, n]));
-        let wq = weight(DType::Q4K, n, k, 3);
-        let x3 = rand(&[3, k]);
-        let out3 = zeros(&[3, n]);
-        assert!(!norm_row(&x3, (&gamma, eps), (&wq, None), None, &out3).unwrap());
-        let w5 = weight(DType::Q5K, n, k, 4);
-        let x = rand(&[1, k]);
-        assert!(!norm_row(&x, (&gamma, eps), (&w5, None), None, &out).unwrap());
-        let shifted = rand(&[1, k + 1]).narrow(1, 1, k).unwrap();
-        assert!(!norm_row(&shifted, (&gamma, eps), (&wq, None), None, &out).unwrap());
+        let (wq, x) = (weight(DType::Q4K, n, k, 3), rand(&[1, k]));
+        let refused = |x: &Tensor, w: &Tensor, out: &Tensor| {
+            !norm_rows(x, (&gamma, eps), &[(w, None, out)]).unwrap()
+        };
+        assert!(refused(&rand(&[3, k]), &wq, &zeros(&[3, n])));
+        assert!(refused(&x, &weight(DType::Q5K, n, k, 4), &out));
+        assert!(refused(
+            &rand(&[1, k + 1]).narrow(1, 1, k).unwrap(),
+            &wq,
+            &out
+        ));
+        let wide = 16 * 256 + 4;
+        assert!(refused(
+            &rand(&[1, 256]),
+            &weight(DType::Q4K, wide, 256, 6),
+            &zeros(&[1, wide])
+        ));
+        let (w6, out2) = (weight(DType::Q6K, n, k, 5), zeros(&[1, n]));
+        assert!(!norm_rows(&x, (&gamma, eps), &[(&wq, None, &out), (&w6, None, &out2)]).unwrap());
     }
 }
