@@ -285,7 +285,7 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
     v.into_iter()
         .enumerate()
         .map(|(i, mut c)| {
-            c.seed = 7000 + i as u64;
+            c.seed = 9000 + i as u64;
             Box::new(c) as Box<dyn OpCase>
         })
         .collect()
