@@ -12,6 +12,7 @@
 #include "shim.h"
 #include "quant.cuh"
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -126,11 +127,99 @@ template <int T> static int check_dot(const char* name, int blocks) {
     return bad;
 }
 
+// The CPU's run-time activation quantization (crate::quant::quantize):
+// Q8_0 for G = 32 (d = f16(amax / 127), q = rint(x 127 / amax)), Q8_K for
+// G = 256 (iscale = -127 / the first value of largest magnitude, q =
+// min(rint(iscale x), 127), d = 1 / iscale), into X8's layout: quants, a
+// scale per group of 32 (Q8_K's repeated), the sum of each group's quants.
+static u16 to_f16(float f) {
+    // Round to nearest even through the exact software conversion back.
+    const float a = std::fabs(f);
+    int e;
+    std::frexp(a, &e);
+    const float ulp = std::ldexp(1.0f, std::max(e - 11, -24));
+    const float r = std::nearbyint(a / ulp) * ulp;
+    u16 best = 0;
+    for (u16 h = 0; h < 0x7c00; ++h)
+        if (f16_to_f32(h) == r) {
+            best = h;
+            break;
+        }
+    return (u16)(best | (f < 0 ? 0x8000 : 0));
+}
+template <int G> static void quantize_x8(const float* x, int n, signed char* xq, float* xd, int* xs) {
+    for (int g = 0; g < n / G; ++g) {
+        const float* v = x + g * G;
+        float amax = 0.0f, mx = 0.0f;
+        for (int i = 0; i < G; ++i)
+            if (amax < std::fabs(v[i])) amax = std::fabs(v[i]), mx = v[i];
+        for (int i = 0; i < G; ++i) {
+            int q;
+            if (G == 32) {
+                const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+                q = (int)std::nearbyint(__fmul_rn(v[i], id));
+            } else {
+                q = amax == 0.0f ? 0 : std::min((int)std::nearbyint(__fmul_rn(-127.0f / mx, v[i])), 127);
+            }
+            xq[g * G + i] = (signed char)q;
+        }
+        for (int s = 0; s < G / 32; ++s) {
+            int sum = 0;
+            for (int i = 0; i < 32; ++i) sum += xq[g * G + 32 * s + i];
+            xs[g * G / 32 + s] = sum;
+            xd[g * G / 32 + s] = G == 32 ? f16_to_f32(to_f16(amax / 127.0f)) : (amax == 0.0f ? 0.0f : 1.0f / (-127.0f / mx));
+        }
+    }
+}
+
+// Block b's sum over I8<T>'s parts against quantized activations, against
+// an f64 dot of Q<T>::get with them dequantized: within 1e-5 of max|w|
+// sum|x| (a few roundings of exact integer sums); half the blocks sit at an
+// address 2 mod 4 (not Q4_K, whose rows are 16-byte aligned) to cover
+// ld2_a2's shifted loads.
+template <int T> static int check_i8(const char* name, int blocks) {
+    constexpr int BE = Q<T>::BE, BB = Q<T>::BB, G = (T == QT_Q4_K || T == QT_Q6_K) ? 256 : 32;
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    int bad = 0;
+    double worst = 0.0;
+    for (int t = 0; t < blocks; ++t) {
+        alignas(16) u8 buf[BB + 32];
+        const int at = (T != QT_Q4_K && (t & 1)) ? 6 : 8;
+        u8* b = buf + at;
+        random_block<T>(b);
+        alignas(16) float x[BE];
+        alignas(16) signed char xq[BE];
+        alignas(16) float xd[BE / 32];
+        alignas(16) int xs[BE / 32];
+        // Some blocks of all-zero activations, and ties of magnitude.
+        for (float& v : x) v = t % 97 == 5 ? 0.0f : u(rng);
+        if (t % 13 == 3) x[rng() % BE] = -x[rng() % BE];
+        quantize_x8<G>(x, BE, xq, xd, xs);
+        double want = 0.0, wmax = 0.0, xsum = 0.0;
+        for (int i = 0; i < BE; ++i) {
+            const double w = Q<T>::get(b, i), xv = (double)xd[i / 32] * xq[i];
+            want += w * xv;
+            wmax = std::fmax(wmax, std::fabs(w));
+            xsum += std::fabs(xv);
+        }
+        double got = 0.0;
+        for (int p = 0; p < I8<T>::LPB; ++p) got += I8<T>::dot(b, p, (const u8*)xq, xd, xs);
+        const double err = xsum == 0.0 ? std::fabs(got) : std::fabs(got - want) / (wmax * xsum);
+        worst = std::fmax(worst, err);
+        if (!(err <= 1e-5) && bad++ < 5) std::printf("%s i8 dot: block %d: %g, want %g\n", name, t, got, want);
+    }
+    std::printf("%s i8 dot: %d random blocks, worst error %.1e of max|w| sum|x|: %s\n", name, blocks, worst,
+                bad ? "DIFFERENT" : "within 1e-5 (8-bit)");
+    return bad;
+}
+
 int main() {
     const int n = 4000;
     const int bad = check<QT_Q4_0>("q4_0", n) + check<QT_Q8_0>("q8_0", n) + check<QT_Q4_K>("q4_k", n) +
                     check<QT_Q6_K>("q6_k", n);
     const int bad_dot = check_dot<QT_Q4_0>("q4_0", n) + check_dot<QT_Q8_0>("q8_0", n) +
                         check_dot<QT_Q4_K>("q4_k", n) + check_dot<QT_Q6_K>("q6_k", n);
-    return bad || bad_dot ? 1 : 0;
+    const int bad_i8 = check_i8<QT_Q4_0>("q4_0", n) + check_i8<QT_Q8_0>("q8_0", n) + check_i8<QT_Q4_K>("q4_k", n) +
+                       check_i8<QT_Q6_K>("q6_k", n);
+    return bad || bad_dot || bad_i8 ? 1 : 0;
 }

@@ -49,3 +49,11 @@ static inline float f16_to_f32(u16 h) {
         v = std::ldexp((float)(m | 1024), (int)e - 25);
     return s ? -v : v;
 }
+// The byte-wise integer intrinsics of the 8-bit activation parts.
+static inline int __dp4a(int a, int b, int c) {
+    for (int i = 0; i < 4; ++i) c += (int)(signed char)(a >> (8 * i)) * (int)(signed char)(b >> (8 * i));
+    return c;
+}
+static inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned sh) {
+    return (unsigned)((((unsigned long long)hi << 32) | lo) >> (sh & 31));
+}

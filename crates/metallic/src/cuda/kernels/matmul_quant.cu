@@ -238,22 +238,23 @@ struct MvSeg {
     int n;
 };
 
+// The projection of the warp's row n (renumbered within it), or null for a
+// warp past the last row.
+__device__ __forceinline__ const MvSeg* mv_seg(const MvSeg& s0, const MvSeg& s1, const MvSeg& s2, int& n) {
+    if (n < s0.n) return &s0;
+    n -= s0.n;
+    if (n < s1.n) return &s1;
+    n -= s1.n;
+    return n < s2.n ? &s2 : nullptr;
+}
+
 template <int T, int U>
 __device__ __forceinline__ void norm_mv(const float* a, const float* gamma, float eps, i64 row_bytes, const MvSeg& s0,
                                         const MvSeg& s1, const MvSeg& s2, int K) {
     const int lane = threadIdx.x & 31;
     int n = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
-    // The warp's projection; a warp past the last row returns.
-    const MvSeg* s = &s0;
-    if (n >= s0.n) {
-        n -= s0.n;
-        s = &s1;
-        if (n >= s1.n) {
-            n -= s1.n;
-            s = &s2;
-            if (n >= s2.n) return;
-        }
-    }
+    const MvSeg* s = mv_seg(s0, s1, s2, n);
+    if (s == nullptr) return;
     const u8* wrow[1][1] = {{s->w + (i64)n * row_bytes}};
     float acc[1][1];
     double ss;
@@ -294,8 +295,9 @@ __device__ __forceinline__ void norm_swiglu_mv(const float* a, const float* gamm
     }
 #define MATMUL_MV_FUSED(name, T, U)                                                                              \
     extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                  \
-        matmul_##name##_norm_mv_u##U(const float* a, const float* gamma, float eps, i64 row_bytes, MvSeg s0,     \
-                                     MvSeg s1, MvSeg s2, int K) {                                                \
+        matmul_##name##_norm_mv_u##U(const float* a, const float* gamma, float eps, i64 row_bytes,               \
+                                     __grid_constant__ const MvSeg s0, __grid_constant__ const MvSeg s1,         \
+                                     __grid_constant__ const MvSeg s2, int K) {                                  \
         norm_mv<T, U>(a, gamma, eps, row_bytes, s0, s1, s2, K);                                                  \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(32 * MV_WARPS) matmul_##name##_norm_swiglu_mv_u##U(            \
@@ -307,3 +309,189 @@ MATMUL_MV(q4_0, QT_Q4_0)
 MATMUL_MV(q8_0, QT_Q8_0)
 MATMUL_MV(q4_k, QT_Q4_K)
 MATMUL_MV(q6_k, QT_Q6_K)
+
+// 8-bit activations (`METALLIC_MV=q8`, cuda/ops/matmul.rs): A's row is
+// quantized once, as the CPU's default quantized matmul and llama.cpp
+// quantize it (`quantize_q8_g32`: Q8_0, for Q4_0 / Q8_0 weights;
+// `quantize_q8_g256`: Q8_K, for the K-quants), optionally through RMSNorm
+// first; the products then take four weight and activation bytes a dp4a
+// (quant.cuh I8<T>). The row's buffer X8: K quants, then K / 32 f32 scales
+// (one per group of 32; Q8_K's repeated over its eight), then K / 32 i32
+// sums of the groups' quants.
+
+struct X8 {
+    const u8* q;
+    const float* d;
+    const int* s;
+};
+
+__device__ __forceinline__ X8 x8_row(const u8* buf, int K) {
+    return {buf, (const float*)(buf + K), (const int*)(buf + K + K / 8)};
+}
+
+#define Q8_WARPS 8
+
+// One warp per group of G activations (8 warps a block). With gamma, the
+// row goes through RMSNorm first, as rms_norm (norm.cu): the sum of squares
+// in f64 over the whole row (each block sums it), then (x * scale) * gamma.
+template <int G>
+__device__ __forceinline__ void quantize_q8(const float* x, const float* gamma, float eps, u8* out, int K) {
+    __shared__ double scratch[32];
+    float scale = 1.0f;
+    if (gamma != nullptr) {
+        double ss = 0.0;
+        for (int j = threadIdx.x; j < K; j += blockDim.x) {
+            const float v = x[j];
+            ss += (double)(v * v);
+        }
+        ss = block_sum_d(ss, scratch);
+        scale = 1.0f / sqrtf((float)(ss / K) + eps);
+    }
+    const int lane = threadIdx.x & 31, g = blockIdx.x * Q8_WARPS + (threadIdx.x >> 5);
+    if (g >= K / G) return;
+    float* xd = (float*)(out + K);
+    int* xs = (int*)(out + K + K / 8);
+    constexpr int E = G / 32;
+    float v[E];
+#pragma unroll
+    for (int i = 0; i < E; ++i) {
+        const int j = g * G + 32 * i + lane;
+        v[i] = x[j];
+        if (gamma != nullptr) v[i] = __fmul_rn(__fmul_rn(v[i], scale), gamma[j]);
+    }
+    if (G == 32) {
+        // Q8_0: d = amax / 127 (kept as its f16), q = rint(x * 127 / amax).
+        const float amax = warp_max(fabsf(v[0]));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        const int q = __float2int_rn(__fmul_rn(v[0], id));
+        out[g * 32 + lane] = (u8)q;
+        const int sum = __reduce_add_sync(0xffffffffu, q);
+        if (lane == 0) {
+            xd[g] = f16_to_f32(f32_to_f16(amax / 127.0f));
+            xs[g] = sum;
+        }
+        return;
+    }
+    // Q8_K: the first value of largest magnitude (index order, as the
+    // CPU's strict `>` scan), iscale = -127 / it, q = min(rint(iscale x),
+    // 127), d = 1 / iscale; an all-zero group stays zero.
+    float amax = 0.0f, mx = 0.0f;
+    int at = G;
+#pragma unroll
+    for (int i = 0; i < E; ++i)
+        if (fabsf(v[i]) > amax) amax = fabsf(v[i]), mx = v[i], at = 32 * i + lane;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float oa = __shfl_xor_sync(0xffffffffu, amax, o), om = __shfl_xor_sync(0xffffffffu, mx, o);
+        const int oat = __shfl_xor_sync(0xffffffffu, at, o);
+        if (oa > amax || (oa == amax && oat < at)) amax = oa, mx = om, at = oat;
+    }
+    const float iscale = amax != 0.0f ? -127.0f / mx : 0.0f;
+#pragma unroll
+    for (int i = 0; i < E; ++i) {
+        const int q = min(__float2int_rn(__fmul_rn(iscale, v[i])), 127);
+        out[g * G + 32 * i + lane] = (u8)q;
+        const int sum = __reduce_add_sync(0xffffffffu, q);
+        if (lane == 0) {
+            xd[g * E + i] = amax != 0.0f ? 1.0f / iscale : 0.0f;
+            xs[g * E + i] = sum;
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(32 * Q8_WARPS)
+    quantize_q8_g32(const float* x, const float* gamma, float eps, u8* out, int K) {
+    quantize_q8<32>(x, gamma, eps, out, K);
+}
+extern "C" __global__ void __launch_bounds__(32 * Q8_WARPS)
+    quantize_q8_g256(const float* x, const float* gamma, float eps, u8* out, int K) {
+    quantize_q8<256>(x, gamma, eps, out, K);
+}
+
+// The lanes' partial sums of NW weight rows against the quantized row, U
+// blocks a lane in flight. A lane always takes the same part p of its
+// blocks (LPB divides 32), so what depends on p is computed once.
+template <int T, int NW, int U>
+__device__ __forceinline__ void q8_sums(const X8& x, const u8* const (&wrow)[NW], int K, float (&acc)[NW]) {
+    constexpr int LPB = I8<T>::LPB, GB = Q<T>::BE / 32, STEP = 32 / LPB;
+    static_assert(32 % LPB == 0, "a lane keeps its part");
+    const int lane = threadIdx.x & 31, p = lane % LPB;
+#pragma unroll
+    for (int i = 0; i < NW; ++i) acc[i] = 0.0f;
+    const int blocks = K / Q<T>::BE;
+    for (int b0 = lane / LPB; b0 < blocks; b0 += STEP * U) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int blk = b0 + STEP * u;
+            if (blk < blocks) {
+                const u8* xq = x.q + (i64)blk * Q<T>::BE;
+#pragma unroll
+                for (int i = 0; i < NW; ++i)
+                    acc[i] += I8<T>::dot(wrow[i] + (i64)blk * Q<T>::BB, p, xq, x.d + blk * GB, x.s + blk * GB);
+            }
+        }
+    }
+}
+
+#define Q8_U 4
+
+// `matmul_<type>_q8mv`: a warp per weight row, the epilogue as `mv`.
+template <int T>
+__device__ __forceinline__ void q8mv(const u8* xb, const u8* w, i64 row_bytes, const Epilogue& e, const void* c,
+                                     void* d, const void* bias, int z, int N, int K) {
+    const int n = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    if (n >= N) return;
+    const u8* wrow[1] = {w + (i64)n * row_bytes};
+    float acc[1];
+    q8_sums<T, 1, Q8_U>(x8_row(xb, K), wrow, K, acc);
+    const float v = warp_sum(acc[0]);
+    if ((threadIdx.x & 31) == 0) epilogue_store(e, c, d, bias, z, 0, n, v);
+}
+
+// `matmul_<type>_q8mv_seg`: up to three projections of one quantized row
+// (q, k and v), rows numbered across them, as `norm_mv`.
+template <int T>
+__device__ __forceinline__ void q8mv_seg(const u8* xb, i64 row_bytes, const MvSeg& s0, const MvSeg& s1,
+                                         const MvSeg& s2, int K) {
+    int n = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    const MvSeg* s = mv_seg(s0, s1, s2, n);
+    if (s == nullptr) return;
+    const u8* wrow[1] = {s->w + (i64)n * row_bytes};
+    float acc[1];
+    q8_sums<T, 1, Q8_U>(x8_row(xb, K), wrow, K, acc);
+    const float v = warp_sum(acc[0]);
+    if ((threadIdx.x & 31) == 0) epilogue_store(s->e, nullptr, s->d, s->bias, 0, 0, n, v);
+}
+
+// `matmul_<type>_q8mv_swiglu`: silu(gate) * up of rows n of `w` and `w2`.
+template <int T>
+__device__ __forceinline__ void q8mv_swiglu(const u8* xb, const u8* w, const u8* w2, i64 row_bytes,
+                                            const Epilogue& e, void* d, int N, int K) {
+    const int n = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    if (n >= N) return;
+    const u8* wrow[2] = {w + (i64)n * row_bytes, w2 + (i64)n * row_bytes};
+    float acc[2];
+    q8_sums<T, 2, Q8_U>(x8_row(xb, K), wrow, K, acc);
+    const float g = warp_sum(acc[0]), u = warp_sum(acc[1]);
+    if ((threadIdx.x & 31) == 0) epilogue_store(e, nullptr, d, nullptr, 0, 0, n, activate(ACT_SILU, g) * u);
+}
+
+#define MATMUL_Q8(name, T)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                 \
+        matmul_##name##_q8mv(const u8* xb, const u8* w, i64 row_bytes, Epilogue e, const void* c, void* d,      \
+                             const void* bias, int z, int N, int K) {                                           \
+        q8mv<T>(xb, w, row_bytes, e, c, d, bias, z, N, K);                                                      \
+    }                                                                                                           \
+    extern "C" __global__ void __launch_bounds__(32 * MV_WARPS)                                                 \
+        matmul_##name##_q8mv_seg(const u8* xb, i64 row_bytes, __grid_constant__ const MvSeg s0,                 \
+                                 __grid_constant__ const MvSeg s1, __grid_constant__ const MvSeg s2, int K) {   \
+        q8mv_seg<T>(xb, row_bytes, s0, s1, s2, K);                                                              \
+    }                                                                                                           \
+    extern "C" __global__ void __launch_bounds__(32 * MV_WARPS) matmul_##name##_q8mv_swiglu(                   \
+        const u8* xb, const u8* w, const u8* w2, i64 row_bytes, Epilogue e, void* d, int N, int K) {            \
+        q8mv_swiglu<T>(xb, w, w2, row_bytes, e, d, N, K);                                                       \
+    }
+MATMUL_Q8(q4_0, QT_Q4_0)
+MATMUL_Q8(q8_0, QT_Q8_0)
+MATMUL_Q8(q4_k, QT_Q4_K)
+MATMUL_Q8(q6_k, QT_Q6_K)

@@ -454,6 +454,138 @@ template <> struct D<QT_Q6_K> {
     }
 };
 
+// Parts of a block against 8-bit activations (matmul_quant.cu
+// `matmul_<type>_q8mv*`): the activations of a row quantized as the CPU's
+// vec_dot_type quantizes them (Q8_0 for Q4_0 / Q8_0 weights, Q8_K for the
+// K-quants; quantize_q8_g32 / _g256), held as X8 (matmul_quant.cu): the
+// quants `xq`, and per group of 32 a scale `xd` (Q8_K's one scale repeated
+// over its eight groups) and the sum of the group's quants `xs`.
+// I8<T>::dot returns part p's share of sum_i w_i x_i: integer dot products
+// of four byte pairs at a time (dp4a), exact within a sub-block, each
+// scaled once. Where a sub-block's min or offset term is taken from xs, the
+// part that starts the sub-block adds it. tests/host_decode checks every
+// part against an f64 dot of Q<T>::get with the dequantized activations.
+
+#define NIB_LO 0x0F0F0F0Fu
+
+__device__ __forceinline__ int dp4(unsigned w, unsigned x, int acc) { return __dp4a((int)w, (int)x, acc); }
+
+// Eight bytes at a 2-byte aligned address p: three aligned words from p
+// rounded down to 4, shifted into place. Reads up to 2 bytes before p and
+// 4 after p + 8; the callers' parts have that much of their own block
+// around them (or, before a block's first byte, the previous block's).
+__device__ __forceinline__ uint2 ld2_a2(const u8* p) {
+    const unsigned* a = (const unsigned*)((u64)p & ~(u64)3);
+    const unsigned sh = ((unsigned)(u64)p & 2u) * 8u;
+    const unsigned w0 = a[0], w1 = a[1], w2 = a[2];
+    uint2 r;
+    r.x = __funnelshift_r(w0, w1, sh);
+    r.y = __funnelshift_r(w1, w2, sh);
+    return r;
+}
+
+// Q4_K's scales and mins of sub-blocks 2c and 2c + 1 (c = 0..3) as the two
+// bytes of `sc` and `m`: get_scale_min_k4 for the pair, without branches
+// (the lanes of a warp take different c).
+__device__ __forceinline__ void scale_min_pair_k4(const uint4& h, int c, unsigned& sc, unsigned& m) {
+    // 16-bit word k of the 12 scale bytes (h.y, h.z, h.w).
+    const auto half = [&](int k) { return ((k < 2 ? h.y : (k < 4 ? h.z : h.w)) >> (16 * (k & 1))) & 0xffffu; };
+    const bool lo = c < 2;
+    const unsigned a = half(lo ? c : c + 2), b = half(lo ? c + 2 : c - 2), e = half(c);
+    sc = lo ? a & 0x3f3fu : (a & 0x0f0fu) | ((b & 0xc0c0u) >> 2);
+    m = lo ? b & 0x3f3fu : ((a >> 4) & 0x0f0fu) | ((e & 0xc0c0u) >> 2);
+}
+
+// q - 32 in each byte of q (bytes 0..63), as signed bytes: each byte
+// offset by 128 first, so no borrow crosses bytes.
+__device__ __forceinline__ unsigned sub32_bytes(unsigned q) { return ((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u; }
+
+template <int T> struct I8;
+
+// Q4_0 (one part a block): (q - 8) x over the 32 elements, the offset
+// through xs: sum q x - 8 sum x.
+template <> struct I8<QT_Q4_0> {
+    static constexpr int LPB = 1;
+    __device__ static float dot(const u8* b, int, const u8* xq, const float* xd, const int* xs) {
+        const uint4 x0 = *(const uint4*)xq, x1 = *(const uint4*)(xq + 16);
+        const unsigned lo[4] = {x0.x, x0.y, x0.z, x0.w}, hi[4] = {x1.x, x1.y, x1.z, x1.w};
+        int s = 0;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const unsigned q = ld_u32_a2(b + 2 + 4 * i);
+            s = dp4(q & NIB_LO, lo[i], s);
+            s = dp4((q >> 4) & NIB_LO, hi[i], s);
+        }
+        return (float)(s - 8 * xs[0]) * (f16_to_f32(*(const u16*)b) * xd[0]);
+    }
+};
+
+// Q8_0: part p (2 a block) is quants 16p..16p+16.
+template <> struct I8<QT_Q8_0> {
+    static constexpr int LPB = 2;
+    __device__ static float dot(const u8* b, int p, const u8* xq, const float* xd, const int*) {
+        const uint4 x = *(const uint4*)(xq + 16 * p);
+        const unsigned xw[4] = {x.x, x.y, x.z, x.w};
+        int s = 0;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) s = dp4(ld_u32_a2(b + 2 + 16 * p + 4 * i), xw[i], s);
+        return (float)s * (f16_to_f32(*(const u16*)b) * xd[0]);
+    }
+};
+
+// Q4_K: part p (8 a block) is qs bytes 16 (p % 2).. of chunk c = p / 2:
+// low nibbles elements 64c + 16 (p % 2).. (sub-block 2c), high nibbles 32
+// more (sub-block 2c + 1); w = d sc q - dmin m.
+template <> struct I8<QT_Q4_K> {
+    static constexpr int LPB = 8;
+    __device__ static float dot(const u8* b, int p, const u8* xq, const float* xd, const int* xs) {
+        const int c = p >> 1, j0 = (p & 1) * 16;
+        const uint4 h = *(const uint4*)b;
+        const uint4 q = *(const uint4*)(b + 16 + 32 * c + j0);
+        const uint4 xl = *(const uint4*)(xq + 64 * c + j0), xh = *(const uint4*)(xq + 64 * c + 32 + j0);
+        int sl = 0, sh = 0;
+        sl = dp4(q.x & NIB_LO, xl.x, sl);
+        sl = dp4(q.y & NIB_LO, xl.y, sl);
+        sl = dp4(q.z & NIB_LO, xl.z, sl);
+        sl = dp4(q.w & NIB_LO, xl.w, sl);
+        sh = dp4((q.x >> 4) & NIB_LO, xh.x, sh);
+        sh = dp4((q.y >> 4) & NIB_LO, xh.y, sh);
+        sh = dp4((q.z >> 4) & NIB_LO, xh.z, sh);
+        sh = dp4((q.w >> 4) & NIB_LO, xh.w, sh);
+        unsigned sc, m;
+        scale_min_pair_k4(h, c, sc, m);
+        const float yd = xd[0];
+        float r = (f16_to_f32((u16)(h.x & 0xffff)) * yd) * (float)((int)(sc & 255) * sl + (int)(sc >> 8) * sh);
+        if (j0 == 0)
+            r -= (f16_to_f32((u16)(h.x >> 16)) * yd) * (float)((int)(m & 255) * xs[2 * c] + (int)(m >> 8) * xs[2 * c + 1]);
+        return r;
+    }
+};
+
+// Q6_K: part p (8 a block): half h = p / 4, columns l0 = 8 (p % 4).. of
+// its four groups g of 32 (elements 128h + 32g + l0..); w = d sc (q - 32).
+template <> struct I8<QT_Q6_K> {
+    static constexpr int LPB = 8;
+    __device__ static float dot(const u8* b, int p, const u8* xq, const float* xd, const int*) {
+        const int h = p >> 2, l0 = (p & 3) * 8;
+        const uint2 qa = ld2_a2(b + 64 * h + l0), qb = ld2_a2(b + 64 * h + 32 + l0);
+        const uint2 qh = ld2_a2(b + 128 + 32 * h + l0);
+        int acc = 0;
+#pragma unroll
+        for (int g = 0; g < 4; ++g) {
+            const uint2 lo = g & 1 ? qb : qa;
+            const int nsh = 4 * (g >> 1);
+            const uint2 x = *(const uint2*)(xq + 128 * h + 32 * g + l0);
+            const unsigned q0 = ((lo.x >> nsh) & NIB_LO) | (((qh.x >> (2 * g)) & 0x03030303u) << 4);
+            const unsigned q1 = ((lo.y >> nsh) & NIB_LO) | (((qh.y >> (2 * g)) & 0x03030303u) << 4);
+            int s = dp4(sub32_bytes(q0), x.x, 0);
+            s = dp4(sub32_bytes(q1), x.y, s);
+            acc += (int)(signed char)b[192 + 8 * h + 2 * g + (l0 >> 4)] * s;
+        }
+        return (float)acc * (f16_to_f32(*(const u16*)(b + 208)) * xd[0]);
+    }
+};
+
 // One kernel per block type, named `<kernel>_<type>`, from a template body.
 #define FOR_EACH_QTYPE(X) \
     X(q4_0, QT_Q4_0)      \

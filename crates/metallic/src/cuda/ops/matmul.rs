@@ -901,7 +901,38 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         (Some(a), ptr, ag.rs, ag.bs)
     };
     let qname = super::get_rows::qname(dt);
-    if let (true, 1, Some((suffix, r))) = (wide, m, mv_kernel()) {
+    if let (true, 1, Some(MvPath::Q8)) = (wide, m, mv_path()) {
+        let xb = dev.alloc(x8_bytes(k))?;
+        let xp = xb.ptr();
+        let name = format!("matmul_{qname}_q8mv");
+        for z in 0..ch.count {
+            let ap = a_ptr + (z as u64) * (a_bs as u64) * 4;
+            quantize_row_q8(dev, dt, ap, None, xp, ki)?;
+            let wp = weight_at(z);
+            let zi = z as i32;
+            let mut args = [
+                arg(&xp),
+                arg(&wp),
+                arg(&row_bytes),
+                arg(e),
+                arg(&x.c),
+                arg(&x.d),
+                arg(&x.bias),
+                arg(&zi),
+                arg(&ni),
+                arg(&ki),
+            ];
+            QUANT_MODULE.launch(
+                dev,
+                &name,
+                (n.div_ceil(4) as u32, 1, 1),
+                (128, 1, 1),
+                &mut args,
+            )?;
+        }
+        return Ok(());
+    }
+    if let (true, 1, Some(MvPath::F32 { suffix, rows: r })) = (wide, m, mv_path()) {
         let name = format!("matmul_{qname}_{suffix}");
         for z in 0..ch.count {
             let ap = a_ptr + (z as u64) * (a_bs as u64) * 4;
@@ -993,24 +1024,75 @@ fn mmv_rows() -> usize {
     )
 }
 
-/// The one-row kernel (M = 1) by its suffix, and the weight rows a warp of
-/// it takes: `mv1u4` (one row a warp, 4 parts a lane in flight), or
-/// `METALLIC_MV` = `mv1` / `mv1u2` (1 / 2 parts in flight), `mv2` (2 rows a
-/// warp), or `off` (`None`: M = 1 runs on the `mmv` kernels, as M > 1
-/// does). Read once. On an H100 (session 17, synthetic Qwen2.5-1.5B q4_k_m,
-/// one call each) tg64 ran at 397 / 336 / 277 tok/s with 1 / 2 / 4 rows a
-/// warp and 307 on `mmv4` (call 1: more warps in flight beat sharing the
-/// activations' loads); with the fused norm kernels, 448 / 439 / 465 on
-/// mv1 / mv1u2 / mv1u4 (call 2).
-fn mv_kernel() -> Option<(&'static str, usize)> {
-    static KERNEL: std::sync::OnceLock<Option<(&'static str, usize)>> = std::sync::OnceLock::new();
-    *KERNEL.get_or_init(|| match std::env::var("METALLIC_MV").ok().as_deref() {
+/// The one-row path (M = 1) of the block types with one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MvPath {
+    /// `matmul_<type>_<suffix>` on f32 activations, `rows` weight rows a
+    /// warp (and the fused `_norm_mv_u<U>` / `_norm_swiglu_mv_u<U>`).
+    F32 { suffix: &'static str, rows: usize },
+    /// The row quantized to 8 bits first (`quantize_q8_g32` / `_g256`, as
+    /// the CPU's default quantized matmul and llama.cpp do), then
+    /// `matmul_<type>_q8mv` (and `_q8mv_seg` / `_q8mv_swiglu`): dp4a on
+    /// four weight and activation bytes at a time.
+    Q8,
+}
+
+/// The one-row path, read once: `mv1u4` (one row a warp, 4 parts a lane in
+/// flight), or `METALLIC_MV` = `q8` (8-bit activations), `mv1` / `mv1u2`
+/// (1 / 2 parts in flight), `mv2` (2 rows a warp), or `off` (`None`: M = 1
+/// runs on the `mmv` kernels, as M > 1 does). On an H100 (session 17,
+/// synthetic Qwen2.5-1.5B q4_k_m, one call each) tg64 ran at 397 / 336 /
+/// 277 tok/s with 1 / 2 / 4 rows a warp and 307 on `mmv4` (call 1: more
+/// warps in flight beat sharing the activations' loads); with the fused
+/// norm kernels, 448 / 439 / 465 on mv1 / mv1u2 / mv1u4 (call 2).
+fn mv_path() -> Option<MvPath> {
+    static PATH: std::sync::OnceLock<Option<MvPath>> = std::sync::OnceLock::new();
+    let f32_path = |suffix, rows| Some(MvPath::F32 { suffix, rows });
+    *PATH.get_or_init(|| match std::env::var("METALLIC_MV").ok().as_deref() {
         Some("off") => None,
-        Some("mv1") => Some(("mv1", 1)),
-        Some("mv1u2") => Some(("mv1u2", 1)),
-        Some("mv2") => Some(("mv2", 2)),
-        _ => Some(("mv1u4", 1)),
+        Some("q8") => Some(MvPath::Q8),
+        Some("mv1") => f32_path("mv1", 1),
+        Some("mv1u2") => f32_path("mv1u2", 1),
+        Some("mv2") => f32_path("mv2", 2),
+        _ => f32_path("mv1u4", 1),
     })
+}
+
+/// Bytes of one row of K activations quantized for the q8 kernels (struct
+/// X8 of kernels/matmul_quant.cu): K quants, K / 32 f32 scales, K / 32 i32
+/// sums.
+fn x8_bytes(k: usize) -> usize {
+    k + k / 4
+}
+
+/// Quantizes the f32 row at `x` (K elements, through RMSNorm with `norm` =
+/// (gamma, eps) first) into `out` (`x8_bytes(K)`) for the q8 kernels of
+/// weight type `dt`: Q8_K groups of 256 for the K-quants, Q8_0 groups of 32
+/// for the rest, the CPU's vec_dot_type for each.
+fn quantize_row_q8(
+    dev: &CudaDevice,
+    dt: DType,
+    x: u64,
+    norm: Option<(u64, f32)>,
+    out: u64,
+    k: i32,
+) -> Result<()> {
+    let g = if matches!(dt, DType::Q4K | DType::Q6K) {
+        256
+    } else {
+        32
+    };
+    let (gp, eps) = norm.unwrap_or((0, 0.0));
+    let mut args = [arg(&x), arg(&gp), arg(&eps), arg(&out), arg(&k)];
+    // matmul_quant.cu Q8_WARPS: 8 warps of one group a block.
+    let grid = ((k as usize / g).div_ceil(8) as u32, 1, 1);
+    QUANT_MODULE.launch(
+        dev,
+        &format!("quantize_q8_g{g}"),
+        grid,
+        (256, 1, 1),
+        &mut args,
+    )
 }
 
 /// Whether the fused RMSNorm kernels run (`METALLIC_FUSED=off` turns them
@@ -1200,6 +1282,25 @@ pub(crate) fn norm_rows(
         return Ok(false);
     };
     let rows: usize = segs.iter().map(|s| s.n as usize).sum();
+    let qname = super::get_rows::qname(dt);
+    // matmul_quant.cu MV_WARPS: 4 warps of one row a block.
+    let grid = (rows.div_ceil(4) as u32, 1, 1);
+    if mv_path() == Some(MvPath::Q8) {
+        let xb = dev.alloc(x8_bytes(ki as usize))?;
+        let xbp = xb.ptr();
+        quantize_row_q8(&dev, dt, xp, Some((gp, eps)), xbp, ki)?;
+        let mut args = [
+            arg(&xbp),
+            arg(&row_bytes),
+            arg(&segs[0]),
+            arg(&segs[1]),
+            arg(&segs[2]),
+            arg(&ki),
+        ];
+        let name = format!("matmul_{qname}_q8mv_seg");
+        QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
+        return Ok(true);
+    }
     let mut args = [
         arg(&xp),
         arg(&gp),
@@ -1210,9 +1311,7 @@ pub(crate) fn norm_rows(
         arg(&segs[2]),
         arg(&ki),
     ];
-    let name = format!("matmul_{}_norm_mv_u{FUSED_U}", super::get_rows::qname(dt));
-    // matmul_quant.cu MV_WARPS: 4 warps of one row a block.
-    let grid = (rows.div_ceil(4) as u32, 1, 1);
+    let name = format!("matmul_{qname}_norm_mv_u{FUSED_U}");
     QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
     Ok(true)
 }
@@ -1241,6 +1340,26 @@ pub(crate) fn norm_swiglu_row(
     ) else {
         return Ok(false);
     };
+    let qname = super::get_rows::qname(dt);
+    let grid = ((g.n as usize).div_ceil(4) as u32, 1, 1);
+    if mv_path() == Some(MvPath::Q8) {
+        let xb = dev.alloc(x8_bytes(ki as usize))?;
+        let xbp = xb.ptr();
+        quantize_row_q8(&dev, dt, xp, Some((gp, eps)), xbp, ki)?;
+        let mut args = [
+            arg(&xbp),
+            arg(&g.w),
+            arg(&u.w),
+            arg(&row_bytes),
+            arg(&g.e),
+            arg(&g.d),
+            arg(&g.n),
+            arg(&ki),
+        ];
+        let name = format!("matmul_{qname}_q8mv_swiglu");
+        QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
+        return Ok(true);
+    }
     let mut args = [
         arg(&xp),
         arg(&gp),
@@ -1253,11 +1372,7 @@ pub(crate) fn norm_swiglu_row(
         arg(&g.n),
         arg(&ki),
     ];
-    let name = format!(
-        "matmul_{}_norm_swiglu_mv_u{FUSED_U}",
-        super::get_rows::qname(dt)
-    );
-    let grid = ((g.n as usize).div_ceil(4) as u32, 1, 1);
+    let name = format!("matmul_{qname}_norm_swiglu_mv_u{FUSED_U}");
     QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
     Ok(true)
 }
