@@ -901,45 +901,30 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         (Some(a), ptr, ag.rs, ag.bs)
     };
     let qname = super::get_rows::qname(dt);
-    if let (true, 1, Some(MvPath::Q8)) = (wide, m, mv_path()) {
-        let xb = dev.alloc(x8_bytes(k))?;
-        let xp = xb.ptr();
-        let name = format!("matmul_{qname}_q8mv");
+    if let (true, 1, Some(path)) = (wide, m, mv_path()) {
+        // With 8-bit activations each batch's row is quantized into `xb`
+        // first, and the kernel reads that instead of A.
+        let (name, r, xb) = match path {
+            MvPath::Q8 => (
+                format!("matmul_{qname}_q8mv"),
+                1,
+                Some(dev.alloc(x8_bytes(k))?),
+            ),
+            MvPath::F32 { suffix, rows } => (format!("matmul_{qname}_{suffix}"), rows, None),
+        };
         for z in 0..ch.count {
             let ap = a_ptr + (z as u64) * (a_bs as u64) * 4;
-            quantize_row_q8(dev, dt, ap, None, xp, ki)?;
+            let row = match &xb {
+                Some(b) => {
+                    quantize_row_q8(dev, dt, ap, None, b.ptr(), ki)?;
+                    b.ptr()
+                }
+                None => ap,
+            };
             let wp = weight_at(z);
             let zi = z as i32;
             let mut args = [
-                arg(&xp),
-                arg(&wp),
-                arg(&row_bytes),
-                arg(e),
-                arg(&x.c),
-                arg(&x.d),
-                arg(&x.bias),
-                arg(&zi),
-                arg(&ni),
-                arg(&ki),
-            ];
-            QUANT_MODULE.launch(
-                dev,
-                &name,
-                (n.div_ceil(4) as u32, 1, 1),
-                (128, 1, 1),
-                &mut args,
-            )?;
-        }
-        return Ok(());
-    }
-    if let (true, 1, Some(MvPath::F32 { suffix, rows: r })) = (wide, m, mv_path()) {
-        let name = format!("matmul_{qname}_{suffix}");
-        for z in 0..ch.count {
-            let ap = a_ptr + (z as u64) * (a_bs as u64) * 4;
-            let wp = weight_at(z);
-            let zi = z as i32;
-            let mut args = [
-                arg(&ap),
+                arg(&row),
                 arg(&wp),
                 arg(&row_bytes),
                 arg(e),
