@@ -24,7 +24,10 @@
 //! `Vendor`, and a projection at most 16 rows per column of x (not an
 //! output projection over the vocabulary, where each warp's share of the
 //! norm costs more than the launch it saves). `METALLIC_FUSED=off` runs
-//! the composition instead.
+//! the composition instead. With `METALLIC_MV=q8` one kernel normalises x
+//! and quantizes it to 8 bits (as the CPU's default quantized matmul
+//! does), and the products (`matmul_<type>_q8mv_seg`, `_q8mv_swiglu`) read
+//! that.
 
 use crate::error::Result;
 use crate::ops::check;
