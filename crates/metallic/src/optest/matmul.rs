@@ -696,9 +696,18 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             c.b.trans = true;
             v.push(c);
         }
-        // The epilogue and a shared weight over batches, at M = 4 and at
-        // M = 1 (CUDA's one-row kernel).
-        for m in [4, 1] {
+        // More than 16 rows (a prefill): several 64- and 128-row tiles
+        // along M and N with tails of both, many K tiles; A transposed
+        // (copied on CUDA).
+        let mut c = MatmulCase::new(141, 200, long * blk).dtypes(DType::F32, q, DType::F32);
+        c.b.trans = true;
+        v.push(c);
+        let mut c = MatmulCase::new(33, 70, 2 * blk).dtypes(DType::F32, q, DType::F32);
+        (c.a.trans, c.b.trans) = (true, true);
+        v.push(c);
+        // The epilogue and a shared weight over batches, at M = 4, at M = 1
+        // (CUDA's one-row kernel) and at M = 40 (more than 16 rows).
+        for m in [4, 1, 40] {
             let mut c = MatmulCase::new(m, 17, blk).dtypes(DType::F16, q, DType::BF16);
             (c.batch, c.b.batch, c.bias, c.beta, c.c) =
                 (3, Batch::Broadcast, true, 1.0, CMode::AliasD);
