@@ -40,7 +40,7 @@ rm "$C/build.json"
 cp target/release/metallic target/release/examples/synth_agreement "$C/pack/bin/"
 strip --strip-debug "$C"/pack/bin/*
 
-echo "== kernel cache (sm_90a, NVRTC $(python3 -m pip show nvidia-cuda-nvrtc 2>/dev/null | sed -n 's/^Version: //p'))"
+echo "== kernel cache (sm_90a)"
 python3 -m pip show nvidia-cuda-nvrtc >/dev/null 2>&1 || python3 -m pip install --quiet "nvidia-cuda-nvrtc==13.0.88"
 (
     source scripts/nvrtc_env.sh
