@@ -41,7 +41,7 @@ if [ "$MODE" = smoke ]; then
         METALLIC_OPTEST_VERBOSE=1 $B/ops --nocapture
 else
     check 240 "op cases on cuda-native and cuda-vendor" env METALLIC_OPTEST_TARGET=cuda $B/ops --nocapture
-    check 120 "block-weight and fused op cases with 8-bit activations (METALLIC_MV=q8)" env METALLIC_MV=q8 \
+    check 120 "block-weight and fused op cases on the f32 one-row path (METALLIC_MV=mv1u4)" env METALLIC_MV=mv1u4 \
         METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_OP=matmul,rms_norm_matmul,rms_norm_matmuls,rms_norm_swiglu $B/ops --nocapture
     check 60 "device layer (views across devices, out of memory)" $B/cuda_device --nocapture --test-threads 1
     check 150 "model on cuda agrees with cpu" $B/cuda_model --nocapture --test-threads 1

@@ -15,19 +15,23 @@
 //! nothing either way; a fused run leaves them untouched.
 //!
 //! On CUDA, one row of x (a decode step) against GGUF block weights of the
-//! types with a one-row kernel (Q4_0, Q8_0, Q4_K, Q6_K) is one launch
-//! (`matmul_<type>_norm_mv_u<U>`, up to three projections of one type;
-//! `matmul_<type>_norm_swiglu_mv_u<U>`): each warp
-//! sums the squares of x as it reads x for the product, scaling its sums
-//! at the end; the matmul parameters must then be the plain product (alpha
-//! 1, no C, no activation; a bias for the projection) and the backend not
-//! `Vendor`, and a projection at most 16 rows per column of x (not an
-//! output projection over the vocabulary, where each warp's share of the
-//! norm costs more than the launch it saves). `METALLIC_FUSED=off` runs
-//! the composition instead. With `METALLIC_MV=q8` one kernel normalises x
-//! and quantizes it to 8 bits (as the CPU's default quantized matmul
-//! does), and the products (`matmul_<type>_q8mv_seg`, `_q8mv_swiglu`) read
-//! that.
+//! types with a one-row kernel takes two launches: one kernel normalises x
+//! and quantizes it to 8 bits (as the CPU's default quantized matmul does:
+//! Q8_0 for Q4_0 / Q5_0 / Q8_0, Q8_1 for Q4_1 / Q5_1, Q8_K for Q4_K /
+//! Q6_K), and the products read that (`matmul_<type>_q8mv_seg`, up to three
+//! projections, a launch per type where q, k and v mix types of one
+//! quantizer; `matmul_<type>_q8mv_swiglu`). The matmul parameters must
+//! then be the plain product (alpha 1, no C, no activation; a bias for the
+//! projection) and the backend not `Vendor`, and a projection at most 16
+//! rows per column of x (not an output projection over the vocabulary,
+//! where on the f32 path each warp's share of the norm costs more than the
+//! launch it saves). With
+//! f32 activations (`METALLIC_MV=mv1u4`) the types with an f32 one-row
+//! kernel (Q4_0, Q8_0, Q4_K, Q6_K) take one launch
+//! (`matmul_<type>_norm_mv_u<U>`, projections of one type;
+//! `matmul_<type>_norm_swiglu_mv_u<U>`): each warp sums the squares of x
+//! as it reads x for the product, scaling its sums at the end.
+//! `METALLIC_FUSED=off` runs the composition instead.
 
 use crate::error::Result;
 use crate::ops::check;

@@ -3,10 +3,11 @@
 //! block type, and with v of another) and RMSNorm + gate / up + SwiGLU,
 //! against the composition's reference (rms_norm's, then an f64 product of
 //! the dequantized weight, then SwiGLU). One row of x against each block
-//! type with CUDA's fused one-row kernels (Q4_0, Q8_0, Q4_K, Q6_K), at odd
-//! N and several K, f32 and f16 outputs; then what the fused kernels do not
-//! take and the composition runs: three rows, a block type without a
-//! one-row kernel, an f16 weight.
+//! type with CUDA's fused one-row kernels (Q4_0, Q8_0, Q4_K, Q6_K; with
+//! 8-bit activations also Q4_1, Q5_0, Q5_1), at odd N and several K, f32
+//! and f16 outputs; q, k and v of mixed types; then what the fused kernels
+//! do not take and the composition runs: three rows, a block type without
+//! a one-row kernel, an f16 weight.
 
 use super::views::{check_untouched, poisoned, random, Placement};
 use super::{float_budget, OpCase, Rng, Run, Target};
@@ -251,9 +252,17 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         amp,
         seed: 0,
     };
-    for (i, w) in [DType::Q4_0, DType::Q8_0, DType::Q4K, DType::Q6K]
-        .into_iter()
-        .enumerate()
+    for (i, w) in [
+        DType::Q4_0,
+        DType::Q8_0,
+        DType::Q4K,
+        DType::Q6K,
+        DType::Q4_1,
+        DType::Q5_0,
+        DType::Q5_1,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let be = w.block_elems();
         // K of 1, 3 and 9 super-blocks (or 8, 24, 72 blocks of 32): one
@@ -281,6 +290,10 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
     v.push(FusedCase {
         mixed: Some(DType::Q6K),
         ..case(false, 3, true, (1, 40, 768), DType::Q4K, DType::F32, 1.0)
+    });
+    v.push(FusedCase {
+        mixed: Some(DType::Q8_0),
+        ..case(false, 3, true, (1, 40, 768), DType::Q5_0, DType::F32, 1.0)
     });
     v.into_iter()
         .enumerate()

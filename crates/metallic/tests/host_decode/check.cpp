@@ -26,7 +26,7 @@ template <int T> static void random_block(u8* b) {
         const u16 h = (u16)((rng() & 0x8000) | ((rng() % 24 + 4) << 10) | (rng() & 1023));
         std::memcpy(b + off, &h, 2);
     };
-    if (T == QT_Q4_K) {
+    if (T == QT_Q4_K || T == QT_Q4_1 || T == QT_Q5_1) {
         scale(0);
         scale(2);
     } else if (T == QT_Q6_K) {
@@ -128,10 +128,12 @@ template <int T> static int check_dot(const char* name, int blocks) {
 }
 
 // The CPU's run-time activation quantization (crate::quant::quantize):
-// Q8_0 for G = 32 (d = f16(amax / 127), q = rint(x 127 / amax)), Q8_K for
-// G = 256 (iscale = -127 / the first value of largest magnitude, q =
-// min(rint(iscale x), 127), d = 1 / iscale), into X8's layout: quants, a
-// scale per group of 32 (Q8_K's repeated), the sum of each group's quants.
+// Q8_0 for G = 32 (d = f16(amax / 127), q = rint(x 127 / amax)); Q8_1 for
+// G = 32 with S1 (the same, and s = f16(amax / 127 * sum q), the f32 d);
+// Q8_K for G = 256 (iscale = -127 / the first value of largest magnitude,
+// q = min(rint(iscale x), 127), d = 1 / iscale), into X8's layout: quants,
+// a scale per group of 32 (Q8_K's repeated), the sum of each group's
+// quants (Q8_1: s as f32 bits).
 static u16 to_f16(float f) {
     // Round to nearest even through the exact software conversion back.
     const float a = std::fabs(f);
@@ -147,7 +149,8 @@ static u16 to_f16(float f) {
         }
     return (u16)(best | (f < 0 ? 0x8000 : 0));
 }
-template <int G> static void quantize_x8(const float* x, int n, signed char* xq, float* xd, int* xs) {
+template <int G, bool S1>
+static void quantize_x8(const float* x, int n, signed char* xq, float* xd, int* xs) {
     for (int g = 0; g < n / G; ++g) {
         const float* v = x + g * G;
         float amax = 0.0f, mx = 0.0f;
@@ -167,6 +170,10 @@ template <int G> static void quantize_x8(const float* x, int n, signed char* xq,
             int sum = 0;
             for (int i = 0; i < 32; ++i) sum += xq[g * G + 32 * s + i];
             xs[g * G / 32 + s] = sum;
+            if (S1) {
+                const float sf = f16_to_f32(to_f16(__fmul_rn(amax / 127.0f, (float)sum)));
+                std::memcpy(&xs[g * G / 32 + s], &sf, 4);
+            }
             xd[g * G / 32 + s] = G == 32 ? f16_to_f32(to_f16(amax / 127.0f)) : (amax == 0.0f ? 0.0f : 1.0f / (-127.0f / mx));
         }
     }
@@ -174,17 +181,20 @@ template <int G> static void quantize_x8(const float* x, int n, signed char* xq,
 
 // Block b's sum over I8<T>'s parts against quantized activations, against
 // an f64 dot of Q<T>::get with them dequantized: within 1e-5 of max|w|
-// sum|x| (a few roundings of exact integer sums); half the blocks sit at an
-// address 2 mod 4 (not Q4_K, whose rows are 16-byte aligned) to cover
-// ld2_a2's shifted loads.
+// sum|x| (a few roundings of exact integer sums; for Q4_1 / Q5_1 the f64
+// dot takes m s, s the f16 the quantizer kept, in place of m xd sum q, as
+// the CPU does); half the blocks sit at an
+// address 2 mod 4 (not Q4_K, whose rows are 16-byte aligned, nor Q4_1 /
+// Q5_1, whose are 4-byte aligned) to cover ld2_a2's shifted loads.
 template <int T> static int check_i8(const char* name, int blocks) {
     constexpr int BE = Q<T>::BE, BB = Q<T>::BB, G = (T == QT_Q4_K || T == QT_Q6_K) ? 256 : 32;
+    constexpr bool S1 = T == QT_Q4_1 || T == QT_Q5_1, A4 = S1 || T == QT_Q4_K;
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     int bad = 0;
     double worst = 0.0;
     for (int t = 0; t < blocks; ++t) {
         alignas(16) u8 buf[BB + 32];
-        const int at = (T != QT_Q4_K && (t & 1)) ? 6 : 8;
+        const int at = (!A4 && (t & 1)) ? 6 : 8;
         u8* b = buf + at;
         random_block<T>(b);
         alignas(16) float x[BE];
@@ -194,13 +204,21 @@ template <int T> static int check_i8(const char* name, int blocks) {
         // Some blocks of all-zero activations, and ties of magnitude.
         for (float& v : x) v = t % 97 == 5 ? 0.0f : u(rng);
         if (t % 13 == 3) x[rng() % BE] = -x[rng() % BE];
-        quantize_x8<G>(x, BE, xq, xd, xs);
+        quantize_x8<G, S1>(x, BE, xq, xd, xs);
         double want = 0.0, wmax = 0.0, xsum = 0.0;
         for (int i = 0; i < BE; ++i) {
             const double w = Q<T>::get(b, i), xv = (double)xd[i / 32] * xq[i];
             want += w * xv;
             wmax = std::fmax(wmax, std::fabs(w));
             xsum += std::fabs(xv);
+        }
+        if (S1) {
+            // m xd sum q -> m s.
+            int sum = 0;
+            for (int i = 0; i < BE; ++i) sum += xq[i];
+            float sf;
+            std::memcpy(&sf, xs, 4);
+            want += (double)f16_to_f32(*(const u16*)(b + 2)) * ((double)sf - (double)xd[0] * sum);
         }
         double got = 0.0;
         for (int p = 0; p < I8<T>::LPB; ++p) got += I8<T>::dot(b, p, (const u8*)xq, xd, xs);
@@ -216,10 +234,12 @@ template <int T> static int check_i8(const char* name, int blocks) {
 int main() {
     const int n = 4000;
     const int bad = check<QT_Q4_0>("q4_0", n) + check<QT_Q8_0>("q8_0", n) + check<QT_Q4_K>("q4_k", n) +
-                    check<QT_Q6_K>("q6_k", n);
+                    check<QT_Q6_K>("q6_k", n) + check<QT_Q4_1>("q4_1", n) + check<QT_Q5_0>("q5_0", n) +
+                    check<QT_Q5_1>("q5_1", n);
     const int bad_dot = check_dot<QT_Q4_0>("q4_0", n) + check_dot<QT_Q8_0>("q8_0", n) +
                         check_dot<QT_Q4_K>("q4_k", n) + check_dot<QT_Q6_K>("q6_k", n);
     const int bad_i8 = check_i8<QT_Q4_0>("q4_0", n) + check_i8<QT_Q8_0>("q8_0", n) + check_i8<QT_Q4_K>("q4_k", n) +
-                       check_i8<QT_Q6_K>("q6_k", n);
+                       check_i8<QT_Q6_K>("q6_k", n) + check_i8<QT_Q5_0>("q5_0", n) + check_i8<QT_Q4_1>("q4_1", n) +
+                       check_i8<QT_Q5_1>("q5_1", n);
     return bad || bad_dot || bad_i8 ? 1 : 0;
 }

@@ -26,6 +26,11 @@ static inline float __uint_as_float(unsigned u) {
     std::memcpy(&f, &u, 4);
     return f;
 }
+static inline float __int_as_float(int i) {
+    float f;
+    std::memcpy(&f, &i, 4);
+    return f;
+}
 static inline float __fmul_rn(float a, float b) {
     volatile float r = a * b;
     return r;

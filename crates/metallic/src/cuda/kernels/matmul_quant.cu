@@ -54,16 +54,17 @@ __device__ __forceinline__ void mmq(const float* a, const u8* w, i64 row_bytes, 
 FOR_EACH_QTYPE(MATMUL_Q)
 
 // `matmul_<type>_mmv<R>`: the same product with wide loads and the
-// epilogue fused, for the block types with a V<T> (quant.cuh: Q4_0, Q8_0,
-// Q4_K, Q6_K). A's rows are `lda` floats apart (A read in place where it is
-// f32 with unit column stride). A block of MMV_THREADS threads per R weight
-// rows and MMV_MT activation rows (grid y), each thread taking parts of the
-// rows' blocks (V<T>::decode: each weight decoded once, bit-identical to
-// Q<T>::get), every value then used for all the block's activation rows,
-// each activation float4 for all R weight rows. The partial sums are
-// reduced across the warp and the block, and epilogue_store writes D. The
-// host sends only weights whose rows are aligned for the loads (16 bytes
-// for Q4_K's header, 2 for the rest) and A with 16-byte aligned rows.
+// epilogue fused, for the block types with a V<T> (quant.cuh: Q4_0, Q4_1,
+// Q5_0, Q5_1, Q8_0, Q4_K, Q6_K). A's rows are `lda` floats apart (A read in
+// place where it is f32 with unit column stride). A block of MMV_THREADS
+// threads per R weight rows and MMV_MT activation rows (grid y), each
+// thread taking parts of the rows' blocks (V<T>::decode: each weight
+// decoded once, bit-identical to Q<T>::get), every value then used for all
+// the block's activation rows, each activation float4 for all R weight
+// rows. The partial sums are reduced across the warp and the block, and
+// epilogue_store writes D. The host sends only weights whose rows are
+// aligned for the loads (16 bytes for Q4_K's header, 2 for the rest) and A
+// with 16-byte aligned rows.
 
 #define MMV_THREADS 128
 #define MMV_MT 8
@@ -146,6 +147,9 @@ __device__ __forceinline__ void mmv(const float* a, i64 lda, const u8* w, i64 ro
         mmv<T, R>(a, lda, w, row_bytes, e, c, d, bias, z, M, N, K);                                              \
     }
 MATMUL_V(q4_0, QT_Q4_0)
+MATMUL_V(q4_1, QT_Q4_1)
+MATMUL_V(q5_0, QT_Q5_0)
+MATMUL_V(q5_1, QT_Q5_1)
 MATMUL_V(q8_0, QT_Q8_0)
 MATMUL_V(q4_k, QT_Q4_K)
 MATMUL_V(q6_k, QT_Q6_K)
@@ -312,12 +316,14 @@ MATMUL_MV(q6_k, QT_Q6_K)
 
 // 8-bit activations (`METALLIC_MV=q8`, cuda/ops/matmul.rs): A's row is
 // quantized once, as the CPU's default quantized matmul and llama.cpp
-// quantize it (`quantize_q8_g32`: Q8_0, for Q4_0 / Q8_0 weights;
-// `quantize_q8_g256`: Q8_K, for the K-quants), optionally through RMSNorm
+// quantize it (`quantize_q8_g32`: Q8_0, for Q4_0 / Q5_0 / Q8_0 weights;
+// `_g32s`: Q8_1, for Q4_1 / Q5_1; `_g256`: Q8_K, for the K-quants),
+// optionally through RMSNorm
 // first; the products then take four weight and activation bytes a dp4a
 // (quant.cuh I8<T>). The row's buffer X8: K quants, then K / 32 f32 scales
 // (one per group of 32; Q8_K's repeated over its eight), then K / 32 i32
-// sums of the groups' quants.
+// sums of the groups' quants (Q8_1: the groups' f16 `s` = d * sum, with
+// the f32 d, as f32 bits).
 
 struct X8 {
     const u8* q;
@@ -334,15 +340,24 @@ __device__ __forceinline__ X8 x8_row(const u8* buf, int K) {
 // One warp per group of G activations (8 warps a block). With gamma, the
 // row goes through RMSNorm first, as rms_norm (norm.cu): the sum of squares
 // in f64 over the whole row (each block sums it), then (x * scale) * gamma.
-template <int G>
+// S1 (G = 32): Q8_1, s in place of the sum.
+template <int G, bool S1>
 __device__ __forceinline__ void quantize_q8(const float* x, const float* gamma, float eps, u8* out, int K) {
     __shared__ double scratch[32];
     float scale = 1.0f;
     if (gamma != nullptr) {
+        // Eight loads a thread in flight at once: a row of 3584 is two
+        // trips to memory, not fourteen.
         double ss = 0.0;
-        for (int j = threadIdx.x; j < K; j += blockDim.x) {
-            const float v = x[j];
-            ss += (double)(v * v);
+        for (int j0 = threadIdx.x; j0 < K; j0 += 8 * blockDim.x) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; ++u) {
+                const int j = j0 + u * blockDim.x;
+                v[u] = j < K ? x[j] : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < 8; ++u) ss += (double)(v[u] * v[u]);
         }
         ss = block_sum_d(ss, scratch);
         scale = 1.0f / sqrtf((float)(ss / K) + eps);
@@ -367,8 +382,9 @@ __device__ __forceinline__ void quantize_q8(const float* x, const float* gamma, 
         out[g * 32 + lane] = (u8)q;
         const int sum = __reduce_add_sync(0xffffffffu, q);
         if (lane == 0) {
-            xd[g] = f16_to_f32(f32_to_f16(amax / 127.0f));
-            xs[g] = sum;
+            const float d = amax / 127.0f;
+            xd[g] = f16_to_f32(f32_to_f16(d));
+            xs[g] = S1 ? __float_as_int(f16_to_f32(f32_to_f16(__fmul_rn(d, (float)sum)))) : sum;
         }
         return;
     }
@@ -401,11 +417,15 @@ __device__ __forceinline__ void quantize_q8(const float* x, const float* gamma, 
 
 extern "C" __global__ void __launch_bounds__(32 * Q8_WARPS)
     quantize_q8_g32(const float* x, const float* gamma, float eps, u8* out, int K) {
-    quantize_q8<32>(x, gamma, eps, out, K);
+    quantize_q8<32, false>(x, gamma, eps, out, K);
+}
+extern "C" __global__ void __launch_bounds__(32 * Q8_WARPS)
+    quantize_q8_g32s(const float* x, const float* gamma, float eps, u8* out, int K) {
+    quantize_q8<32, true>(x, gamma, eps, out, K);
 }
 extern "C" __global__ void __launch_bounds__(32 * Q8_WARPS)
     quantize_q8_g256(const float* x, const float* gamma, float eps, u8* out, int K) {
-    quantize_q8<256>(x, gamma, eps, out, K);
+    quantize_q8<256, false>(x, gamma, eps, out, K);
 }
 
 // The lanes' partial sums of NW weight rows against the quantized row, U
@@ -492,6 +512,9 @@ __device__ __forceinline__ void q8mv_swiglu(const u8* xb, const u8* w, const u8*
         q8mv_swiglu<T>(xb, w, w2, row_bytes, e, d, N, K);                                                       \
     }
 MATMUL_Q8(q4_0, QT_Q4_0)
+MATMUL_Q8(q4_1, QT_Q4_1)
+MATMUL_Q8(q5_0, QT_Q5_0)
+MATMUL_Q8(q5_1, QT_Q5_1)
 MATMUL_Q8(q8_0, QT_Q8_0)
 MATMUL_Q8(q4_k, QT_Q4_K)
 MATMUL_Q8(q6_k, QT_Q6_K)

@@ -237,6 +237,50 @@ template <> struct V<QT_Q8_0> {
     }
 };
 
+// Q4_1 / Q5_0 / Q5_1: d @0, then m (Q4_1 / Q5_1, @2), the fifth bits qh
+// (Q5_0 @2, Q5_1 @4) and qs[16] (@4, @6, @8). Part p (2 a block), as Q4_0:
+// bytes 8p..8p+8 of qs, whose low nibbles are elements 8p.., high nibbles
+// 16 + 8p..; with H the element j's fifth bit is bit j of qh. w = (q - 16)
+// d (Q5_0) or q d + m (Q4_1, Q5_1), rounded as Q<T>::get.
+template <bool H, bool MIN, int QS>
+__device__ __forceinline__ void decode_legacy(const u8* b, int p, float* w, int* off) {
+    const float d = f16_to_f32(*(const u16*)b), m = MIN ? f16_to_f32(*(const u16*)(b + 2)) : 0.0f;
+    const unsigned q0 = ld_u32_a2(b + QS + 8 * p), q1 = ld_u32_a2(b + QS + 4 + 8 * p);
+    const unsigned qh = H ? ld_u32_a2(b + QS - 4) : 0u;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        const unsigned v = (i < 4 ? q0 : q1) >> (8 * (i & 3));
+        unsigned lo = v & 15, hi = (v >> 4) & 15;
+        if (H) {
+            lo |= ((qh >> (8 * p + i)) & 1) << 4;
+            hi |= ((qh >> (16 + 8 * p + i)) & 1) << 4;
+        }
+        if (MIN) {
+            w[i] = __fadd_rn(__fmul_rn(u2f(lo), d), m);
+            w[8 + i] = __fadd_rn(__fmul_rn(u2f(hi), d), m);
+        } else {
+            w[i] = __fmul_rn(u2f(lo) - 16.0f, d);
+            w[8 + i] = __fmul_rn(u2f(hi) - 16.0f, d);
+        }
+    }
+    off[0] = 8 * p, off[1] = 8 * p + 4, off[2] = 16 + 8 * p, off[3] = 20 + 8 * p;
+}
+
+template <> struct V<QT_Q4_1> {
+    static constexpr int LPB = 2, EPL = 16;
+    __device__ static void decode(const u8* b, int p, float* w, int* off) { decode_legacy<false, true, 4>(b, p, w, off); }
+};
+
+template <> struct V<QT_Q5_0> {
+    static constexpr int LPB = 2, EPL = 16;
+    __device__ static void decode(const u8* b, int p, float* w, int* off) { decode_legacy<true, false, 6>(b, p, w, off); }
+};
+
+template <> struct V<QT_Q5_1> {
+    static constexpr int LPB = 2, EPL = 16;
+    __device__ static void decode(const u8* b, int p, float* w, int* off) { decode_legacy<true, true, 8>(b, p, w, off); }
+};
+
 // Q4_K: d @0, dmin @2, scales[12] @4, qs[128] @16. Part p (16 a block):
 // bytes 8 (p % 4).. of qs chunk c = p / 4, whose low nibbles are elements
 // 64c + 8 (p % 4).. (sub-block 2c), high nibbles 32 more (sub-block 2c + 1).
@@ -456,10 +500,11 @@ template <> struct D<QT_Q6_K> {
 
 // Parts of a block against 8-bit activations (matmul_quant.cu
 // `matmul_<type>_q8mv*`): the activations of a row quantized as the CPU's
-// vec_dot_type quantizes them (Q8_0 for Q4_0 / Q8_0 weights, Q8_K for the
-// K-quants; quantize_q8_g32 / _g256), held as X8 (matmul_quant.cu): the
-// quants `xq`, and per group of 32 a scale `xd` (Q8_K's one scale repeated
-// over its eight groups) and the sum of the group's quants `xs`.
+// vec_dot_type quantizes them (Q8_0 for Q4_0 / Q5_0 / Q8_0 weights, Q8_1
+// for Q4_1 / Q5_1, Q8_K for the K-quants; quantize_q8_g32 / _g32s /
+// _g256), held as X8 (matmul_quant.cu): the quants `xq`, and per group of
+// 32 a scale `xd` (Q8_K's one scale repeated over its eight groups) and
+// the sum of the group's quants `xs` (Q8_1: its f16 `s` as f32 bits).
 // I8<T>::dot returns part p's share of sum_i w_i x_i: integer dot products
 // of four byte pairs at a time (dp4a), exact within a sub-block, each
 // scaled once. Where a sub-block's min or offset term is taken from xs, the
@@ -502,21 +547,69 @@ __device__ __forceinline__ unsigned sub32_bytes(unsigned q) { return ((q | 0x808
 
 template <int T> struct I8;
 
+// The four bits n (0..15) as bit 4 of four bytes: Q5_0 / Q5_1's fifth
+// bits of four elements, beside their nibbles.
+__device__ __forceinline__ unsigned bits_to_bytes4(unsigned n) { return ((n * 0x00204081u) & 0x01010101u) << 4; }
+
+// sum q x over the 32 elements of a legacy block against its group's
+// quants xq: q the nibbles at qs (element j low nibble of byte j, element
+// j + 16 the high one), plus the fifth bits of qh where H (bit j for
+// element j). A4: qs is 4-byte aligned (Q4_1 / Q5_1 blocks of 20 / 24
+// bytes), else 2-byte (Q4_0 / Q5_0 blocks of 18 / 22).
+template <bool H, bool A4> __device__ __forceinline__ int nib_dot(const u8* qs, unsigned qh, const u8* xq) {
+    const uint4 x0 = *(const uint4*)xq, x1 = *(const uint4*)(xq + 16);
+    const unsigned lo[4] = {x0.x, x0.y, x0.z, x0.w}, hi[4] = {x1.x, x1.y, x1.z, x1.w};
+    int s = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const unsigned q = A4 ? *(const unsigned*)(qs + 4 * i) : ld_u32_a2(qs + 4 * i);
+        unsigned a = q & NIB_LO, b = (q >> 4) & NIB_LO;
+        if (H) {
+            a |= bits_to_bytes4((qh >> (4 * i)) & 15u);
+            b |= bits_to_bytes4((qh >> (16 + 4 * i)) & 15u);
+        }
+        s = dp4(a, lo[i], s);
+        s = dp4(b, hi[i], s);
+    }
+    return s;
+}
+
 // Q4_0 (one part a block): (q - 8) x over the 32 elements, the offset
 // through xs: sum q x - 8 sum x.
 template <> struct I8<QT_Q4_0> {
     static constexpr int LPB = 1;
     __device__ static float dot(const u8* b, int, const u8* xq, const float* xd, const int* xs) {
-        const uint4 x0 = *(const uint4*)xq, x1 = *(const uint4*)(xq + 16);
-        const unsigned lo[4] = {x0.x, x0.y, x0.z, x0.w}, hi[4] = {x1.x, x1.y, x1.z, x1.w};
-        int s = 0;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const unsigned q = ld_u32_a2(b + 2 + 4 * i);
-            s = dp4(q & NIB_LO, lo[i], s);
-            s = dp4((q >> 4) & NIB_LO, hi[i], s);
-        }
+        const int s = nib_dot<false, false>(b + 2, 0u, xq);
         return (float)(s - 8 * xs[0]) * (f16_to_f32(*(const u16*)b) * xd[0]);
+    }
+};
+
+// Q5_0 (one part a block): as Q4_0 with the fifth bits, offset 16.
+template <> struct I8<QT_Q5_0> {
+    static constexpr int LPB = 1;
+    __device__ static float dot(const u8* b, int, const u8* xq, const float* xd, const int* xs) {
+        const int s = nib_dot<true, false>(b + 6, ld_u32_a2(b + 2), xq);
+        return (float)(s - 16 * xs[0]) * (f16_to_f32(*(const u16*)b) * xd[0]);
+    }
+};
+
+// Q4_1 / Q5_1 (one part a block) against Q8_1 activations (the CPU's
+// vec_dot_type for them): w = d q + m, so sum w x = d xd sum q xq + m s,
+// where s is the group's f16 `d * sum xq` (quantize_q8_g32s keeps it in
+// xs, as f32 bits), as ggml's vec_dot_q4_1_q8_1 / _q5_1_q8_1.
+template <> struct I8<QT_Q4_1> {
+    static constexpr int LPB = 1;
+    __device__ static float dot(const u8* b, int, const u8* xq, const float* xd, const int* xs) {
+        const int s = nib_dot<false, true>(b + 4, 0u, xq);
+        return (f16_to_f32(*(const u16*)b) * xd[0]) * (float)s + f16_to_f32(*(const u16*)(b + 2)) * __int_as_float(xs[0]);
+    }
+};
+
+template <> struct I8<QT_Q5_1> {
+    static constexpr int LPB = 1;
+    __device__ static float dot(const u8* b, int, const u8* xq, const float* xd, const int* xs) {
+        const int s = nib_dot<true, true>(b + 8, *(const unsigned*)(b + 4), xq);
+        return (f16_to_f32(*(const u16*)b) * xd[0]) * (float)s + f16_to_f32(*(const u16*)(b + 2)) * __int_as_float(xs[0]);
     }
 };
 

@@ -843,10 +843,11 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     run_epilogue(p, x, ch, e, &t)
 }
 
-/// Our block-weight kernels. The wide-load ones where they have the type
-/// and their loads' alignment holds, epilogue fused, reading A in place when
-/// it is f32 with unit column stride: at M = 1 `matmul_<type>_mv<R>`,
-/// otherwise `matmul_<type>_mmv<R>`. Otherwise the warp-per-row one into an
+/// Our block-weight kernels, epilogue fused, reading A in place when it is
+/// f32 with unit column stride, where they have the type and their loads'
+/// alignment holds: at M = 1 the one-row path's ([`mv_path`]: by default
+/// A's row quantized to 8 bits, then `matmul_<type>_q8mv`), otherwise the
+/// wide-load `matmul_<type>_mmv<R>`. Otherwise the warp-per-row one into an
 /// f32 product, then the epilogue.
 fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     let dev = &x.dev;
@@ -870,15 +871,28 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         let elem = ch.b.off as usize + z * ch.b.bs as usize;
         x.b + (elem / be * bb) as u64
     };
-    let wide = mmv_alignment(dt).is_some_and(|align| {
+    let aligned = |align: u64| {
         (0..ch.count).all(|z| weight_at(z).is_multiple_of(align))
             && (row_bytes as u64).is_multiple_of(align)
-    });
+    };
+    let wide = mmv_alignment(dt).is_some_and(aligned);
+    // The one-row kernel of the one-row path, if it has one for this type
+    // and its loads' alignment holds.
+    let one_row = match mv_path() {
+        _ if m != 1 => None,
+        Some(MvPath::Q8) => q8_kernels(dt)
+            .filter(|q| aligned(q.align))
+            .map(|_| ("q8mv", 1)),
+        Some(MvPath::F32 { suffix, rows }) => mv_alignment(dt)
+            .is_some_and(aligned)
+            .then_some((suffix, rows)),
+        None => None,
+    };
     // A's rows as the kernels read them: f32, unit column stride, row
     // stride `lda`; the wide kernel's float4 loads also need every row
     // 16-byte aligned.
     let a_at = |z: usize| x.a + 4 * (ch.a.off as u64 + z as u64 * ch.a.bs as u64);
-    let a_in_place = wide
+    let a_in_place = (wide || one_row.is_some())
         && p.a.dtype == DType::F32
         && ch.a.cs == 1
         && (m == 1 || ch.a.rs % 4 == 0)
@@ -901,16 +915,13 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         (Some(a), ptr, ag.rs, ag.bs)
     };
     let qname = super::get_rows::qname(dt);
-    if let (true, 1, Some(path)) = (wide, m, mv_path()) {
+    if let Some((suffix, r)) = one_row {
         // With 8-bit activations each batch's row is quantized into `xb`
         // first, and the kernel reads that instead of A.
-        let (name, r, xb) = match path {
-            MvPath::Q8 => (
-                format!("matmul_{qname}_q8mv"),
-                1,
-                Some(dev.alloc(x8_bytes(k))?),
-            ),
-            MvPath::F32 { suffix, rows } => (format!("matmul_{qname}_{suffix}"), rows, None),
+        let name = format!("matmul_{qname}_{suffix}");
+        let xb = match mv_path() {
+            Some(MvPath::Q8) => Some(dev.alloc(x8_bytes(k))?),
+            _ => None,
         };
         for z in 0..ch.count {
             let ap = a_ptr + (z as u64) * (a_bs as u64) * 4;
@@ -1022,10 +1033,13 @@ enum MvPath {
     Q8,
 }
 
-/// The one-row path, read once: `mv1u4` (one row a warp, 4 parts a lane in
-/// flight), or `METALLIC_MV` = `q8` (8-bit activations), `mv1` / `mv1u2`
-/// (1 / 2 parts in flight), `mv2` (2 rows a warp), or `off` (`None`: M = 1
-/// runs on the `mmv` kernels, as M > 1 does). On an H100 (session 17,
+/// The one-row path, read once: `q8` (8-bit activations, the CPU's default
+/// arithmetic), or `METALLIC_MV` = `mv1u4` (f32 activations, one row a
+/// warp, 4 parts a lane in flight), `mv1` / `mv1u2` (1 / 2 parts in
+/// flight), `mv2` (2 rows a warp), or `off` (`None`: M = 1 runs on the
+/// `mmv` kernels, as M > 1 does). On an H100 (session 18, synthetic
+/// Qwen2.5 q4_k_m, one binary and call) tg128 ran at 297 / 182 tok/s on
+/// q8 / mv1u4 at 7B, 528-539 / 478-482 at 1.5B. On an H100 (session 17,
 /// synthetic Qwen2.5-1.5B q4_k_m, one call each) tg64 ran at 397 / 336 /
 /// 277 tok/s with 1 / 2 / 4 rows a warp and 307 on `mmv4` (call 1: more
 /// warps in flight beat sharing the activations' loads); with the fused
@@ -1035,11 +1049,11 @@ fn mv_path() -> Option<MvPath> {
     let f32_path = |suffix, rows| Some(MvPath::F32 { suffix, rows });
     *PATH.get_or_init(|| match std::env::var("METALLIC_MV").ok().as_deref() {
         Some("off") => None,
-        Some("q8") => Some(MvPath::Q8),
+        Some("mv1u4") => f32_path("mv1u4", 1),
         Some("mv1") => f32_path("mv1", 1),
         Some("mv1u2") => f32_path("mv1u2", 1),
         Some("mv2") => f32_path("mv2", 2),
-        _ => f32_path("mv1u4", 1),
+        _ => Some(MvPath::Q8),
     })
 }
 
@@ -1050,10 +1064,41 @@ fn x8_bytes(k: usize) -> usize {
     k + k / 4
 }
 
+/// A block type's 8-bit activation kernels (`matmul_<type>_q8mv*`).
+#[derive(Debug, Clone, Copy)]
+struct Q8Kernels {
+    /// The quantizer of the activations, the CPU's vec_dot_type for the
+    /// type: `quantize_q8_<quantizer>` (`g32` Q8_0, `g32s` Q8_1, `g256`
+    /// Q8_K); types with the same one can share a quantized row.
+    quantizer: &'static str,
+    /// Its group of activations.
+    group: usize,
+    /// The alignment in bytes the products' loads need of every weight row.
+    align: u64,
+}
+
+/// The block types with 8-bit activation kernels: Q4_K (16-byte aligned
+/// for its 16-byte header), Q4_1 / Q5_1 (4: 4-byte loads of blocks of 20 /
+/// 24 bytes), and Q4_0 / Q5_0 / Q8_0 / Q6_K (2: blocks of 18, 22, 34 and
+/// 210 bytes leave only 2).
+fn q8_kernels(dt: DType) -> Option<Q8Kernels> {
+    let (quantizer, group, align) = match dt {
+        DType::Q4_0 | DType::Q5_0 | DType::Q8_0 => ("g32", 32, 2),
+        DType::Q4_1 | DType::Q5_1 => ("g32s", 32, 4),
+        DType::Q4K => ("g256", 256, 16),
+        DType::Q6K => ("g256", 256, 2),
+        _ => return None,
+    };
+    Some(Q8Kernels {
+        quantizer,
+        group,
+        align,
+    })
+}
+
 /// Quantizes the f32 row at `x` (K elements, through RMSNorm with `norm` =
 /// (gamma, eps) first) into `out` (`x8_bytes(K)`) for the q8 kernels of
-/// weight type `dt`: Q8_K groups of 256 for the K-quants, Q8_0 groups of 32
-/// for the rest, the CPU's vec_dot_type for each.
+/// weight type `dt`.
 fn quantize_row_q8(
     dev: &CudaDevice,
     dt: DType,
@@ -1062,18 +1107,16 @@ fn quantize_row_q8(
     out: u64,
     k: i32,
 ) -> Result<()> {
-    let g = if matches!(dt, DType::Q4K | DType::Q6K) {
-        256
-    } else {
-        32
+    let Some(q8) = q8_kernels(dt) else {
+        crate::bail!(OP, "no 8-bit activation kernel for {dt}");
     };
     let (gp, eps) = norm.unwrap_or((0, 0.0));
     let mut args = [arg(&x), arg(&gp), arg(&eps), arg(&out), arg(&k)];
     // matmul_quant.cu Q8_WARPS: 8 warps of one group a block.
-    let grid = ((k as usize / g).div_ceil(8) as u32, 1, 1);
+    let grid = ((k as usize / q8.group).div_ceil(8) as u32, 1, 1);
     QUANT_MODULE.launch(
         dev,
-        &format!("quantize_q8_g{g}"),
+        &format!("quantize_q8_{}", q8.quantizer),
         grid,
         (256, 1, 1),
         &mut args,
@@ -1150,9 +1193,9 @@ fn fused_seg(
     let (&[1, k], &[n, kw]) = (x.shape(), w.shape()) else {
         return Ok(None);
     };
-    let align = match dt {
-        DType::Q4_0 | DType::Q8_0 | DType::Q4K | DType::Q6K => mmv_alignment(dt),
-        _ => None,
+    let align = match mv_path() {
+        Some(MvPath::Q8) => q8_kernels(dt).map(|q| q.align),
+        _ => mv_alignment(dt),
     };
     // Past 16 rows per column of the row (an output projection over the
     // vocabulary), every warp's share of the norm costs more than the
@@ -1235,6 +1278,10 @@ fn fused_row(dev: &CudaDevice, x: &Tensor, gamma: &Tensor) -> Result<Option<(u64
 /// `[K]`, both contiguous and 16-byte aligned; the weights `[N_i, K]` as
 /// stored, contiguous, all of one type with a one-row kernel, their rows
 /// aligned for its loads, N_i <= 16 K; each `out_i` `[1, N_i]` contiguous.
+/// With 8-bit activations (the default one-row path) the weights may mix
+/// types whose activations take the same quantizer (Q4_K with Q6_K; Q4_0,
+/// Q5_0 and Q8_0): the row is normalised and quantized once, then a launch
+/// per type.
 /// `Ok(false)` where any of that does not hold (the caller runs them
 /// otherwise); nothing is launched then.
 pub(crate) fn norm_rows(
@@ -1252,40 +1299,67 @@ pub(crate) fn norm_rows(
     let Some((xp, gp, ki)) = fused_row(&dev, x, gamma)? else {
         return Ok(false);
     };
-    let mut segs = [NO_SEG; 3];
-    let mut kind = None;
-    for (slot, (w, b, out)) in segs.iter_mut().zip(proj) {
+    let mut found = Vec::with_capacity(proj.len());
+    for (w, b, out) in proj {
         match fused_seg(&dev, x, w, *b, out)? {
-            Some((seg, dt, rb)) if kind.is_none_or(|k| k == (dt, rb)) => {
-                *slot = seg;
-                kind = Some((dt, rb));
-            }
-            _ => return Ok(false),
+            Some(seg) => found.push(seg),
+            None => return Ok(false),
         }
     }
-    let Some((dt, row_bytes)) = kind else {
+    if mv_path() == Some(MvPath::Q8) {
+        // One quantization of the normalised row serves every projection
+        // whose type reads the same groups; a launch per type.
+        let quantizer = |dt: DType| q8_kernels(dt).map(|q| q.quantizer);
+        let first = quantizer(found[0].1);
+        if first.is_none() || found.iter().any(|(_, dt, _)| quantizer(*dt) != first) {
+            return Ok(false);
+        }
+        let xb = dev.alloc(x8_bytes(ki as usize))?;
+        let xbp = xb.ptr();
+        quantize_row_q8(&dev, found[0].1, xp, Some((gp, eps)), xbp, ki)?;
+        let mut done = [false; 3];
+        for i in 0..found.len() {
+            if done[i] {
+                continue;
+            }
+            let (dt, row_bytes) = (found[i].1, found[i].2);
+            let mut segs = [NO_SEG; 3];
+            let mut used = 0;
+            for (j, (seg, dtj, rbj)) in found.iter().enumerate() {
+                if !done[j] && (*dtj, *rbj) == (dt, row_bytes) {
+                    segs[used] = *seg;
+                    used += 1;
+                    done[j] = true;
+                }
+            }
+            let rows: usize = segs.iter().map(|s| s.n as usize).sum();
+            let mut args = [
+                arg(&xbp),
+                arg(&row_bytes),
+                arg(&segs[0]),
+                arg(&segs[1]),
+                arg(&segs[2]),
+                arg(&ki),
+            ];
+            let name = format!("matmul_{}_q8mv_seg", super::get_rows::qname(dt));
+            // matmul_quant.cu MV_WARPS: 4 warps of one row a block.
+            let grid = (rows.div_ceil(4) as u32, 1, 1);
+            QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
+        }
+        return Ok(true);
+    }
+    let (dt, row_bytes) = (found[0].1, found[0].2);
+    if found.iter().any(|(_, d, rb)| (*d, *rb) != (dt, row_bytes)) {
         return Ok(false);
-    };
+    }
+    let mut segs = [NO_SEG; 3];
+    for (slot, (seg, _, _)) in segs.iter_mut().zip(&found) {
+        *slot = *seg;
+    }
     let rows: usize = segs.iter().map(|s| s.n as usize).sum();
     let qname = super::get_rows::qname(dt);
     // matmul_quant.cu MV_WARPS: 4 warps of one row a block.
     let grid = (rows.div_ceil(4) as u32, 1, 1);
-    if mv_path() == Some(MvPath::Q8) {
-        let xb = dev.alloc(x8_bytes(ki as usize))?;
-        let xbp = xb.ptr();
-        quantize_row_q8(&dev, dt, xp, Some((gp, eps)), xbp, ki)?;
-        let mut args = [
-            arg(&xbp),
-            arg(&row_bytes),
-            arg(&segs[0]),
-            arg(&segs[1]),
-            arg(&segs[2]),
-            arg(&ki),
-        ];
-        let name = format!("matmul_{qname}_q8mv_seg");
-        QUANT_MODULE.launch(&dev, &name, grid, (128, 1, 1), &mut args)?;
-        return Ok(true);
-    }
     let mut args = [
         arg(&xp),
         arg(&gp),
@@ -1364,12 +1438,22 @@ pub(crate) fn norm_swiglu_row(
 
 /// The block types with a wide-load kernel (`matmul_<type>_mmv<R>`), and the
 /// alignment in bytes its loads need of every weight row: 16 for Q4_K's
-/// 16-byte header, 2 for the rest (their blocks of 18, 34 and 210 bytes
-/// leave only 2).
+/// 16-byte header, 2 for the rest (their blocks of 18, 20, 22, 24, 34 and
+/// 210 bytes leave 2 at least; the legacy types' loads are 2-byte ones).
 fn mmv_alignment(dt: DType) -> Option<u64> {
     match dt {
         DType::Q4K => Some(16),
-        DType::Q4_0 | DType::Q8_0 | DType::Q6K => Some(2),
+        DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 | DType::Q6K => Some(2),
+        _ => None,
+    }
+}
+
+/// The block types with f32 one-row kernels (`matmul_<type>_mv<R>`, the
+/// fused `_norm_mv_u<U>` / `_norm_swiglu_mv_u<U>`: a D<T> in quant.cuh), and
+/// their alignment, the wide-load kernel's.
+fn mv_alignment(dt: DType) -> Option<u64> {
+    match dt {
+        DType::Q4_0 | DType::Q8_0 | DType::Q4K | DType::Q6K => mmv_alignment(dt),
         _ => None,
     }
 }
@@ -1385,13 +1469,15 @@ mod tests {
     use crate::tensor::HostBytes;
 
     /// The fused kernels take one row of x against each block type with
-    /// a one-row kernel, one projection with a bias, three (q, k, v: 45,
-    /// 13 and 13 rows) in one launch, and gate / up with SwiGLU, and agree
-    /// with rms_norm then the products (then swiglu) on the same GPU to f32
-    /// rounding (NMSE < 1e-10; a wrong element or scale lands near 1). They
-    /// refuse several rows, a type without a one-row kernel, mixed types, a
-    /// misaligned x and an output projection past 16 K rows, which the
-    /// fused ops then compose. Prints SKIP without a GPU.
+    /// a one-row kernel on the one-row path ([`mv_path`]), one projection
+    /// with a bias, three (q, k, v: 45, 13 and 13 rows) in one launch, and
+    /// gate / up with SwiGLU, and agree with rms_norm then the products
+    /// (then swiglu) on the same GPU to f32 rounding (NMSE < 1e-10; a wrong
+    /// element or scale lands near 1). They refuse several rows, a type
+    /// without a one-row kernel, types of different activation quantizers
+    /// (any mix, on the f32 path), a misaligned x and an output projection
+    /// past 16 K rows, which the fused ops then compose. Prints SKIP
+    /// without a GPU.
     #[test]
     fn fused_kernels_take_one_row_and_refuse_the_rest() {
         let Some(dev) = crate::cuda::default_device() else {
@@ -1419,7 +1505,12 @@ mod tests {
         };
         let (k, eps) = (1536, 1e-6);
         let ns = [45, 13, 13];
-        for dt in [DType::Q4_0, DType::Q8_0, DType::Q4K, DType::Q6K] {
+        let q8 = mv_path() == Some(MvPath::Q8);
+        let mut types = vec![DType::Q4_0, DType::Q8_0, DType::Q4K, DType::Q6K];
+        if q8 {
+            types.extend([DType::Q4_1, DType::Q5_0, DType::Q5_1]);
+        }
+        for dt in types {
             let (x, gamma) = (rand(&[1, k]), rand(&[k]));
             let h = zeros(&[1, k]);
             rms_norm(&x, &gamma, eps, &h).unwrap();
@@ -1478,7 +1569,42 @@ mod tests {
             &weight(DType::Q4K, wide, 256, 6),
             &zeros(&[1, wide])
         ));
+        // Mixed types: with 8-bit activations, types whose activations
+        // take the same quantizer (Q4_K with Q6_K: Q8_K; Q5_0 with Q8_0:
+        // Q8_0) share one quantization, a launch each, and equal the
+        // composition; Q4_K with Q8_0 and Q4_0 with Q4_1 (Q8_0 against
+        // Q8_1) are refused. The f32 kernels refuse any mix.
         let (w6, out2) = (weight(DType::Q6K, n, k, 5), zeros(&[1, n]));
-        assert!(!norm_rows(&x, (&gamma, eps), &[(&wq, None, &out), (&w6, None, &out2)]).unwrap());
+        let mixed = [(&wq, None, &out), (&w6, None, &out2)];
+        if q8 {
+            let h = zeros(&[1, k]);
+            rms_norm(&x, &gamma, eps, &h).unwrap();
+            let (w5, w8) = (weight(DType::Q5_0, n, k, 8), weight(DType::Q8_0, n, k, 7));
+            for (a, b) in [(&wq, &w6), (&w5, &w8)] {
+                assert!(
+                    norm_rows(&x, (&gamma, eps), &[(a, None, &out), (b, None, &out2)]).unwrap()
+                );
+                for (w, got) in [(a, &out), (b, &out2)] {
+                    let want = zeros(&[1, n]);
+                    matmul(&h, &w.t().unwrap(), &want, &p).unwrap();
+                    let e = nmse(&got.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
+                    println!(
+                        "{} of a mixed q/k/v ({} with {}): nmse {e:.2e} against rms_norm + matmul",
+                        w.dtype(),
+                        a.dtype(),
+                        b.dtype()
+                    );
+                    assert!(e < 1e-10, "{}: {e:.2e}", w.dtype());
+                }
+            }
+            let (w40, w41) = (weight(DType::Q4_0, n, k, 10), weight(DType::Q4_1, n, k, 11));
+            for (a, b) in [(&wq, &w8), (&w40, &w41)] {
+                assert!(
+                    !norm_rows(&x, (&gamma, eps), &[(a, None, &out), (b, None, &out2)]).unwrap()
+                );
+            }
+        } else {
+            assert!(!norm_rows(&x, (&gamma, eps), &mixed).unwrap());
+        }
     }
 }
