@@ -69,6 +69,27 @@ template <int T> static int check(const char* name, int blocks) {
     return bad;
 }
 
+// Every run of 8 of E8<T> (the tensor-core kernels' weight tiles) against
+// Q<T>::get, over random blocks: the same bits.
+template <int T> static int check_e8(const char* name, int blocks) {
+    int bad = 0;
+    for (int t = 0; t < blocks; ++t) {
+        alignas(16) u8 b[Q<T>::BB];
+        random_block<T>(b);
+        for (int j = 0; j < Q<T>::BE; j += 8) {
+            float w[8];
+            E8<T>::decode(E8<T>::fetch(b, j), j, w);
+            for (int i = 0; i < 8; ++i) {
+                const float want = Q<T>::get(b, j + i);
+                if (std::memcmp(&want, &w[i], 4) != 0 && bad++ < 5)
+                    std::printf("%s runs of 8: element %d: %a, want %a\n", name, j + i, w[i], want);
+            }
+        }
+    }
+    std::printf("%s runs of 8: %d random blocks: %s\n", name, blocks, bad ? "DIFFERENT" : "every run bit-identical");
+    return bad;
+}
+
 // Block b's sum over D<T>'s parts against the activations xb (with G, times
 // the norm weight gb, the squares of xb summed into ss).
 template <int T, bool G> static double parts_dot(const u8* b, const float* xb, const float* gb, double& ss) {
@@ -241,5 +262,8 @@ int main() {
     const int bad_i8 = check_i8<QT_Q4_0>("q4_0", n) + check_i8<QT_Q8_0>("q8_0", n) + check_i8<QT_Q4_K>("q4_k", n) +
                        check_i8<QT_Q6_K>("q6_k", n) + check_i8<QT_Q5_0>("q5_0", n) + check_i8<QT_Q4_1>("q4_1", n) +
                        check_i8<QT_Q5_1>("q5_1", n);
-    return bad || bad_dot || bad_i8 ? 1 : 0;
+    const int bad_e8 = check_e8<QT_Q4_0>("q4_0", n) + check_e8<QT_Q4_1>("q4_1", n) + check_e8<QT_Q5_0>("q5_0", n) +
+                       check_e8<QT_Q5_1>("q5_1", n) + check_e8<QT_Q8_0>("q8_0", n) + check_e8<QT_Q4_K>("q4_k", n) +
+                       check_e8<QT_Q6_K>("q6_k", n);
+    return bad || bad_dot || bad_i8 || bad_e8 ? 1 : 0;
 }

@@ -10,6 +10,16 @@
 //   GEMM_BM, GEMM_BN, GEMM_BK   block tile (BK = 32 or 64)
 //   GEMM_WM, GEMM_WN            warp tile (WM a multiple of 16, WN of 16)
 //   GEMM_STAGES  shared-memory pipeline depth
+//   GEMM_BQ      (optional) B is a GGUF block weight of this type (QT_* in
+//                quant.cuh, which the module then includes); GEMM_DT is f16
+//
+// With GEMM_BQ, B's tiles are decoded from the weight's blocks into the same
+// f16 shared-memory layout (QuantLoader below): the block-weight product at
+// M > 16 (a prefill) on the tensor cores, A rounded to f16 by the host
+// first, the weight's values rounded to f16 as they are decoded, never a
+// whole dequantized weight in memory. gb then describes the weight in
+// bytes: off (batch 0's first row), cs (bytes between rows), bs (between
+// batches).
 //
 // Layout taken: both operands K-contiguous, the LLM case y = x W^T: A is
 // [M, K] with unit column stride, B = W^T with W [N, K] row-major (B's row
@@ -104,6 +114,69 @@ struct TileLoader {
         }
     }
 };
+
+#ifdef GEMM_BQ
+__device__ __forceinline__ void st_shared_v4(unsigned addr, const unsigned (&v)[4]) {
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(v[0]), "r"(v[1]), "r"(v[2]), "r"(v[3]));
+}
+
+// Streams `ROWS` x BK tiles of a GGUF block weight (row r at base + r *
+// row_bytes, element k of a row in its block k / BE) into shared memory as
+// f16, in TileLoader's swizzled layout: each thread owns the same IT runs
+// of 8 elements (one 16-byte chunk) of every tile. fetch issues a tile's
+// loads (E8<T>::fetch, quant.cuh) into registers and store decodes and
+// writes them, so the loads are in flight while the tensor cores work on
+// the tile before. Rows past `rows_left` and columns past K are zeros.
+template <int ROWS>
+struct QuantLoader {
+    static constexpr int IT = (ROWS * CPR + THREADS - 1) / THREADS;
+    static constexpr int BE = Q<GEMM_BQ>::BE, BB = Q<GEMM_BQ>::BB;
+    using E = E8<GEMM_BQ>;
+    using Raw = typename E::Raw;
+    const u8* row[IT];
+    unsigned dst[IT];  // byte offset within a stage
+    int k8[IT];        // first column of the chunk; INT_MAX-ish when idle
+    int k_base;        // the element of the split's first column
+    __device__ __forceinline__ QuantLoader(const u8* base, i64 row_bytes, int rows_left, int kb) : k_base(kb) {
+#pragma unroll
+        for (int i = 0; i < IT; ++i) {
+            const int idx = threadIdx.x + i * THREADS;
+            const int r = idx / CPR, ch = idx % CPR;
+            const bool live = (ROWS * CPR % THREADS == 0 || idx < ROWS * CPR) && r < rows_left;
+            row[i] = base + (live ? r : 0) * row_bytes;
+            dst[i] = (idx < ROWS * CPR ? swz(r, ch) : 0) * 2;
+            k8[i] = live ? ch * 8 : (1 << 30);
+        }
+    }
+    // The loads of the tile at column k0 (of `k_end`).
+    __device__ __forceinline__ void fetch(Raw (&raw)[IT], int k0, int k_end) const {
+#pragma unroll
+        for (int i = 0; i < IT; ++i) {
+            if (k0 + k8[i] < k_end) {
+                const int e = k_base + k0 + k8[i];
+                raw[i] = E::fetch(row[i] + (i64)(e / BE) * BB, e % BE);
+            }
+        }
+    }
+    // That tile decoded into the stage at shared address `stage`.
+    __device__ __forceinline__ void store(const Raw (&raw)[IT], unsigned stage, int k0, int k_end) const {
+#pragma unroll
+        for (int i = 0; i < IT; ++i) {
+            if (ROWS * CPR % THREADS == 0 || threadIdx.x + i * THREADS < ROWS * CPR) {
+                unsigned v[4] = {0u, 0u, 0u, 0u};
+                if (k0 + k8[i] < k_end) {
+                    float w[8];
+                    E::decode(raw[i], (k_base + k0 + k8[i]) % BE, w);
+#pragma unroll
+                    for (int h = 0; h < 4; ++h)
+                        v[h] = (unsigned)f32_to_f16(w[2 * h]) | ((unsigned)f32_to_f16(w[2 * h + 1]) << 16);
+                }
+                st_shared_v4(stage + dst[i], v);
+            }
+        }
+    }
+};
+#endif
 
 __device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -202,8 +275,14 @@ extern "C" __global__ void __launch_bounds__(THREADS)
 
     const TileLoader<GEMM_BM> load_a((const u16*)a + ga.off + z * ga.bs + (i64)m0 * ga.rs + kt_begin * GEMM_BK, ga.rs,
                                      M - m0);
+#ifdef GEMM_BQ
+    const QuantLoader<GEMM_BN> load_b((const u8*)b + gb.off + z * gb.bs + (i64)n0 * gb.cs, gb.cs, N - n0,
+                                      kt_begin * GEMM_BK);
+    typename QuantLoader<GEMM_BN>::Raw raw[QuantLoader<GEMM_BN>::IT];
+#else
     const TileLoader<GEMM_BN> load_b((const u16*)b + gb.off + z * gb.bs + (i64)n0 * gb.cs + kt_begin * GEMM_BK, gb.cs,
                                      N - n0);
+#endif
     const unsigned sA = smem_u32(As), sB = smem_u32(Bs);
     constexpr unsigned A_STAGE = GEMM_BM * GEMM_BK * 2, B_STAGE = GEMM_BN * GEMM_BK * 2;
 
@@ -224,7 +303,12 @@ extern "C" __global__ void __launch_bounds__(THREADS)
     for (int s = 0; s < GEMM_STAGES - 1; ++s) {
         if (s < kt_count) {
             load_a.load(sA + s * A_STAGE, s * GEMM_BK, K);
+#ifdef GEMM_BQ
+            load_b.fetch(raw, s * GEMM_BK, K);
+            load_b.store(raw, sB + s * B_STAGE, s * GEMM_BK, K);
+#else
             load_b.load(sB + s * B_STAGE, s * GEMM_BK, K);
+#endif
         }
         asm volatile("cp.async.commit_group;\n" ::);
     }
@@ -235,15 +319,19 @@ extern "C" __global__ void __launch_bounds__(THREADS)
         // barrier also tells every warp that the stage read at kt - 1 is free.
         asm volatile("cp.async.wait_group %0;\n" ::"n"(GEMM_STAGES - 2));
         __syncthreads();
-        {
-            const int next = kt + GEMM_STAGES - 1;
-            if (next < kt_count) {
-                const int s = next % GEMM_STAGES;
-                load_a.load(sA + s * A_STAGE, next * GEMM_BK, K);
-                load_b.load(sB + s * B_STAGE, next * GEMM_BK, K);
-            }
-            asm volatile("cp.async.commit_group;\n" ::);
+        // The tile STAGES - 1 ahead goes to the stage read at kt - 1.
+        const int next = kt + GEMM_STAGES - 1;
+        if (next < kt_count) {
+            const int s = next % GEMM_STAGES;
+            load_a.load(sA + s * A_STAGE, next * GEMM_BK, K);
+#ifdef GEMM_BQ
+            // Its weight loads fly during this tile's mma; decoded after.
+            load_b.fetch(raw, next * GEMM_BK, K);
+#else
+            load_b.load(sB + s * B_STAGE, next * GEMM_BK, K);
+#endif
         }
+        asm volatile("cp.async.commit_group;\n" ::);
         const unsigned sa = sA + (kt % GEMM_STAGES) * A_STAGE, sb = sB + (kt % GEMM_STAGES) * B_STAGE;
         // Fragments double-buffered: step ks + 1's ldmatrix is issued before
         // step ks's mma, so shared-memory latency hides behind the math.
@@ -259,6 +347,9 @@ extern "C" __global__ void __launch_bounds__(THREADS)
                     mma16816(acc[i][j], af[ks % 2][i], bf[ks % 2][j / 2][(j % 2) * 2],
                              bf[ks % 2][j / 2][(j % 2) * 2 + 1]);
         }
+#ifdef GEMM_BQ
+        if (next < kt_count) load_b.store(raw, sB + (next % GEMM_STAGES) * B_STAGE, next * GEMM_BK, K);
+#endif
     }
     asm volatile("cp.async.wait_group 0;\n" ::);
     __syncthreads();

@@ -332,6 +332,129 @@ template <> struct V<QT_Q6_K> {
     }
 };
 
+// Eight consecutive elements j..j+8 of a block (j a multiple of 8), for the
+// tensor-core kernels' weight tiles (gemm_mma.cu with GEMM_BQ): E8<T>::fetch
+// issues the loads into a Raw (so a tile's loads are in flight while the
+// tensor cores work on the previous one), E8<T>::decode computes the values
+// from it, each with the same f32 operations as Q<T>::get, so bit-identical
+// to it (tests/host_decode checks every run of random blocks). The block
+// types without their own follow Q<T>::get element by element.
+template <int T> struct E8 {
+    struct Raw {
+        const u8* b;
+    };
+    __device__ static Raw fetch(const u8* b, int) { return {b}; }
+    __device__ static void decode(const Raw& r, int j, float* w) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) w[i] = Q<T>::get(r.b, j + i);
+    }
+};
+
+// Q4_0 / Q4_1 / Q5_0 / Q5_1: d @0, m @2 (MIN), the fifth bits qh @QS - 4
+// (H), qs[16] @QS. Elements j < 16 are the low nibbles of qs bytes j..,
+// elements j >= 16 the high nibbles of bytes j - 16... w = (q - SUB) d, or
+// q d + m.
+template <bool H, bool MIN, int QS, int SUB> struct E8Legacy {
+    struct Raw {
+        unsigned dm, qh, q0, q1;
+    };
+    __device__ static Raw fetch(const u8* b, int j) {
+        Raw r;
+        r.dm = MIN ? ld_u32_a2(b) : (unsigned)*(const u16*)b;
+        r.qh = H ? ld_u32_a2(b + QS - 4) : 0u;
+        r.q0 = ld_u32_a2(b + QS + (j & 15));
+        r.q1 = ld_u32_a2(b + QS + (j & 15) + 4);
+        return r;
+    }
+    __device__ static void decode(const Raw& r, int j, float* w) {
+        const float d = f16_to_f32((u16)(r.dm & 0xffff)), m = f16_to_f32((u16)(r.dm >> 16));
+        const int shift = j < 16 ? 0 : 4;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            unsigned q = (((i < 4 ? r.q0 : r.q1) >> (8 * (i & 3))) >> shift) & 15;
+            if (H) q |= ((r.qh >> (j + i)) & 1) << 4;
+            w[i] = MIN ? __fadd_rn(__fmul_rn(u2f(q), d), m) : __fmul_rn(u2f(q) - (float)SUB, d);
+        }
+    }
+};
+template <> struct E8<QT_Q4_0> : E8Legacy<false, false, 2, 8> {};
+template <> struct E8<QT_Q4_1> : E8Legacy<false, true, 4, 0> {};
+template <> struct E8<QT_Q5_0> : E8Legacy<true, false, 6, 16> {};
+template <> struct E8<QT_Q5_1> : E8Legacy<true, true, 8, 0> {};
+
+// Q8_0: d @0, qs[32] (i8) @2; w = q d.
+template <> struct E8<QT_Q8_0> {
+    struct Raw {
+        unsigned d, q0, q1;
+    };
+    __device__ static Raw fetch(const u8* b, int j) {
+        return {(unsigned)*(const u16*)b, ld_u32_a2(b + 2 + j), ld_u32_a2(b + 6 + j)};
+    }
+    __device__ static void decode(const Raw& r, int, float* w) {
+        const float d = f16_to_f32((u16)r.d);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            // The signed byte plus 128, then minus 128: exact.
+            const unsigned v = (((i < 4 ? r.q0 : r.q1) >> (8 * (i & 3))) & 255) ^ 128;
+            w[i] = __fmul_rn(u2f(v) - 128.0f, d);
+        }
+    }
+};
+
+// Q4_K: the 16-byte header (d, dmin, the 12 scale bytes), then qs[128] @16:
+// elements 64c + l (l < 32) are the low nibbles of qs bytes 32c + l, 64c +
+// 32 + l the high ones; sub-block j / 32's scale and min.
+template <> struct E8<QT_Q4_K> {
+    struct Raw {
+        uint4 h;
+        uint2 q;
+    };
+    __device__ static Raw fetch(const u8* b, int j) {
+        return {*(const uint4*)b, *(const uint2*)(b + 16 + 32 * (j >> 6) + (j & 31))};
+    }
+    __device__ static void decode(const Raw& r, int j, float* w) {
+        const float d = f16_to_f32((u16)(r.h.x & 0xffff)), dmin = f16_to_f32((u16)(r.h.x >> 16));
+        int sc, m;
+        scale_min_k4(r.h, j >> 5, sc, m);
+        const float d1 = __fmul_rn(d, u2f(sc)), m1 = __fmul_rn(dmin, u2f(m));
+        const int shift = (j >> 5) & 1 ? 4 : 0;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const unsigned v = (((i < 4 ? r.q.x : r.q.y) >> (8 * (i & 3))) >> shift) & 15;
+            w[i] = __fsub_rn(__fmul_rn(d1, u2f(v)), m1);
+        }
+    }
+};
+
+// Q6_K: ql[128] @0, qh[64] @128, scales[16] (i8) @192, d @208. Element
+// 128h + 32g + l: the low four bits in ql byte 64h + 32 (g & 1) + l (high
+// nibble for g >= 2), the top two in qh byte 128 + 32h + l (bits 2g), the
+// scale byte 192 + (element / 16); w = d sc (q - 32).
+template <> struct E8<QT_Q6_K> {
+    struct Raw {
+        unsigned lo0, lo1, hi0, hi1, d;
+        int sc;
+    };
+    __device__ static Raw fetch(const u8* b, int j) {
+        const int h = j >> 7, g = (j >> 5) & 3, l = j & 31;
+        const u8* ql = b + 64 * h + 32 * (g & 1) + l;
+        const u8* qh = b + 128 + 32 * h + l;
+        return {ld_u32_a2(ql), ld_u32_a2(ql + 4), ld_u32_a2(qh), ld_u32_a2(qh + 4), (unsigned)*(const u16*)(b + 208),
+                (int)(signed char)b[192 + (j >> 4)]};
+    }
+    __device__ static void decode(const Raw& r, int j, float* w) {
+        const int g = (j >> 5) & 3;
+        const float d1 = __fmul_rn(f16_to_f32((u16)r.d), (float)r.sc);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const unsigned lo = ((i < 4 ? r.lo0 : r.lo1) >> (8 * (i & 3) + 4 * (g >> 1))) & 15;
+            const unsigned hi = ((i < 4 ? r.hi0 : r.hi1) >> (8 * (i & 3) + 2 * g)) & 3;
+            // kq(d, sc, q - 32, 0, 0): the subtraction of 0 * 0 leaves it.
+            w[i] = __fmul_rn(d1, u2f(lo | (hi << 4)) - 32.0f);
+        }
+    }
+};
+
 // Parts of a block for the one-row kernel (matmul_quant.cu
 // `matmul_<type>_mv<R>`, M = 1): D<T>::xs loads the part's EPL activations
 // (x of the block, `xb`, 16-byte aligned) with NS sums of them, once for

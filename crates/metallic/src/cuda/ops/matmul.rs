@@ -19,8 +19,12 @@
 //!   kernels/gemm_f32.cu, host side in `matmul/f32.rs`, which also holds
 //!   the TF32 tensor-core variant run only by name); other dtype pairs on
 //!   the simple 64x64 one (`gemm_simt_64x64x16_<a>_<b>`, kernels/matmul.cu).
-//! - `CudaQuant`: our block-weight kernel (`matmul_<type>_warp_row`,
-//!   kernels/matmul_quant.cu) into an f32 scratch product, then the epilogue.
+//! - `CudaQuant`: our block-weight kernels (kernels/matmul_quant.cu; see
+//!   `quant`): at M > 16 the tensor-core GEMM with the weight's blocks
+//!   decoded into its f16 tiles (`gemm_<type>_mma_<tile>`, kernels/
+//!   gemm_mma.cu `GEMM_BQ`), at M = 1 the one-row kernels, between them
+//!   the wide-load `matmul_<type>_mmv<R>`, and the warp-per-row kernel for
+//!   the rest, epilogue fused or run after.
 //!
 //! Row-major `D = A B` is column-major `D^T = B^T A^T`, so cuBLAS gets B in
 //! the first operand's seat and A in the second's. Every scratch buffer comes
@@ -843,7 +847,9 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     run_epilogue(p, x, ch, e, &t)
 }
 
-/// Our block-weight kernels, epilogue fused, reading A in place when it is
+/// Our block-weight kernels, epilogue fused: at M > 16 the tensor cores
+/// (A rounded to f16 into a scratch copy, the weight decoded tile by tile
+/// in the kernel, never whole); otherwise reading A in place when it is
 /// f32 with unit column stride, where they have the type and their loads'
 /// alignment holds: at M = 1 the one-row path's ([`mv_path`]: by default
 /// A's row quantized to 8 bits, then `matmul_<type>_q8mv`), otherwise the
@@ -875,6 +881,47 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         (0..ch.count).all(|z| weight_at(z).is_multiple_of(align))
             && (row_bytes as u64).is_multiple_of(align)
     };
+    // More than 16 rows (a prefill): the tensor cores, on A rounded to f16
+    // (as the f16 weights' products, `rounded_a`) and the weight decoded
+    // into f16 tiles. Q4_K's decoding loads its 16-byte header whole.
+    let tc_align = if dt == DType::Q4K { 16 } else { 2 };
+    if let Some(tile) = qmma() {
+        if m > 16
+            && mma::QUANT_TYPES.contains(&dt)
+            && aligned(tc_align)
+            && (ch.b.off as usize).is_multiple_of(be)
+            && (ch.b.bs as usize).is_multiple_of(be)
+        {
+            let (buf, ga) = contiguous(
+                dev,
+                x.a,
+                p.a.dtype,
+                &ch.a,
+                ch.count,
+                (m, k),
+                (DType::F16, false),
+            )?;
+            let wg = Geom {
+                off: (weight_at(0) - x.b) as i64,
+                rs: 0,
+                cs: row_bytes,
+                bs: (ch.b.bs as usize / be * bb) as i64,
+            };
+            let xq = Ptrs {
+                dev: dev.clone(),
+                a: buf.ptr(),
+                ..*x
+            };
+            let chq = Chunk {
+                a: ga,
+                b: wg,
+                ..*ch
+            };
+            if mma::run_quant(p, &xq, &chq, e, tile)? {
+                return Ok(());
+            }
+        }
+    }
     let wide = mmv_alignment(dt).is_some_and(aligned);
     // The one-row kernel of the one-row path, if it has one for this type
     // and its loads' alignment holds.
@@ -1002,6 +1049,20 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         )?;
     }
     run_epilogue(p, x, ch, e, &t)
+}
+
+/// The block-weight products of more than 16 rows on the tensor cores
+/// (`mma::run_quant`), read once: `Some(None)` lets the kernel pick its
+/// tile; `METALLIC_QMMA` = a tile name (`128x128x32`, `64x64x32`) forces
+/// one (the tests run both), `off` sends them to the wide-load kernels
+/// (`None`, for A/B timing).
+fn qmma() -> Option<Option<mma::MmaTile>> {
+    static QMMA: std::sync::OnceLock<Option<Option<mma::MmaTile>>> = std::sync::OnceLock::new();
+    *QMMA.get_or_init(|| match std::env::var("METALLIC_QMMA").ok().as_deref() {
+        Some("off") => None,
+        Some(t) => Some(t.parse().ok()),
+        None => Some(None),
+    })
 }
 
 /// Weight rows a block of the wide-load kernel takes (each activation load

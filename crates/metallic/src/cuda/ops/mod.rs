@@ -192,6 +192,7 @@ pub fn all_modules() -> Vec<KernelSource> {
     .into_iter()
     .chain(matmul::f32::all_sources())
     .chain(matmul::mma::all_sources())
+    .chain(matmul::mma::all_quant_sources())
     .chain(matmul::wgmma::all_sources())
     .collect()
 }

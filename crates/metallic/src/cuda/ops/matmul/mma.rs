@@ -8,7 +8,7 @@
 //! wrapper also needs 16-byte aligned operand addresses and falls back to
 //! the SIMT kernel otherwise.
 
-use super::{arg, i32_dim, Chunk, Epilogue, Module, Ptrs, COMMON, EPILOGUE, OP};
+use super::{arg, i32_dim, Chunk, Epilogue, Module, Ptrs, COMMON, EPILOGUE, OP, QUANT};
 use crate::cuda::KernelSource;
 use crate::error::Result;
 use crate::ops::matmul::MatmulProblem;
@@ -65,6 +65,52 @@ impl MmaTile {
         )
         .define("GEMM_NAME", self.name(dtype))
         .define("GEMM_DT", super::gemm_dt(dtype))
+        .define("GEMM_BM", self.bm)
+        .define("GEMM_BN", self.bn)
+        .define("GEMM_BK", self.bk)
+        .define("GEMM_WM", self.wm)
+        .define("GEMM_WN", self.wn)
+        .define("GEMM_STAGES", self.stages)
+    }
+}
+
+/// The block types the tensor-core kernel decodes (`E8<T>` in quant.cuh:
+/// wide loads for the first seven, `Q<T>::get` element by element for the
+/// other K-quants).
+pub const QUANT_TYPES: [DType; 10] = [
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q5_1,
+    DType::Q8_0,
+    DType::Q4K,
+    DType::Q6K,
+    DType::Q2K,
+    DType::Q3K,
+    DType::Q5K,
+];
+
+impl MmaTile {
+    /// `gemm_q4_k_mma_128x128x32`: B a GGUF block weight of type `qt`,
+    /// decoded into the f16 tiles (kernels/gemm_mma.cu `GEMM_BQ`).
+    pub fn quant_name(&self, qt: DType) -> String {
+        format!(
+            "gemm_{}_mma_{}",
+            crate::cuda::ops::get_rows::qname(qt),
+            self.suffix()
+        )
+    }
+
+    fn quant_source(&self, qt: DType) -> KernelSource {
+        let name = self.quant_name(qt);
+        KernelSource::new(
+            &name,
+            &[COMMON, EPILOGUE, QUANT],
+            include_str!("../../kernels/gemm_mma.cu"),
+        )
+        .define("GEMM_NAME", &name)
+        .define("GEMM_DT", super::gemm_dt(DType::F16))
+        .define("GEMM_BQ", format!("QT_{}", qt.name().to_ascii_uppercase()))
         .define("GEMM_BM", self.bm)
         .define("GEMM_BN", self.bn)
         .define("GEMM_BK", self.bk)
@@ -160,20 +206,21 @@ impl std::str::FromStr for MmaTile {
 }
 
 macro_rules! modules {
-    ($($name:ident = $tile:expr, $dt:expr;)*) => {
-        $(static $name: Module = Module::new(|| $tile.source($dt));)*
-        fn module(tile: &MmaTile, dtype: DType) -> &'static Module {
-            $(if *tile == $tile && dtype == $dt { return &$name; })*
-            unreachable!("no gemm_mma module for {tile:?} {dtype}")
+    ($source:ident, $lookup:ident, $all:ident; $($name:ident = $tile:expr, $dt:expr;)*) => {
+        $(static $name: Module = Module::new(|| $tile.$source($dt));)*
+        fn $lookup(tile: &MmaTile, dtype: DType) -> Option<&'static Module> {
+            $(if *tile == $tile && dtype == $dt { return Some(&$name); })*
+            None
         }
         /// Every variant, for the compile test.
-        pub(crate) fn all_sources() -> Vec<KernelSource> {
+        pub(crate) fn $all() -> Vec<KernelSource> {
             vec![$($name.source().clone()),*]
         }
     };
 }
 
 modules! {
+    source, module, all_sources;
     BF16_128X128X32 = TILE_128X128X32, DType::BF16;
     F16_128X128X32 = TILE_128X128X32, DType::F16;
     BF16_64X64X32 = TILE_64X64X32, DType::BF16;
@@ -186,6 +233,32 @@ modules! {
     F16_128X128X64 = TILE_128X128X64, DType::F16;
     BF16_128X256X32 = TILE_128X256X32, DType::BF16;
     F16_128X256X32 = TILE_128X256X32, DType::F16;
+}
+
+// The two tiles `pick_tile` chooses at M > 16, for every type of
+// QUANT_TYPES.
+modules! {
+    quant_source, quant_module, all_quant_sources;
+    Q4_0_128 = TILE_128X128X32, DType::Q4_0;
+    Q4_0_64 = TILE_64X64X32, DType::Q4_0;
+    Q4_1_128 = TILE_128X128X32, DType::Q4_1;
+    Q4_1_64 = TILE_64X64X32, DType::Q4_1;
+    Q5_0_128 = TILE_128X128X32, DType::Q5_0;
+    Q5_0_64 = TILE_64X64X32, DType::Q5_0;
+    Q5_1_128 = TILE_128X128X32, DType::Q5_1;
+    Q5_1_64 = TILE_64X64X32, DType::Q5_1;
+    Q8_0_128 = TILE_128X128X32, DType::Q8_0;
+    Q8_0_64 = TILE_64X64X32, DType::Q8_0;
+    Q4K_128 = TILE_128X128X32, DType::Q4K;
+    Q4K_64 = TILE_64X64X32, DType::Q4K;
+    Q6K_128 = TILE_128X128X32, DType::Q6K;
+    Q6K_64 = TILE_64X64X32, DType::Q6K;
+    Q2K_128 = TILE_128X128X32, DType::Q2K;
+    Q2K_64 = TILE_64X64X32, DType::Q2K;
+    Q3K_128 = TILE_128X128X32, DType::Q3K;
+    Q3K_64 = TILE_64X64X32, DType::Q3K;
+    Q5K_128 = TILE_128X128X32, DType::Q5K;
+    Q5K_64 = TILE_64X64X32, DType::Q5K;
 }
 
 /// Below this many 128x128 blocks per batch (about one wave on a 132-SM
@@ -307,16 +380,7 @@ pub(super) fn run(
         }
         None => (pick_tile(p.m, p.n, ch.count), None),
     };
-    let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
-    let blocks = p.m.div_ceil(tile.bm) * p.n.div_ceil(tile.bn);
-    if blocks > i32::MAX as usize {
-        crate::bail!(
-            OP,
-            "{}x{} needs more blocks than one launch holds",
-            p.m,
-            p.n
-        );
-    }
+    let blocks = blocks(p, &tile)?;
     // METALLIC_MMA_SPLITS forces the count of the M <= 16 tiles.
     static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     let forced = super::forced_splits(
@@ -343,7 +407,32 @@ pub(super) fn run(
     } else {
         0
     };
-    let grid = (blocks as u32, splits as u32, ch.count as u32);
+    let Some(module) = module(&tile, p.a.dtype) else {
+        unreachable!("no gemm_mma module for {tile:?} {}", p.a.dtype)
+    };
+    let name = tile.name(p.a.dtype);
+    launch(
+        module,
+        &name,
+        &tile,
+        (blocks, splits),
+        (p, x, ch, e),
+        (partial, tickets),
+    )?;
+    Ok(true)
+}
+
+/// `blocks` x `splits` blocks of `tile` (x the tiles of the product, y
+/// its K shares, z the chunk's batch) with the kernel's arguments.
+fn launch(
+    module: &Module,
+    name: &str,
+    tile: &MmaTile,
+    (blocks, splits): (usize, usize),
+    (p, x, ch, e): (&MatmulProblem, &Ptrs, &Chunk, &Epilogue),
+    (partial, tickets): (u64, u64),
+) -> Result<()> {
+    let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let mut a = [
         arg(&x.a),
         arg(&ch.a),
@@ -359,14 +448,49 @@ pub(super) fn run(
         arg(&partial),
         arg(&tickets),
     ];
-    let name = tile.name(p.a.dtype);
     let launch = (
-        grid,
+        (blocks as u32, splits as u32, ch.count as u32),
         (tile.threads() as u32, 1, 1),
         tile.shared_bytes() as u32,
     );
-    let module = module(&tile, p.a.dtype);
-    module.launch_shared(&x.dev, &name, launch, &mut a)?;
+    module.launch_shared(&x.dev, name, launch, &mut a)
+}
+
+/// The tiles of `p` for `tile`, which one launch's grid must hold.
+fn blocks(p: &MatmulProblem, tile: &MmaTile) -> Result<usize> {
+    let blocks = p.m.div_ceil(tile.bm) * p.n.div_ceil(tile.bn);
+    if blocks > i32::MAX as usize {
+        crate::bail!(
+            OP,
+            "{}x{} needs more blocks than one launch holds",
+            p.m,
+            p.n
+        );
+    }
+    Ok(blocks)
+}
+
+/// A block-weight product at M > 16 on the tensor cores
+/// (`gemm_<type>_mma_<tile>`): `x.a` / `ch.a` an f16 K-contiguous copy of
+/// A, `x.b` / `ch.b` the weight in bytes (offset of batch 0's first row,
+/// bytes between rows in `cs`, between batches in `bs`). `Ok(false)` where
+/// no kernel takes the type (the caller runs the SIMT kernels).
+pub(super) fn run_quant(
+    p: &MatmulProblem,
+    x: &Ptrs,
+    ch: &Chunk,
+    e: &Epilogue,
+    tile: Option<MmaTile>,
+) -> Result<bool> {
+    let qt = p.b.dtype;
+    let tile = tile.unwrap_or_else(|| pick_tile(p.m, p.n, ch.count));
+    let Some(module) = quant_module(&tile, qt) else {
+        return Ok(false);
+    };
+    let blocks = blocks(p, &tile)?;
+    // One K share: no partials, no tickets.
+    let name = tile.quant_name(qt);
+    launch(module, &name, &tile, (blocks, 1), (p, x, ch, e), (0, 0))?;
     Ok(true)
 }
 
