@@ -77,6 +77,9 @@ pub struct MatmulCase {
     pub a_dtype: DType,
     pub b_dtype: DType,
     pub d_dtype: DType,
+    /// Every other line of A's storage (every other row of a plain A) times
+    /// this: rows past f16's range (65504) beside rows inside it.
+    pub a_big: f32,
     pub seed: u64,
 }
 
@@ -98,6 +101,7 @@ impl MatmulCase {
             a_dtype: DType::F32,
             b_dtype: DType::F32,
             d_dtype: DType::F32,
+            a_big: 1.0,
             seed: 0,
         }
     }
@@ -168,12 +172,23 @@ impl MatmulCase {
     fn inputs(&self) -> Result<Inputs> {
         let mut rng = Rng::new(self.seed);
         let mut random = |n: usize| rng.vec(n);
+        let line = if self.a.trans { self.m } else { self.k } + self.a.pad;
         let a = build_float(
             &self.a,
             self.batch,
             (self.m, self.k),
             self.a_dtype,
-            &mut random,
+            &mut |n| {
+                let mut v = random(n);
+                if self.a_big != 1.0 {
+                    for (i, x) in v.iter_mut().enumerate() {
+                        if (i / line) % 2 == 1 {
+                            *x *= self.a_big;
+                        }
+                    }
+                }
+                v
+            },
         )?;
         let nb = self.batch.max(1);
         let (b, b_values) = if self.b_dtype.is_quantized() {
@@ -290,13 +305,18 @@ impl OpCase for MatmulCase {
             )
         };
         format!(
-            "m={} n={} k={} batch={} a={}({}) b={}({}) d={}({}) alpha={} beta={} c={:?} bias={} act={:?}",
+            "m={} n={} k={} batch={} a={}({}{}) b={}({}) d={}({}) alpha={} beta={} c={:?} bias={} act={:?}",
             self.m,
             self.n,
             self.k,
             self.batch,
             self.a_dtype,
             od(&self.a),
+            if self.a_big != 1.0 {
+                format!(",rows x{:e}", self.a_big)
+            } else {
+                String::new()
+            },
             self.b_dtype,
             od(&self.b),
             self.d_dtype,
@@ -711,6 +731,23 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             let mut c = MatmulCase::new(m, 17, blk).dtypes(DType::F16, q, DType::BF16);
             (c.batch, c.b.batch, c.bias, c.beta, c.c) =
                 (3, Batch::Broadcast, true, 1.0, CMode::AliasD);
+            v.push(c);
+        }
+        // Every other row of A past f16's range, at M > 16: CUDA's tensor-
+        // core prefill scales those rows into it before rounding A to f16
+        // (multiplying their sums back in the epilogue); an odd M alternates
+        // the big rows' parity from one batch to the next, and a broadcast
+        // A has one set of scales for every batch. Not for Q4_1 / Q5_1: the
+        // CPU's 8-bit activations for them (Q8_1, as llama.cpp's) keep
+        // s = d * sum(q) in f16, which such rows overflow.
+        let batches = if matches!(q, DType::Q4_1 | DType::Q5_1) {
+            vec![]
+        } else {
+            vec![Batch::Dense, Batch::Broadcast]
+        };
+        for a_batch in batches {
+            let mut c = MatmulCase::new(41, 40, 2 * blk).dtypes(DType::F32, q, DType::F32);
+            (c.batch, c.a.batch, c.b.batch, c.a_big) = (2, a_batch, Batch::Broadcast, 3e5);
             v.push(c);
         }
         // A as a view: rows skipped (read in place on CUDA), and padded

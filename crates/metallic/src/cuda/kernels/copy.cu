@@ -41,3 +41,45 @@ extern "C" __global__ void convert_rows(const void* src, int sdt, i64 off, i64 r
         }
     }
 }
+
+// Rows for the f16 tensor cores: as convert_rows into f16 (the source's
+// elements `cs` apart), each row first multiplied by a power of two 1 / s
+// that brings its largest magnitude under 2^15, s to scale[r], for the
+// GEMM's epilogue to multiply the row's sums by. f16's largest finite value
+// is 65504: a model's outlier activations past it (a synthetic Qwen2.5-1.5B
+// fed its down projection 6.0e5) would round to infinity. Scaling by a power
+// of two is exact short of f16's subnormals, which only the smallest
+// values of such a row reach; a row that fits (the common case) keeps s = 1
+// and convert_rows' rounding. A row holding infinity keeps s = 1 too, and
+// the infinity. One block of threads a row, grid-stride over the rows; the
+// row is read twice (its largest magnitude, then the rounding), the second
+// time mostly from L2.
+extern "C" __global__ void round_rows_f16_scaled(const void* src, int sdt, i64 off, i64 rs, i64 cs, i64 bs, i64 per,
+                                                 u16* dst, float* scale, i64 rows, i64 cols) {
+    __shared__ float warp_max[32];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const i64 s0 = off + (r / per) * bs + (r % per) * rs, d0 = r * cols;
+        // fmaxf drops NaN: a NaN element leaves the scale alone and stays NaN.
+        float mx = 0.0f;
+        for (i64 c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, fabsf(load_f32(src, sdt, s0 + c * cs)));
+#pragma unroll
+        for (int o = 16; o; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        if (lane == 0) warp_max[warp] = mx;
+        __syncthreads();
+        mx = 0.0f;
+        for (int w = 0; w < warps; ++w) mx = fmaxf(mx, warp_max[w]);
+        // Every thread has read warp_max before the next row writes it.
+        __syncthreads();
+        // mx < 2^e, so mx / 2^(e - 15) < 2^15.
+        int e = 0;
+        if (mx > 32768.0f && mx <= 3.4028235e38f) {
+            frexpf(mx, &e);
+            e -= 15;
+        }
+        const float inv = ldexpf(1.0f, -e);
+        if (threadIdx.x == 0) scale[r] = ldexpf(1.0f, e);
+        for (i64 c = threadIdx.x; c < cols; c += blockDim.x)
+            dst[d0 + c] = f32_to_f16(load_f32(src, sdt, s0 + c * cs) * inv);
+    }
+}

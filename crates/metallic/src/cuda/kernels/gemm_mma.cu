@@ -19,7 +19,10 @@
 // first, the weight's values rounded to f16 as they are decoded, never a
 // whole dequantized weight in memory. gb then describes the weight in
 // bytes: off (batch 0's first row), cs (bytes between rows), bs (between
-// batches).
+// batches). a_scale (null, or with GEMM_BQ) holds a power of two per row of
+// A (M a batch, one set where A is broadcast) that the host divided the row
+// by before rounding it to f16, so that it fits f16's range; the epilogue
+// multiplies the row's sums back by it.
 //
 // Layout taken: both operands K-contiguous, the LLM case y = x W^T: A is
 // [M, K] with unit column stride, B = W^T with W [N, K] row-major (B's row
@@ -249,7 +252,7 @@ __device__ __forceinline__ void sum_partials(const float* p, i64 plane, int spli
 
 extern "C" __global__ void __launch_bounds__(THREADS)
     GEMM_NAME(const void* a, Operand ga, const void* b, Operand gb, Epilogue e, const void* c, void* d,
-              const void* bias, int M, int N, int K, float* partial, unsigned* tickets) {
+              const void* bias, int M, int N, int K, float* partial, unsigned* tickets, const float* a_scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     u16* As = (u16*)smem;
     u16* Bs = As + GEMM_STAGES * GEMM_BM * GEMM_BK;
@@ -399,7 +402,14 @@ extern "C" __global__ void __launch_bounds__(THREADS)
         const int r = idx / (GEMM_BN / 2), col = (idx % (GEMM_BN / 2)) * 2;
         const int m = m0 + r, n = n0 + col;
         if (m >= M || n >= N) continue;
-        const float v0 = cs[r * ld + col], v1 = cs[r * ld + col + 1];
+        float v0 = cs[r * ld + col], v1 = cs[r * ld + col + 1];
+        if (a_scale) {
+            // A's row was rounded to f16 divided by this power of two
+            // (copy.cu round_rows_f16_scaled; a broadcast A has one set).
+            const float s = a_scale[(ga.bs ? (i64)z * M : 0) + m];
+            v0 *= s;
+            v1 *= s;
+        }
         if (n + 1 < N) {
             epilogue_pair(e, c, d, bias, z, m, n, v0, v1);
         } else {

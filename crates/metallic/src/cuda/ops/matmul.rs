@@ -606,6 +606,53 @@ fn run_epilogue(
 /// took 10.1 ms at M = 1 (1.06 ms now), and rounding a 512 x 3584
 /// activation to f16 cost about 130 us more than now (H100, bench/results/
 /// 2026-12-06-nvidia-h100-gemm-bench-session14-mixed-strided-copy.log).
+/// A's `count` matrices of `rows` x `cols` (`g`, one where its batch stride
+/// is 0) as a contiguous f16 copy for the tensor cores, each row divided by
+/// a power of two that brings it inside f16's range (1 where it is already:
+/// copy.cu `round_rows_f16_scaled`), with those powers of two (f32, one per
+/// row of the copy) for the GEMM's epilogue to multiply back.
+fn rounded_rows_f16(
+    dev: &CudaDevice,
+    src: u64,
+    from: DType,
+    g: &Geom,
+    count: usize,
+    (rows, cols): (usize, usize),
+) -> Result<(DeviceBuffer, Geom, DeviceBuffer)> {
+    let n = if g.bs == 0 { 1 } else { count };
+    let lines = n * rows;
+    let buf = dev.alloc(lines * cols * 2)?;
+    let scale = dev.alloc(lines * 4)?;
+    let out = Geom {
+        off: 0,
+        rs: cols as i64,
+        cs: 1,
+        bs: if g.bs == 0 { 0 } else { (rows * cols) as i64 },
+    };
+    if lines * cols == 0 {
+        return Ok((buf, out, scale));
+    }
+    let sdt = dtype_code(OP, from)?;
+    let (per, lines64, cols64) = (rows as i64, lines as i64, cols as i64);
+    let (dp, sp) = (buf.ptr(), scale.ptr());
+    let mut a = [
+        arg(&src),
+        arg(&sdt),
+        arg(&g.off),
+        arg(&g.rs),
+        arg(&g.cs),
+        arg(&g.bs),
+        arg(&per),
+        arg(&dp),
+        arg(&sp),
+        arg(&lines64),
+        arg(&cols64),
+    ];
+    let grid = (lines.min(65535) as u32, 1, 1);
+    super::copy::MODULE.launch(dev, "round_rows_f16_scaled", grid, (256, 1, 1), &mut a)?;
+    Ok((buf, out, scale))
+}
+
 fn contiguous(
     dev: &CudaDevice,
     src: u64,
@@ -848,8 +895,9 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
 }
 
 /// Our block-weight kernels, epilogue fused: at M > 16 the tensor cores
-/// (A rounded to f16 into a scratch copy, the weight decoded tile by tile
-/// in the kernel, never whole); otherwise reading A in place when it is
+/// (A rounded to f16 into a scratch copy, each row scaled into f16's range
+/// by a power of two, the weight decoded tile by tile in the kernel, never
+/// whole); otherwise reading A in place when it is
 /// f32 with unit column stride, where they have the type and their loads'
 /// alignment holds: at M = 1 the one-row path's ([`mv_path`]: by default
 /// A's row quantized to 8 bits, then `matmul_<type>_q8mv`), otherwise the
@@ -882,8 +930,10 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
             && (row_bytes as u64).is_multiple_of(align)
     };
     // More than 16 rows (a prefill): the tensor cores, on A rounded to f16
-    // (as the f16 weights' products, `rounded_a`) and the weight decoded
-    // into f16 tiles. Q4_K's decoding loads its 16-byte header whole.
+    // (as the f16 weights' products, `rounded_a`, but each row first scaled
+    // by a power of two into f16's range: `rounded_rows_f16`) and the
+    // weight decoded into f16 tiles. Q4_K's decoding loads its 16-byte
+    // header whole.
     let tc_align = if dt == DType::Q4K { 16 } else { 2 };
     if let Some(tile) = qmma() {
         if m > 16
@@ -892,15 +942,7 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
             && (ch.b.off as usize).is_multiple_of(be)
             && (ch.b.bs as usize).is_multiple_of(be)
         {
-            let (buf, ga) = contiguous(
-                dev,
-                x.a,
-                p.a.dtype,
-                &ch.a,
-                ch.count,
-                (m, k),
-                (DType::F16, false),
-            )?;
+            let (buf, ga, scale) = rounded_rows_f16(dev, x.a, p.a.dtype, &ch.a, ch.count, (m, k))?;
             let wg = Geom {
                 off: (weight_at(0) - x.b) as i64,
                 rs: 0,
@@ -917,7 +959,7 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
                 b: wg,
                 ..*ch
             };
-            if mma::run_quant(p, &xq, &chq, e, tile)? {
+            if mma::run_quant(p, &xq, &chq, e, (tile, scale.ptr()))? {
                 return Ok(());
             }
         }
