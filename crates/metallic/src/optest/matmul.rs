@@ -695,6 +695,25 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
         c.b.trans = true;
         c.bias = true;
         v.push(c);
+        // Every other row of A past f16's range (an f16 weight's rows are
+        // scaled into it before the rounding), with a bias: A dense over a
+        // batch with D in the weight's dtype (on Hopper the epilogue that
+        // stores D by TMA; alpha brings D inside f16's range), A broadcast
+        // with f32 D (the staged epilogue), and one tile over a long K
+        // (split K: the partial sums).
+        for (a_batch, d, k, alpha) in [
+            (Batch::Dense, wt, 96, 1.0 / 1024.0),
+            (Batch::Broadcast, DType::F32, 96, 1.0),
+            (Batch::Dense, DType::F32, 4096, 1.0),
+        ] {
+            let mut c = MatmulCase::new(41, 72, k).dtypes(DType::F32, wt, d);
+            c.b = Operand {
+                batch: Batch::Broadcast,
+                ..Operand::T
+            };
+            (c.batch, c.a.batch, c.a_big, c.bias, c.alpha) = (2, a_batch, 3e5, true, alpha);
+            v.push(c);
+        }
     }
     // GGUF block weights: y = x W^T, M = 1 (decode; long K gives CUDA's
     // one-row kernel several parts a lane) and M > 1 (prefill), odd

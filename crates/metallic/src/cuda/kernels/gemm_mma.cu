@@ -19,10 +19,11 @@
 // first, the weight's values rounded to f16 as they are decoded, never a
 // whole dequantized weight in memory. gb then describes the weight in
 // bytes: off (batch 0's first row), cs (bytes between rows), bs (between
-// batches). a_scale (null, or with GEMM_BQ) holds a power of two per row of
-// A (M a batch, one set where A is broadcast) that the host divided the row
-// by before rounding it to f16, so that it fits f16's range; the epilogue
-// multiplies the row's sums back by it.
+// batches). a_scale (null, or where A is an f16 copy of f32 rows: the block
+// weights' products and the f16 weights' mixed pairs) holds a power of two
+// per row of A (M a batch, one set where A is broadcast) that the host
+// divided the row by before rounding it to f16, so that it fits f16's range;
+// the epilogue multiplies the row's sums back by it.
 //
 // Layout taken: both operands K-contiguous, the LLM case y = x W^T: A is
 // [M, K] with unit column stride, B = W^T with W [N, K] row-major (B's row

@@ -39,7 +39,10 @@
 // aligned: TMA's requirements, checked on the host). The tensor maps are 3-D
 // (K, rows, batch); TMA zero-fills every element past K, past the rows and
 // past the batch, so tails need no code in the main loop, and the stores are
-// bounds-checked.
+// bounds-checked. a_scale (null, or one f32 per row of A and per batch of A,
+// copy.cu round_rows_f16_scaled; f16 modules only) multiplies each row's sums
+// before the epilogue: an f16 copy of f32 activations, each row divided by a
+// power of two to fit f16's range.
 //
 // Roles (a block of 3 warpgroups, one block per SM, the grid no larger than
 // the SM count; with GEMM_CONSUMERS 1, 2 warpgroups and two blocks per SM
@@ -353,6 +356,9 @@ struct EpiCtx {
     const void* bias;
     float* bias_s;  // this warpgroup's EPI_BIAS floats of bias
     float* out;     // split-K partials of this unit's split and batch, or null
+    // A's row scales of this unit's batch (row m's sums times a_scale[m]:
+    // copy.cu round_rows_f16_scaled), or null.
+    const float* a_scale;
     int M, N;
     int m0;  // first row of this warpgroup's rows of the tile
     int n0, z;
@@ -362,6 +368,21 @@ struct EpiCtx {
 };
 
 __device__ __forceinline__ void wg_sync(int cw) { asm volatile("bar.sync %0, 128;" ::"r"(1 + cw) : "memory"); }
+
+// Row scales come only with f16 operands (an f16 copy of f32 activations):
+// the bf16 modules compile them out, and keep the code they had without
+// them (with them, 9 bf16 shapes at M = 512 ran about 0.7% slower, H100,
+// bench/results/2026-12-07-nvidia-h100-session22-call8-row-scales-ab.log).
+#define ROW_SCALES (GEMM_DT == DT_F16)
+
+// Row m's scale: 1 without row scales, or past M.
+__device__ __forceinline__ float row_scale(const EpiCtx& x, int m) {
+#if ROW_SCALES
+    return x.a_scale && m < x.M ? x.a_scale[m] : 1.0f;
+#else
+    return 1.0f;
+#endif
+}
 
 // The common epilogue (alpha, bias, D in the operands' dtype, rows of D
 // 16-byte aligned, N a multiple of 8), chunk CH (64 columns) of m64 row
@@ -399,7 +420,7 @@ __device__ __forceinline__ void direct_chunk(const float (&acc)[ACC], const EpiC
         // those 11k instructions and 14.2 with 7k (H200, bench/results/
         // 2026-11-27-nvidia-h200-gemm-bench-session11-epilogue-code-ab.log).
         // The previous chunk's readers are past its closing barrier.
-        const bool plain = e.alpha == 1.0f && !e.has_bias;
+        const bool plain = e.alpha == 1.0f && !e.has_bias && !(ROW_SCALES && x.a_scale);
         if (!plain && x.t < width) {
             const int n = x.n0 + CH * 64 + x.t;
             x.bias_s[x.t] =
@@ -407,6 +428,13 @@ __device__ __forceinline__ void direct_chunk(const float (&acc)[ACC], const EpiC
         }
         wg_sync(x.cw);
         const int q = x.c0 / 2;
+        // alpha times the row scale of the thread's two fragment rows.
+        float al[2] = {e.alpha, e.alpha};
+#if ROW_SCALES
+        if (x.a_scale)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) al[h] *= row_scale(x, x.m0 + MHI * 64 + x.r0 + 8 * h);
+#endif
         if constexpr (width == 64) {
             // A warp's 16 rows x 64 columns are sixteen 8 x 8 matrices of
             // the accumulator layout (lane l: row l / 4, columns 2 (l % 4)
@@ -427,7 +455,7 @@ __device__ __forceinline__ void direct_chunk(const float (&acc)[ACC], const EpiC
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
                     p[2 * jl + h] = plain ? pack2(acc[i + 2 * h], acc[i + 2 * h + 1])
-                                          : pack2(e.alpha * acc[i + 2 * h] + b.x, e.alpha * acc[i + 2 * h + 1] + b.y);
+                                          : pack2(al[h] * acc[i + 2 * h] + b.x, al[h] * acc[i + 2 * h + 1] + b.y);
             }
             const int lane = x.t % 32, rr = lane % 8, h = (lane / 8) % 2, jo = lane / 16;
             const unsigned row = smem_u32(buf) + ((x.r0 & ~15) + 8 * h + rr) * 128;
@@ -452,7 +480,7 @@ __device__ __forceinline__ void direct_chunk(const float (&acc)[ACC], const EpiC
                     const int r = x.r0 + 8 * h;
                     const int i = MHI * (GEMM_BN / 2) + 4 * j + 2 * h;
                     *(unsigned*)(buf + r * 128 + ((jl ^ (r & 7)) << 4) + 4 * q) =
-                        pack2(e.alpha * acc[i] + b0, e.alpha * acc[i + 1] + b1);
+                        pack2(al[h] * acc[i] + b0, al[h] * acc[i + 1] + b1);
                 }
             }
         }
@@ -492,7 +520,8 @@ __device__ __forceinline__ void partial_store(const float (&acc)[ACC], const Epi
             for (int h = 0; h < 2; ++h) {
                 const int m = x.m0 + MHI * 64 + x.r0 + 8 * h, n = x.n0 + 8 * j + x.c0;
                 const int i = MHI * (GEMM_BN / 2) + 4 * j + 2 * h;
-                if (m < x.M && n < x.N) *(float2*)(x.out + (i64)m * x.N + n) = make_float2(acc[i], acc[i + 1]);
+                const float sc = row_scale(x, m);
+                if (m < x.M && n < x.N) *(float2*)(x.out + (i64)m * x.N + n) = make_float2(sc * acc[i], sc * acc[i + 1]);
             }
     }
 }
@@ -521,7 +550,8 @@ __device__ __forceinline__ void staged_chunks(const float (&acc)[ACC], const Epi
                 const int r = idx / (EPI_COLS / 2), col = (idx % (EPI_COLS / 2)) * 2;
                 const int m = x.m0 + MHI * 64 + r, n = x.n0 + ch * EPI_COLS + col;
                 if (m >= x.M || n >= x.N) continue;
-                const float v0 = x.epi[r * EPI_LD + col], v1 = x.epi[r * EPI_LD + col + 1];
+                const float sc = row_scale(x, m);
+                const float v0 = sc * x.epi[r * EPI_LD + col], v1 = sc * x.epi[r * EPI_LD + col + 1];
                 if (x.out) {
                     x.out[(i64)m * x.N + n] = v0;
                     if (n + 1 < x.N) x.out[(i64)m * x.N + n + 1] = v1;
@@ -540,7 +570,8 @@ __device__ __forceinline__ void staged_chunks(const float (&acc)[ACC], const Epi
 extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
     GEMM_NAME(const __grid_constant__ TmaMap map_a, const __grid_constant__ TmaMap map_b,
               const __grid_constant__ TmaMap map_d, int d_tma, Epilogue e, const void* c, void* d, const void* bias,
-              int M, int N, int K, int batch, int a_batched, int b_batched, int splits, float* partial, int group) {
+              int M, int N, int K, int batch, int a_batched, int b_batched, int splits, float* partial, int group,
+              const float* a_scale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     __shared__ __align__(8) u64 full_bar[GEMM_STAGES], empty_bar[GEMM_STAGES];
     // Ping-pong: turn_bar[c] completes a phase each time the other consumer
@@ -718,6 +749,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
                            bias,
                            bias_s,
                            partial ? partial + ((i64)w.split * batch + w.z) * M * N : nullptr,
+                           a_scale ? a_scale + (a_batched ? (i64)w.z * M : 0) : nullptr,
                            M,
                            N,
                            w.m0 + WG_MH0(cw) * 64,

@@ -208,6 +208,10 @@ struct Ptrs {
     c: u64,
     d: u64,
     bias: u64,
+    /// A's row scales (f32, one per row of each of A's matrices) where `a` is
+    /// an f16 copy of f32 rows each divided by its scale (`rounded_rows_f16`):
+    /// the tensor-core GEMMs multiply each row's sums by it. 0 otherwise.
+    a_scale: u64,
 }
 
 fn ptrs(ops: &Operands) -> Result<Ptrs> {
@@ -220,6 +224,7 @@ fn ptrs(ops: &Operands) -> Result<Ptrs> {
         c: opt(ops.c)?,
         bias: opt(ops.bias)?,
         d: s.ptr(),
+        a_scale: 0,
         dev,
     })
 }
@@ -299,6 +304,7 @@ fn run_transposed(p: &MatmulProblem, x: &Ptrs, ops: &Operands) -> Result<bool> {
         c: x.c,
         d: x.d,
         bias: x.bias,
+        a_scale: 0,
     };
     let chs = chunks(&pt);
     let [ch] = chs.as_slice() else {
@@ -372,8 +378,12 @@ fn mixed_pair(p: &MatmulProblem) -> bool {
 /// the epilogue in f32. llama.cpp rounds the activations the same way for
 /// its f16 weights on cuBLAS; the error is of the size of the weight's own
 /// rounding, and the op tests hold the result to the weight dtype's budget.
-/// Where the dispatcher does not send a mixed pair here (bf16 weights,
-/// `vendor`) the product stays exact.
+/// Into f16 each row is first divided by a power of two that brings it into
+/// f16's range (`rounded_rows_f16`; the GEMMs multiply its sums back), where
+/// rounding it as it is could give infinity. Where the dispatcher does not
+/// send a mixed pair here (bf16 weights, `vendor`) the product stays exact,
+/// as it does where neither tensor-core GEMM takes the operands (the SIMT
+/// kernel on the f32 rows).
 fn rounded_a(
     kernel: MatmulKernel,
     p: &MatmulProblem,
@@ -382,15 +392,22 @@ fn rounded_a(
     e: &Epilogue,
 ) -> Result<()> {
     let to = p.b.dtype;
-    let (buf, a) = contiguous(
-        &x.dev,
-        x.a,
-        p.a.dtype,
-        &ch.a,
-        ch.count,
-        (p.m, p.k),
-        (to, false),
-    )?;
+    let (buf, a, scale) = if to == DType::F16 {
+        let (buf, a, scale) =
+            rounded_rows_f16(&x.dev, x.a, p.a.dtype, &ch.a, ch.count, (p.m, p.k))?;
+        (buf, a, Some(scale))
+    } else {
+        let (buf, a) = contiguous(
+            &x.dev,
+            x.a,
+            p.a.dtype,
+            &ch.a,
+            ch.count,
+            (p.m, p.k),
+            (to, false),
+        )?;
+        (buf, a, None)
+    };
     let pa = MatmulProblem {
         a: MatView {
             offset: 0,
@@ -404,10 +421,17 @@ fn rounded_a(
     let xa = Ptrs {
         dev: x.dev.clone(),
         a: buf.ptr(),
+        a_scale: scale.as_ref().map_or(0, |s| s.ptr()),
         ..*x
     };
     let cha = Chunk { a, ..*ch };
-    tensor_cores(kernel, &pa, &xa, &cha, e)
+    if kernel == MatmulKernel::CudaWgmma && wgmma::run(&pa, &xa, &cha, e, None)? {
+        return Ok(());
+    }
+    if !mma::run(&pa, &xa, &cha, e, None)? {
+        native(p, x, ch, e)?
+    }
+    Ok(())
 }
 
 /// `matmul` forced onto the tensor-core GEMM with a given tile (benchmarks
@@ -952,6 +976,7 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
             let xq = Ptrs {
                 dev: dev.clone(),
                 a: buf.ptr(),
+                a_scale: scale.ptr(),
                 ..*x
             };
             let chq = Chunk {
@@ -959,7 +984,7 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
                 b: wg,
                 ..*ch
             };
-            if mma::run_quant(p, &xq, &chq, e, (tile, scale.ptr()))? {
+            if mma::run_quant(p, &xq, &chq, e, tile)? {
                 return Ok(());
             }
         }

@@ -417,21 +417,21 @@ pub(super) fn run(
         &tile,
         (blocks, splits),
         (p, x, ch, e),
-        (partial, tickets, 0),
+        (partial, tickets),
     )?;
     Ok(true)
 }
 
 /// `blocks` x `splits` blocks of `tile` (x the tiles of the product, y
-/// its K shares, z the chunk's batch) with the kernel's arguments (`a_scale`:
-/// 0, or the per-row powers of two of a scaled f16 copy of A, `run_quant`).
+/// its K shares, z the chunk's batch) with the kernel's arguments (A's row
+/// scales from `x.a_scale`).
 fn launch(
     module: &Module,
     name: &str,
     tile: &MmaTile,
     (blocks, splits): (usize, usize),
     (p, x, ch, e): (&MatmulProblem, &Ptrs, &Chunk, &Epilogue),
-    (partial, tickets, a_scale): (u64, u64, u64),
+    (partial, tickets): (u64, u64),
 ) -> Result<()> {
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let mut a = [
@@ -448,7 +448,7 @@ fn launch(
         arg(&k),
         arg(&partial),
         arg(&tickets),
-        arg(&a_scale),
+        arg(&x.a_scale),
     ];
     let launch = (
         (blocks as u32, splits as u32, ch.count as u32),
@@ -474,17 +474,16 @@ fn blocks(p: &MatmulProblem, tile: &MmaTile) -> Result<usize> {
 
 /// A block-weight product at M > 16 on the tensor cores
 /// (`gemm_<type>_mma_<tile>`): `x.a` / `ch.a` an f16 K-contiguous copy of
-/// A, each row divided by its power of two at `a_scale` (f32, one per row
-/// and batch of the copy), `x.b` / `ch.b` the weight in bytes (offset of
-/// batch 0's first row, bytes between rows in `cs`, between batches in
-/// `bs`). `Ok(false)` where no kernel takes the type (the caller runs the
-/// SIMT kernels).
+/// A, each row divided by its power of two at `x.a_scale`, `x.b` / `ch.b`
+/// the weight in bytes (offset of batch 0's first row, bytes between rows
+/// in `cs`, between batches in `bs`). `Ok(false)` where no kernel takes the
+/// type (the caller runs the SIMT kernels).
 pub(super) fn run_quant(
     p: &MatmulProblem,
     x: &Ptrs,
     ch: &Chunk,
     e: &Epilogue,
-    (tile, a_scale): (Option<MmaTile>, u64),
+    tile: Option<MmaTile>,
 ) -> Result<bool> {
     let qt = p.b.dtype;
     let tile = tile.unwrap_or_else(|| pick_tile(p.m, p.n, ch.count));
@@ -494,14 +493,7 @@ pub(super) fn run_quant(
     let blocks = blocks(p, &tile)?;
     // One K share: no partials, no tickets.
     let name = tile.quant_name(qt);
-    launch(
-        module,
-        &name,
-        &tile,
-        (blocks, 1),
-        (p, x, ch, e),
-        (0, 0, a_scale),
-    )?;
+    launch(module, &name, &tile, (blocks, 1), (p, x, ch, e), (0, 0))?;
     Ok(true)
 }
 
