@@ -619,17 +619,6 @@ fn run_epilogue(
     )
 }
 
-/// Copies `n` matrices (`rows x cols`, geometry `g`, one when `g.bs == 0`)
-/// into a contiguous buffer of `to`; returns it with its geometry: row-major,
-/// or with `any_order` column-major where the source is (unit row stride: a
-/// weight `[N, K]` seen as B = W^T), so that both sides of the copy run
-/// along memory. Where the source's fastest dimension is unit-stride the
-/// copy goes a row at a time (`convert_rows`): the element-wise strided copy
-/// spends two 64-bit divisions per element and dimension: with it the
-/// vendor path's product of f32 activations and the 7B gate+up f16 weight
-/// took 10.1 ms at M = 1 (1.06 ms now), and rounding a 512 x 3584
-/// activation to f16 cost about 130 us more than now (H100, bench/results/
-/// 2026-12-06-nvidia-h100-gemm-bench-session14-mixed-strided-copy.log).
 /// A's `count` matrices of `rows` x `cols` (`g`, one where its batch stride
 /// is 0) as a contiguous f16 copy for the tensor cores, each row divided by
 /// a power of two that brings it inside f16's range (1 where it is already:
@@ -677,6 +666,17 @@ fn rounded_rows_f16(
     Ok((buf, out, scale))
 }
 
+/// Copies `n` matrices (`rows x cols`, geometry `g`, one when `g.bs == 0`)
+/// into a contiguous buffer of `to`; returns it with its geometry: row-major,
+/// or with `any_order` column-major where the source is (unit row stride: a
+/// weight `[N, K]` seen as B = W^T), so that both sides of the copy run
+/// along memory. Where the source's fastest dimension is unit-stride the
+/// copy goes a row at a time (`convert_rows`): the element-wise strided copy
+/// spends two 64-bit divisions per element and dimension: with it the
+/// vendor path's product of f32 activations and the 7B gate+up f16 weight
+/// took 10.1 ms at M = 1 (1.06 ms now), and rounding a 512 x 3584
+/// activation to f16 cost about 130 us more than now (H100, bench/results/
+/// 2026-12-06-nvidia-h100-gemm-bench-session14-mixed-strided-copy.log).
 fn contiguous(
     dev: &CudaDevice,
     src: u64,
