@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds, here, the carry for one GPU call that checks the working tree's
 # GPU code and times it against llama.cpp on the same card: the op-test,
-# lib and model test binaries (test profile: debug assertions, every launch
+# lib, model and wgmma-tile test binaries (test profile: debug assertions, every launch
 # checked), the CLI and the synth_agreement example, a kernel cache for
 # sm_90a (so the lent machine compiles nothing), llama.cpp's llama-bench
 # with CUDA (scripts/build_llama_cpp_cuda.sh, when third_party has it), the
@@ -23,7 +23,7 @@ mkdir -p "$C/pack/bin" "$C/pack/kc" "$C/whl"
 
 echo "== binaries"
 cargo test -q -p metallic --no-run --message-format=json \
-    --lib --test ops --test cuda_model --test cuda_kernels >"$C/build.json"
+    --lib --test ops --test cuda_model --test cuda_wgmma --test cuda_kernels >"$C/build.json"
 cargo build -q --release -p metallic-cli
 cargo build -q --release -p metallic --example synth_agreement
 python3 - "$C" <<'PY'

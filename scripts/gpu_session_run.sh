@@ -15,7 +15,9 @@
 #      Q5_0 / Q8_0 fallbacks): `metallic bench -p 512 -n 128 -r 2` under
 #      METALLIC_QMMA=off METALLIC_MV=mv1u4, under METALLIC_QMMA=off, and
 #      as built, then `llama-bench -ngl 99 -fa 1 -p 512 -n 128 -r 3`;
-#   5. synth_agreement on the 0.5B (CPU f32 / q8-decode references);
+#   5. synth_agreement on the 0.5B and the 1.5B (CPU f32 / q8-decode
+#      references, every product against the CPU's), every wgmma tile
+#      against cuBLAS (tests/cuda_wgmma.rs);
 #   6. compute-sanitizer memcheck over step 1's cases, the pool off.
 # Writes $OUT/session.log and ends with a PASS/FAIL summary.
 set -uo pipefail
@@ -98,6 +100,10 @@ for s in $SIZES; do
 done
 
 check 150 "synth_agreement, 0.5B q4_k_m" $B/synth_agreement $M/s-0.5b-q4_k_m.gguf
+if [ -f $M/s-1.5b-q4_k_m.gguf ]; then
+    check 150 "synth_agreement, 1.5B q4_k_m" $B/synth_agreement $M/s-1.5b-q4_k_m.gguf
+fi
+check 200 "every wgmma tile against cuBLAS" $B/cuda_wgmma --nocapture --test-threads 1
 summary
 if command -v compute-sanitizer >/dev/null; then
     check 120 "memcheck: block-weight and fused op cases, pool off" env METALLIC_CUDA_POOL=off \
