@@ -565,14 +565,17 @@ __device__ __forceinline__ void staged_chunks(const float (&acc)[ACC], const Epi
     }
 }
 
-#endif  // __CUDA_ARCH_FEAT_SM90_ALL
-
-extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
-    GEMM_NAME(const __grid_constant__ TmaMap map_a, const __grid_constant__ TmaMap map_b,
-              const __grid_constant__ TmaMap map_d, int d_tma, Epilogue e, const void* c, void* d, const void* bias,
-              int M, int N, int K, int batch, int a_batched, int b_batched, int splits, float* partial, int group,
-              const float* a_scale) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// The kernel. DIRECT_ONLY: the common epilogue's code only, for launches
+// whose every unit takes it (the host checks the same conditions as
+// `direct` below, and splits nothing). Without the split-K and staged
+// epilogues' code the kernel is a fraction of the size (128x128 two per SM:
+// about 1200 instructions against 6600), and a kernel that starts after
+// others fetches its code afresh on every SM.
+template <bool DIRECT_ONLY>
+__device__ __forceinline__ void gemm_wgmma(const TmaMap* map_a, const TmaMap* map_b, const TmaMap* map_d, int d_tma,
+                                           const Epilogue& e, const void* c, void* d, const void* bias, int M, int N,
+                                           int K, int batch, int a_batched, int b_batched, int splits, float* partial,
+                                           int group, const float* a_scale) {
     __shared__ __align__(8) u64 full_bar[GEMM_STAGES], empty_bar[GEMM_STAGES];
     // Ping-pong: turn_bar[c] completes a phase each time the other consumer
     // warpgroup has passed the full-barrier waits of one of its units.
@@ -608,7 +611,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
     const unsigned full0 = smem_u32(full_bar), empty0 = smem_u32(empty_bar);
     // Split K: gemm_splitk_epilogue, launched as this kernel's dependent,
     // may take its place on the SMs (the grid is resident from the start).
-    if (partial) grid_dependents_may_start();
+    if (!DIRECT_ONLY && partial) grid_dependents_may_start();
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < GEMM_STAGES; ++s) {
@@ -647,18 +650,18 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
 #if GEMM_CLUSTER_N > 1
                     // To the blocks of this cluster row (the same tile row):
                     // ranks rm, rm + GEMM_CLUSTER, ...
-                    tma_load_multicast(sA + s * A_STAGE + rn * A_ROWS * 128, &map_a, kt * BK, w.m0 + rn * A_ROWS, za, fb,
+                    tma_load_multicast(sA + s * A_STAGE + rn * A_ROWS * 128, map_a, kt * BK, w.m0 + rn * A_ROWS, za, fb,
                                        (unsigned short)(ROW_MASK << rm));
 #else
-                    tma_load(sA + s * A_STAGE, &map_a, kt * BK, w.m0, za, fb);
+                    tma_load(sA + s * A_STAGE, map_a, kt * BK, w.m0, za, fb);
 #endif
 #if GEMM_CLUSTER > 1
                     // To the blocks of this cluster column (the same tile
                     // column): ranks GEMM_CLUSTER rn .. GEMM_CLUSTER rn + 1.
-                    tma_load_multicast(sB + s * B_STAGE + rm * B_ROWS * 128, &map_b, kt * BK, w.n0 + rm * B_ROWS, zb,
+                    tma_load_multicast(sB + s * B_STAGE + rm * B_ROWS * 128, map_b, kt * BK, w.n0 + rm * B_ROWS, zb,
                                        fb, (unsigned short)(((1 << GEMM_CLUSTER) - 1) << (rn * GEMM_CLUSTER)));
 #else
-                    tma_load(sB + s * B_STAGE, &map_b, kt * BK, w.n0, zb, fb);
+                    tma_load(sB + s * B_STAGE, map_b, kt * BK, w.n0, zb, fb);
 #endif
                 }
             }
@@ -674,8 +677,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
         // The common epilogue, where every row of D starts 16-byte aligned
         // and N is a multiple of 8 (the threads' stores are 16 bytes, and
         // TMA needs the same alignment) and D has a tensor map: see below.
-        const bool direct = d_tma && !partial && e.beta == 0.0f && e.act == ACT_NONE && e.d_dtype == GEMM_DT && !e.bias_rows &&
-                            e.d.cs == 1 && !(((u64)d + 2 * e.d.off) & 15) && !((e.d.rs | e.d.bs) & 7) && !(N & 7);
+        const bool direct = DIRECT_ONLY || (d_tma && !partial && e.beta == 0.0f && e.act == ACT_NONE && e.d_dtype == GEMM_DT && !e.bias_rows &&
+                            e.d.cs == 1 && !(((u64)d + 2 * e.d.off) & 15) && !((e.d.rs | e.d.bs) & 7) && !(N & 7));
         // Zeroed once: every unit's first k step overwrites them (the host
         // plans no empty K share).
         float acc[ACC];
@@ -741,7 +744,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
             // Fragment: register 4j + 2h + c holds row 16 warp + lane / 4 + 8h,
             // column 8j + 2 (lane % 4) + c.
             const EpiCtx x{epi,
-                           &map_d,
+                           map_d,
                            d_tma,
                            e,
                            c,
@@ -771,12 +774,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
                 direct_chunk<1, 1>(acc, x, eb);
                 direct_chunk<1, 2>(acc, x, eb);
                 direct_chunk<1, 3>(acc, x, eb);
-            } else if (partial && !(N & 1)) {
-                partial_store<0>(acc, x);
-                partial_store<1>(acc, x);
-            } else {
-                staged_chunks<0>(acc, x);
-                staged_chunks<1>(acc, x);
+            } else if constexpr (!DIRECT_ONLY) {
+                if (partial && !(N & 1)) {
+                    partial_store<0>(acc, x);
+                    partial_store<1>(acc, x);
+                } else {
+                    staged_chunks<0>(acc, x);
+                    staged_chunks<1>(acc, x);
+                }
             }
         }
         // Shared memory must outlive the TMA stores that read it.
@@ -787,9 +792,29 @@ extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)
     // shared memory or arrive on its barriers.
     cluster_sync();
 #endif
-#else
-    // Never launched below sm_90a (the host checks the architecture); the
-    // stub keeps the module compilable for every target.
-    __trap();
-#endif
 }
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+// GEMM_NAME, and GEMM_NAME_direct with the common epilogue only (DIRECT_ONLY).
+#define GEMM_CAT_(a, b) a##b
+#define GEMM_CAT(a, b) GEMM_CAT_(a, b)
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define GEMM_BODY(direct_only)                                                                                        \
+    gemm_wgmma<direct_only>(&map_a, &map_b, &map_d, d_tma, e, c, d, bias, M, N, K, batch, a_batched, b_batched,      \
+                            splits, partial, group, a_scale)
+#else
+// Never launched below sm_90a (the host checks the architecture); the stub
+// keeps the module compilable for every target.
+#define GEMM_BODY(direct_only) __trap()
+#endif
+#define GEMM_KERNEL(name, direct_only)                                                                                \
+    extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM)                                              \
+        name(const __grid_constant__ TmaMap map_a, const __grid_constant__ TmaMap map_b,                              \
+             const __grid_constant__ TmaMap map_d, int d_tma, Epilogue e, const void* c, void* d, const void* bias,   \
+             int M, int N, int K, int batch, int a_batched, int b_batched, int splits, float* partial, int group,    \
+             const float* a_scale) {                                                                                 \
+        GEMM_BODY(direct_only);                                                                                       \
+    }
+GEMM_KERNEL(GEMM_NAME, false)
+GEMM_KERNEL(GEMM_CAT(GEMM_NAME, _direct), true)

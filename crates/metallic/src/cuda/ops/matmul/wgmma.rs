@@ -912,6 +912,14 @@ pub(super) fn run(
         None
     };
     let d_tma = i32::from(map_d.is_some());
+    // Every unit takes the common epilogue (gemm_wgmma.cu `direct`: D's
+    // tensor map, and a bias along D's columns): the kernel without the
+    // other epilogues' code. METALLIC_WGMMA_DIRECT=0 keeps the full kernel
+    // (an A/B switch for gemm_bench).
+    static LEAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let lean =
+        *LEAN.get_or_init(|| std::env::var("METALLIC_WGMMA_DIRECT").map_or(true, |v| v != "0"));
+    let direct = lean && map_d.is_some() && e.bias_rows == 0;
     let map_d = map_d.unwrap_or(sys::CUtensorMap { opaque: [0; 16] });
     let units = units(&tile, (p.m, p.n, count), splits);
     if units > i32::MAX as usize {
@@ -964,6 +972,11 @@ pub(super) fn run(
         ..tile
     }
     .name(p.a.dtype);
+    let name = if direct {
+        format!("{name}_direct")
+    } else {
+        name
+    };
     let module = module(&tile, p.a.dtype);
     let launch = ((tile.threads() as u32, 1, 1), tile.shared_bytes() as u32);
     if tile.blocks_per_sm() > 1 {
