@@ -2,7 +2,7 @@
 # Builds, here, the carry for one GPU call that checks the working tree's
 # GPU code and times it against llama.cpp on the same card: the op-test,
 # lib, model and wgmma-tile test binaries (test profile: debug assertions, every launch
-# checked), the CLI and the synth_agreement example, a kernel cache for
+# checked), the CLI and the synth_agreement and op_bench examples, a kernel cache for
 # sm_90a (so the lent machine compiles nothing), llama.cpp's llama-bench
 # with CUDA (scripts/build_llama_cpp_cuda.sh, when third_party has it), the
 # Qwen2.5 tokenizer and the gguf wheel for synthetic models, and a variant
@@ -25,7 +25,7 @@ echo "== binaries"
 cargo test -q -p metallic --no-run --message-format=json \
     --lib --test ops --test cuda_model --test cuda_wgmma --test cuda_kernels >"$C/build.json"
 cargo build -q --release -p metallic-cli
-cargo build -q --release -p metallic --example synth_agreement
+cargo build -q --release -p metallic --example synth_agreement --example op_bench
 python3 - "$C" <<'PY'
 import json, shutil, sys
 c = sys.argv[1]
@@ -37,7 +37,7 @@ for line in open(f"{c}/build.json"):
         shutil.copy(exe, f"{c}/{name}" if name == "cuda_kernels" else f"{c}/pack/bin/{name}")
 PY
 rm "$C/build.json"
-cp target/release/metallic target/release/examples/synth_agreement "$C/pack/bin/"
+cp target/release/metallic target/release/examples/{synth_agreement,op_bench} "$C/pack/bin/"
 strip --strip-debug "$C"/pack/bin/*
 
 echo "== kernel cache (sm_90a)"

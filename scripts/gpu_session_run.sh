@@ -9,7 +9,8 @@
 #      core prefill's large tile; ignored by a build without it);
 #   2. the lib tests that need a GPU (cuda::), the tiny models on CUDA
 #      against the CPU (tests/cuda_model.rs);
-#   3. every matmul op case on cuda-native;
+#   3. every op case (every op) on both CUDA paths, and op_bench (the
+#      prefill's non-GEMM ops against a device copy, 7B shapes);
 #   4. per synthetic Qwen2.5 q4_k_m (SIZES, default "0.5b 1.5b 7b",
 #      generated here in the background from step 1 on, with llama.cpp's
 #      Q5_0 / Q8_0 fallbacks): `metallic bench -p 512 -n 128 -r 2` under
@@ -74,8 +75,8 @@ check 90 "block-weight op cases on cuda, METALLIC_QMMA=128x128x32" \
     env METALLIC_QMMA=128x128x32 METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_CASE=b=q $B/ops --nocapture
 check 60 "lib tests on the GPU (cuda::)" $B/lib --nocapture --test-threads 1 cuda::
 check 120 "tiny models on cuda agree with the cpu" $B/cuda_model --nocapture --test-threads 1
-check 90 "every matmul op case on cuda-native" \
-    env METALLIC_OPTEST_TARGET=cuda-native METALLIC_OPTEST_OP=matmul $B/ops --nocapture
+check 240 "every op case on cuda-native and cuda-vendor" env METALLIC_OPTEST_TARGET=cuda $B/ops --nocapture
+check 30 "op_bench, 7B prefill shapes" $B/op_bench 512 3584 18944
 
 echo
 echo "===== prefill and decode, synthetic Qwen2.5 q4_k_m ($((SECONDS - T0)) s)"

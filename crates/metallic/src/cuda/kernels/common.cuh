@@ -69,6 +69,13 @@ __device__ __forceinline__ u16 f32_to_bf16(float f) {
 
 // A strided view: logical element (i0, .., i_{rank-1}) lives at storage
 // element offset + sum(i_d * strides[d]) of a buffer of `dtype` elements.
+// Kernels take it as `const __grid_constant__ Strided`: the helpers below
+// index it at run time through a reference, and a plain by-value parameter
+// so used is copied to local memory by every thread first (112 bytes a
+// view; swiglu_rows ran at 325 GB/s so, H100, bench/results/2026-12-07-
+// nvidia-h100-session23-call3-record.log). attention.cu keeps plain
+// parameters: ptxas keeps those out of local memory, and its row kernels
+// spill two registers with the other form.
 struct Strided {
     i64 shape[MAX_DIMS];
     i64 strides[MAX_DIMS];

@@ -1,7 +1,8 @@
 // copy / cast between two strided views of one shape: dst[i] = src[i],
 // converted through f32 (exact for every f32/f16/bf16 pair it rounds into).
 
-extern "C" __global__ void copy_strided(const void* src, Strided s, void* dst, Strided d, i64 n) {
+extern "C" __global__ void copy_strided(const void* src, const __grid_constant__ Strided s, void* dst,
+                                        const __grid_constant__ Strided d, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
         store_f32(dst, d.dtype, strided_index(d, i), load_f32(src, s.dtype, strided_index(s, i)));
     }
@@ -53,7 +54,9 @@ extern "C" __global__ void convert_rows(const void* src, int sdt, i64 off, i64 r
 // and convert_rows' rounding. A row holding infinity keeps s = 1 too, and
 // the infinity. One block of threads a row, grid-stride over the rows; the
 // row is read twice (its largest magnitude, then the rounding), the second
-// time mostly from L2.
+// time mostly from L2, ROW_UNROLL loads a thread in flight in each pass (with
+// one, 3.5% of a 7B prompt's time, about 0.55 of the copy bandwidth: H100,
+// bench/results/2026-12-07-session22.md).
 extern "C" __global__ void round_rows_f16_scaled(const void* src, int sdt, i64 off, i64 rs, i64 cs, i64 bs, i64 per,
                                                  u16* dst, float* scale, i64 rows, i64 cols) {
     __shared__ float warp_max[32];
@@ -62,7 +65,16 @@ extern "C" __global__ void round_rows_f16_scaled(const void* src, int sdt, i64 o
         const i64 s0 = off + (r / per) * bs + (r % per) * rs, d0 = r * cols;
         // fmaxf drops NaN: a NaN element leaves the scale alone and stays NaN.
         float mx = 0.0f;
-        for (i64 c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, fabsf(load_f32(src, sdt, s0 + c * cs)));
+        for (i64 c0 = threadIdx.x; c0 < cols; c0 += (i64)blockDim.x * ROW_UNROLL) {
+            float v[ROW_UNROLL];
+#pragma unroll
+            for (int u = 0; u < ROW_UNROLL; ++u) {
+                const i64 c = c0 + u * blockDim.x;
+                v[u] = c < cols ? fabsf(load_f32(src, sdt, s0 + c * cs)) : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < ROW_UNROLL; ++u) mx = fmaxf(mx, v[u]);
+        }
 #pragma unroll
         for (int o = 16; o; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
         if (lane == 0) warp_max[warp] = mx;
@@ -79,7 +91,18 @@ extern "C" __global__ void round_rows_f16_scaled(const void* src, int sdt, i64 o
         }
         const float inv = ldexpf(1.0f, -e);
         if (threadIdx.x == 0) scale[r] = ldexpf(1.0f, e);
-        for (i64 c = threadIdx.x; c < cols; c += blockDim.x)
-            dst[d0 + c] = f32_to_f16(load_f32(src, sdt, s0 + c * cs) * inv);
+        for (i64 c0 = threadIdx.x; c0 < cols; c0 += (i64)blockDim.x * ROW_UNROLL) {
+            float v[ROW_UNROLL];
+#pragma unroll
+            for (int u = 0; u < ROW_UNROLL; ++u) {
+                const i64 c = c0 + u * blockDim.x;
+                v[u] = c < cols ? load_f32(src, sdt, s0 + c * cs) : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < ROW_UNROLL; ++u) {
+                const i64 c = c0 + u * blockDim.x;
+                if (c < cols) dst[d0 + c] = f32_to_f16(v[u] * inv);
+            }
+        }
     }
 }

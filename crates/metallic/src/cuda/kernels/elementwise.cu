@@ -10,8 +10,9 @@
 
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
-extern "C" __global__ void binary(int op, const void* a, Strided sa, const void* b, Strided sb,
-                                  void* out, Strided so, i64 n) {
+extern "C" __global__ void binary(int op, const void* a, const __grid_constant__ Strided sa, const void* b,
+                                  const __grid_constant__ Strided sb, void* out, const __grid_constant__ Strided so,
+                                  i64 n) {
     GRID_STRIDE_LOOP(i, n) {
         const float x = load_f32(a, sa.dtype, strided_index(sa, i));
         const float y = load_f32(b, sb.dtype, strided_index(sb, i));
@@ -19,15 +20,17 @@ extern "C" __global__ void binary(int op, const void* a, Strided sa, const void*
     }
 }
 
-extern "C" __global__ void unary(int op, float scale, const void* x, Strided sx, void* out, Strided so, i64 n) {
+extern "C" __global__ void unary(int op, float scale, const void* x, const __grid_constant__ Strided sx, void* out,
+                                 const __grid_constant__ Strided so, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
         const float v = load_f32(x, sx.dtype, strided_index(sx, i));
         store_f32(out, so.dtype, strided_index(so, i), op == OP_SILU ? silu(v) : scale * v);
     }
 }
 
-extern "C" __global__ void swiglu(const void* gate, Strided sg, const void* up, Strided su,
-                                  void* out, Strided so, i64 n) {
+extern "C" __global__ void swiglu(const void* gate, const __grid_constant__ Strided sg, const void* up,
+                                  const __grid_constant__ Strided su, void* out, const __grid_constant__ Strided so,
+                                  i64 n) {
     GRID_STRIDE_LOOP(i, n) {
         const float g = load_f32(gate, sg.dtype, strided_index(sg, i));
         const float u = load_f32(up, su.dtype, strided_index(su, i));
@@ -44,8 +47,9 @@ extern "C" __global__ void swiglu(const void* gate, Strided sg, const void* up, 
 // the rows, threads the columns, ROW_UNROLL elements a step blockDim.x apart
 // (all their loads in flight at once; both grid-stride).
 #define ROW_UNROLL 4
-extern "C" __global__ void swiglu_rows(const void* gate, Strided sg, const void* up, Strided su, void* out, Strided so,
-                                       i64 rows, i64 cols) {
+extern "C" __global__ void swiglu_rows(const void* gate, const __grid_constant__ Strided sg, const void* up,
+                                       const __grid_constant__ Strided su, void* out,
+                                       const __grid_constant__ Strided so, i64 rows, i64 cols) {
     const i64 step = (i64)gridDim.x * blockDim.x * ROW_UNROLL;
     for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
         const i64 g0 = row_start(sg, r), u0 = row_start(su, r), o0 = row_start(so, r);

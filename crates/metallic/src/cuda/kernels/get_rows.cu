@@ -4,8 +4,8 @@
 // the identity as ids: it expands a whole [rows, k] weight to f32 (the
 // vendor matmul path on block weights, as llama.cpp's BLAS path does).
 
-extern "C" __global__ void get_rows_float(const void* table, Strided st, const unsigned* ids, void* out,
-                                          Strided so, i64 n_ids, i64 dim) {
+extern "C" __global__ void get_rows_float(const void* table, const __grid_constant__ Strided st, const unsigned* ids,
+                                          void* out, const __grid_constant__ Strided so, i64 n_ids, i64 dim) {
     GRID_STRIDE_LOOP(t, n_ids * dim) {
         const i64 r = t / dim, e = t % dim;
         const i64 src = st.offset + (i64)ids[r] * st.strides[0] + e * st.strides[1];
@@ -15,8 +15,8 @@ extern "C" __global__ void get_rows_float(const void* table, Strided st, const u
 
 // `table` points at the first block of row 0; rows are `row_bytes` apart.
 template <int T>
-__device__ __forceinline__ void get_rows_q(const u8* table, i64 row_bytes, const unsigned* ids, void* out, Strided so,
-                                           i64 n_ids, i64 dim) {
+__device__ __forceinline__ void get_rows_q(const u8* table, i64 row_bytes, const unsigned* ids, void* out,
+                                           const Strided& so, i64 n_ids, i64 dim) {
     GRID_STRIDE_LOOP(t, n_ids * dim) {
         const i64 r = t / dim, e = t % dim;
         const i64 row = ids ? (i64)ids[r] : r;

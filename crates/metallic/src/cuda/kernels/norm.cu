@@ -10,8 +10,9 @@
 // Each thread sums its elements in the same order either way.
 #define NORM_HELD 16
 
-extern "C" __global__ void rms_norm(const void* x, Strided sx, const void* w, Strided sw,
-                                    void* out, Strided so, int n, float eps) {
+extern "C" __global__ void rms_norm(const void* x, const __grid_constant__ Strided sx, const void* w,
+                                    const __grid_constant__ Strided sw, void* out, const __grid_constant__ Strided so,
+                                    int n, float eps) {
     __shared__ double scratch[32];
     const i64 row = blockIdx.x;
     const i64 xs = row_start(sx, row), xl = last_stride(sx);

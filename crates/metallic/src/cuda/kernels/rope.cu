@@ -5,8 +5,9 @@
 // same way as the CPU reference and llama.cpp. In place (out is x) is safe:
 // each thread reads its own pair before writing it.
 
-extern "C" __global__ void rope(const void* x, Strided sx, void* out, Strided so, int seq, int n_heads,
-                                int head_dim, int dims, long long pos_offset, float theta_scale, int neox) {
+extern "C" __global__ void rope(const void* x, const __grid_constant__ Strided sx, void* out,
+                                const __grid_constant__ Strided so, int seq, int n_heads, int head_dim, int dims,
+                                long long pos_offset, float theta_scale, int neox) {
     const int half = dims / 2;
     const int per_head = half + (head_dim - dims);
     const i64 total = (i64)seq * n_heads * per_head;
@@ -53,8 +54,10 @@ __device__ __forceinline__ void rope_pair(const void* x, const Strided& sx, i64 
     store_f32(out, so.dtype, ob + i1 * so.strides[2], __fadd_rn(__fmul_rn(x0, sn), __fmul_rn(x1, c)));
 }
 
-extern "C" __global__ void rope_kv(void* q, Strided sq, const void* k, Strided sk, const void* v, Strided sv, void* kc,
-                                   Strided skc, void* vc, Strided svc, int seq, int n_heads, int n_kv_heads,
+extern "C" __global__ void rope_kv(void* q, const __grid_constant__ Strided sq, const void* k,
+                                   const __grid_constant__ Strided sk, const void* v,
+                                   const __grid_constant__ Strided sv, void* kc, const __grid_constant__ Strided skc,
+                                   void* vc, const __grid_constant__ Strided svc, int seq, int n_heads, int n_kv_heads,
                                    int head_dim, int dims, long long pos_offset, float theta_scale, int neox,
                                    const long long* pos_ptr, i64 kc_row, i64 vc_row) {
     const i64 kc_shift = pos_ptr ? *pos_ptr * kc_row : 0, vc_shift = pos_ptr ? *pos_ptr * vc_row : 0;

@@ -2,8 +2,9 @@
 // one block per row. As the CPU reference: exp in f32, the row sum in f64,
 // masked columns (j > offset + i, i the row within its matrix) written as 0.
 
-extern "C" __global__ void softmax(const void* x, Strided sx, void* out, Strided so, int cols,
-                                   i64 rows_per_matrix, int causal, i64 offset, float scale) {
+extern "C" __global__ void softmax(const void* x, const __grid_constant__ Strided sx, void* out,
+                                   const __grid_constant__ Strided so, int cols, i64 rows_per_matrix, int causal,
+                                   i64 offset, float scale) {
     __shared__ float fscratch[32];
     __shared__ double dscratch[32];
     const i64 row = blockIdx.x;
