@@ -38,6 +38,17 @@ pub struct Attention {
 }
 
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor) -> Result<()> {
+    if !validate(q, k, v, p, out)? {
+        return Ok(());
+    }
+    match out.storage() {
+        Storage::Cpu(_) => crate::cpu::ops::attention::attention(q, k, v, p, out),
+        Storage::Cuda(_) => crate::cuda::ops::attention::attention(q, k, v, p, out),
+    }
+}
+
+/// The checks of [`attention`]; false where there is nothing to compute.
+fn validate(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor) -> Result<bool> {
     if q.rank() != 3 {
         crate::bail!(
             OP,
@@ -103,13 +114,106 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor
     check::same_device(OP, out, &inputs)?;
     check::writable(OP, out)?;
     check::no_alias(OP, out, &inputs)?;
-    if out.elem_count() == 0 {
+    Ok(out.elem_count() > 0)
+}
+
+/// Scores of one pass of [`attention_unfused`] (every head, a chunk of
+/// query rows): at most this many bytes of f32.
+const UNFUSED_SCORES_BYTES: usize = 64 << 20;
+
+/// The op as its definition composes it (module docs), on the device's own
+/// copy, matmul and softmax: the query rows rounded to the cache's dtype (a
+/// copy, heads first), per KV head `scores = q k^T` in f32 for its group of
+/// query heads, the causal softmax of every head into `v`'s dtype, then per
+/// KV head `P v` into `out`. Query rows go in chunks whose scores take at
+/// most 64 MB; a chunk sees the keys up to its last row. `v` is copied
+/// transposed (`[kv heads, head_dim, keys]`), and the probabilities' and
+/// that copy's rows padded to 8 elements, so that both products take the
+/// tensor-core GEMMs' layout (K-contiguous operands, 16-byte rows).
+/// Arguments and checks as [`attention`]. On CUDA a prompt's attention
+/// takes this path (cuda::ops::attention).
+pub fn attention_unfused(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    p: &Attention,
+    out: &Tensor,
+) -> Result<()> {
+    if !validate(q, k, v, p, out)? {
         return Ok(());
     }
-    match out.storage() {
-        Storage::Cpu(_) => crate::cpu::ops::attention::attention(q, k, v, p, out),
-        Storage::Cuda(_) => crate::cuda::ops::attention::attention(q, k, v, p, out),
+    unfused(q, k, v, p, out)
+}
+
+/// [`attention_unfused`] on validated arguments.
+pub(crate) fn unfused(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    p: &Attention,
+    out: &Tensor,
+) -> Result<()> {
+    unfused_in_chunks(q, k, v, p, out, UNFUSED_SCORES_BYTES)
+}
+
+/// [`attention_unfused`] with chunks of at most `scores_bytes` of scores.
+fn unfused_in_chunks(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    p: &Attention,
+    out: &Tensor,
+    scores_bytes: usize,
+) -> Result<()> {
+    use crate::ops::copy::{copy, copy_to_contiguous};
+    use crate::ops::matmul::{matmul, Matmul};
+    use crate::ops::softmax::{softmax, Softmax};
+    let (seq, n_heads, head_dim) = (q.dim(0), q.dim(1), q.dim(2));
+    let n_kv_heads = k.dim(1);
+    let group = n_heads / n_kv_heads;
+    let dev = out.device();
+    let keys = p.pos_offset + seq;
+    let rows_per = (scores_bytes / (n_heads * keys * 4)).clamp(1, seq);
+    let plain = Matmul::default();
+    for s0 in (0..seq).step_by(rows_per) {
+        let rows = rows_per.min(seq - s0);
+        let visible = p.pos_offset + s0 + rows;
+        let padded = visible.next_multiple_of(8);
+        // [n_heads, rows, head_dim] in k's dtype; [n_kv_heads, head_dim, visible] of v.
+        let qh = copy_to_contiguous(&q.narrow(0, s0, rows)?.permute(&[1, 0, 2])?, k.dtype())?;
+        let vt = Tensor::zeros(&[n_kv_heads, head_dim, padded], v.dtype(), &dev)?
+            .narrow(2, 0, visible)?;
+        copy(&v.narrow(0, 0, visible)?.permute(&[1, 2, 0])?, &vt)?;
+        let scores = Tensor::zeros(&[n_heads, rows, visible], DType::F32, &dev)?;
+        let probs =
+            Tensor::zeros(&[n_heads, rows, padded], v.dtype(), &dev)?.narrow(2, 0, visible)?;
+        let (group_of, head_of) = (
+            |t: &Tensor, g: usize| t.narrow(0, g * group, group),
+            |t: &Tensor, g: usize| t.narrow(0, g, 1),
+        );
+        for g in 0..n_kv_heads {
+            // K^T of KV head g, [1, head_dim, visible], shared by its group.
+            let kt = k
+                .narrow(0, 0, visible)?
+                .narrow(1, g, 1)?
+                .permute(&[1, 2, 0])?;
+            matmul(&group_of(&qh, g)?, &kt, &group_of(&scores, g)?, &plain)?;
+        }
+        let sm = Softmax {
+            scale: p.scale,
+            causal: Some(p.pos_offset + s0),
+        };
+        softmax(&scores, &sm, &probs)?;
+        for g in 0..n_kv_heads {
+            let o = out
+                .narrow(0, s0, rows)?
+                .narrow(1, g * group, group)?
+                .permute(&[1, 0, 2])?;
+            let vg = head_of(&vt, g)?.transpose(1, 2)?;
+            matmul(&group_of(&probs, g)?, &vg, &o, &plain)?;
+        }
     }
+    Ok(())
 }
 
 /// Sizes for [`reference`]: `q` is `[seq, n_heads, head_dim]`, `k` and `v`
@@ -244,6 +348,52 @@ mod tests {
             e.starts_with("[attention] unsupported dtype q8_0: k"),
             "{e}"
         );
+    }
+
+    /// `attention_unfused` (whole, and in chunks of 1 and 3 query rows)
+    /// against the fused op on the CPU: F16 and BF16 caches (q rounded to
+    /// them), GQA groups of 3, a chunked prefill (pos_offset 4), views of
+    /// longer caches, an F16 output.
+    #[test]
+    fn unfused_path_matches_the_fused_op() {
+        let (seq, heads, kv_heads, hd, pos, ctx) = (7, 6, 2, 24, 4, 16);
+        let mut rng = crate::optest::Rng::new(7);
+        let dev = crate::Device::Cpu;
+        let q = Tensor::from_f32(&rng.vec(seq * heads * hd), &[seq, heads, hd]).unwrap();
+        for (cache, out_dt) in [(DType::F16, DType::F32), (DType::BF16, DType::F16)] {
+            let kc = Tensor::from_f32(&rng.vec(ctx * kv_heads * hd), &[ctx, kv_heads, hd])
+                .unwrap()
+                .to_dtype(cache)
+                .unwrap();
+            let vc = Tensor::from_f32(&rng.vec(ctx * kv_heads * hd), &[ctx, kv_heads, hd])
+                .unwrap()
+                .to_dtype(cache)
+                .unwrap();
+            let (k, v) = (
+                kc.narrow(0, 0, pos + seq + 2).unwrap(),
+                vc.narrow(0, 0, pos + seq + 2).unwrap(),
+            );
+            let p = Attention {
+                scale: 0.2,
+                pos_offset: pos,
+            };
+            let fused = Tensor::zeros(&[seq, heads, hd], out_dt, &dev).unwrap();
+            attention(&q, &k, &v, &p, &fused).unwrap();
+            let want = fused.to_vec_f32().unwrap();
+            // Scores of one query row: 6 heads x 11 keys x 4 bytes.
+            for bytes in [usize::MAX, 6 * 11 * 4, 3 * 6 * 11 * 4] {
+                let got = Tensor::full(&[seq, heads, hd], f32::NAN, out_dt, &dev).unwrap();
+                unfused_in_chunks(&q, &k, &v, &p, &got, bytes).unwrap();
+                let got = got.to_vec_f32().unwrap();
+                let tol = if out_dt == DType::F32 { 1e-5 } else { 2e-3 };
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= tol * (1.0 + b.abs()),
+                        "{cache} cache, {bytes} bytes: [{i}] {a} against {b}"
+                    );
+                }
+            }
+        }
     }
 
     /// The fused op against its unfused composition from our own ops: per

@@ -248,6 +248,33 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
             seed: 0,
         });
     }
+    // Prompts long enough for CUDA's unfused path (cuda::ops::attention,
+    // at least UNFUSED_MIN_ROWS query rows: the products on the GEMMs):
+    // F16 and BF16 caches, contiguous and padded, Qwen2.5-0.5B's and -7B's
+    // head shapes, from position 0 and after a cached prefix.
+    for (i, &(seq, pos_offset, n_heads, n_kv_heads, head_dim)) in [
+        (130, 0, 14, 2, 64),
+        (129, 37, 7, 1, 128),
+        (200, 3, 4, 2, 80),
+    ]
+    .iter()
+    .enumerate()
+    {
+        v.push(AttentionCase {
+            seq,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            pos_offset,
+            kv_len: pos_offset + seq + i % 2,
+            ctx: pos_offset + seq + 4,
+            q: (pl(i + 2), dt(i)),
+            cache: (Placement::ALL[i % 2], [DType::F16, DType::BF16][i % 2]),
+            v_dtype: None,
+            out: (pl(i + 1), dt(i + 2)),
+            seed: 0,
+        });
+    }
     // Past the keys the CUDA kernel keeps in shared memory (8192: step 2
     // computes the scores again), aligned f16 rows (16-byte loads) and
     // padded bf16 ones; and K and V of different dtypes (the one-warp

@@ -5,6 +5,12 @@
 //! threads, or, where few (row, head) pairs see many keys (decode), the
 //! `attention_split_*` kernels: the keys split over blocks of 256 as well;
 //! otherwise `attention`, one warp per (query row, head).
+//!
+//! A prompt (at least UNFUSED_MIN_ROWS query rows) on an F16 or BF16 cache
+//! takes the op's unfused composition instead
+//! (`ops::attention::attention_unfused`): the queries rounded to the cache's
+//! dtype, `q k^T` and `P v` on the tensor-core GEMMs, the causal softmax
+//! between them, with the same roundings as the kernels.
 
 use super::{arg, dev_ptr, ptr_on, Module, Strided, COMMON};
 use crate::cuda::KernelSource;
@@ -32,18 +38,41 @@ pub(crate) static MODULE: Module = Module::new(|| {
 });
 
 /// `METALLIC_ATTENTION`: `warp`, the one-warp kernel for every dtype;
-/// `rows`, never the split-keys kernels (A/B of the kernels); read once.
+/// `rows`, never the split-keys kernels; `fused`, the kernels for prompts
+/// too (A/B of the kernels); read once.
 fn forced() -> Option<&'static str> {
     static KIND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     KIND.get_or_init(|| std::env::var("METALLIC_ATTENTION").ok())
         .as_deref()
-        .filter(|k| ["warp", "rows"].contains(k))
+        .filter(|k| ["warp", "rows", "fused"].contains(k))
 }
+
+/// Query rows from which a prompt takes the unfused path.
+pub const UNFUSED_MIN_ROWS: usize = 64;
 
 /// Keys a block of the split-keys kernels takes (`AR_THREADS`).
 const SPLIT_KEYS: usize = 256;
 
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, p: &Attention, out: &Tensor) -> Result<()> {
+    if q.dim(0) >= UNFUSED_MIN_ROWS
+        && matches!(k.dtype(), DType::F16 | DType::BF16)
+        && v.dtype() == k.dtype()
+        && forced().is_none()
+    {
+        return crate::ops::attention::unfused(q, k, v, p, out);
+    }
+    attention_at(q, k, v, p, out, None)
+}
+
+/// The kernels alone, at any number of query rows (op_bench's A/B against
+/// the unfused path).
+pub fn attention_fused(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    p: &Attention,
+    out: &Tensor,
+) -> Result<()> {
     attention_at(q, k, v, p, out, None)
 }
 
