@@ -152,6 +152,48 @@ fn top2_margin(v: &[f32]) -> f32 {
     (v[top] - second) / v[top].abs()
 }
 
+/// A prompt long enough for CUDA's unfused attention (at least
+/// `UNFUSED_MIN_ROWS` rows: q k^T and P v on the GEMMs, cuda::ops::attention):
+/// the prefill logits of every position under `Vendor` on both sides,
+/// within `LOGITS_BUDGET`.
+#[test]
+fn a_long_prompt_on_cuda_agrees_with_the_cpu() {
+    let n = metallic::cuda::ops::attention::UNFUSED_MIN_ROWS + 44;
+    let prompt: Vec<u32> = (0..n as u32).map(|i| (i * 37 + 11) % 500).collect();
+    let gpu = metallic::cuda::default_device();
+    for arch in ["qwen2", "llama"] {
+        let spec = TinySpec {
+            arch,
+            ..Default::default()
+        };
+        let file = GgufFile::from_bytes(tiny_model(&spec, None).unwrap()).unwrap();
+        let prefill = |model: &mut Model| -> Vec<f32> {
+            let mut state = model.new_state(prompt.len()).unwrap();
+            model
+                .forward(&mut state, &prompt, Logits::All)
+                .unwrap()
+                .to_vec_f32()
+                .unwrap()
+        };
+        let want = prefill(&mut load(&file, Device::Cpu, MatmulBackend::Vendor).unwrap());
+        assert!(
+            want.iter().all(|x| x.is_finite()),
+            "{arch}: cpu logits not finite"
+        );
+        let Some(gpu) = &gpu else {
+            println!("SKIP cuda long-prompt agreement ({arch}): no CUDA device ({n} tokens ran on the cpu)");
+            continue;
+        };
+        let mut cuda = load(&file, Device::Cuda(gpu.clone()), MatmulBackend::Vendor).unwrap();
+        let e = nmse(&prefill(&mut cuda), &want);
+        println!("{arch} cuda-Vendor, {n}-token prompt: prefill logits nmse {e:.2e} (budget {LOGITS_BUDGET:.0e})");
+        assert!(
+            e <= LOGITS_BUDGET,
+            "{arch}: {n}-token prefill nmse {e:.2e} over {LOGITS_BUDGET:.0e}"
+        );
+    }
+}
+
 #[test]
 fn tiny_models_on_cuda_agree_with_the_cpu() {
     use MatmulBackend::{Auto, Native, Vendor};

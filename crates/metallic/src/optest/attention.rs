@@ -253,9 +253,9 @@ pub fn cases() -> Vec<Box<dyn OpCase>> {
     // F16 and BF16 caches, contiguous and padded, Qwen2.5-0.5B's and -7B's
     // head shapes, from position 0 and after a cached prefix.
     for (i, &(seq, pos_offset, n_heads, n_kv_heads, head_dim)) in [
-        (130, 0, 14, 2, 64),
-        (129, 37, 7, 1, 128),
-        (200, 3, 4, 2, 80),
+        (260, 0, 14, 2, 64),
+        (257, 37, 7, 1, 128),
+        (300, 3, 4, 2, 80),
     ]
     .iter()
     .enumerate()

@@ -47,8 +47,13 @@ fn forced() -> Option<&'static str> {
         .filter(|k| ["warp", "rows", "fused"].contains(k))
 }
 
-/// Query rows from which a prompt takes the unfused path.
-pub const UNFUSED_MIN_ROWS: usize = 64;
+/// Query rows from which a prompt takes the unfused path. On the 7B's heads
+/// (28 / 4 of 128, F16 cache, from position 0) the kernels took 67 us at
+/// 128 rows against the unfused path's 165, and 213 at 256 against 167
+/// (H100, op_bench, bench/results/2026-12-07-nvidia-h100-session23-call4-
+/// session.log); the unfused path's launches cost about 140 us whatever
+/// the length.
+pub const UNFUSED_MIN_ROWS: usize = 256;
 
 /// Keys a block of the split-keys kernels takes (`AR_THREADS`).
 const SPLIT_KEYS: usize = 256;
