@@ -39,15 +39,7 @@ fn time(dev: &CudaDevice, mut f: impl FnMut() -> Res<()>) -> Res<f64> {
 
 fn random(shape: &[usize], dev: &Device, seed: u64) -> Res<Tensor> {
     let n: usize = shape.iter().product();
-    let mut s = seed | 1;
-    let host: Vec<f32> = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
+    let host = metallic::optest::Rng::new(seed).vec(n);
     Ok(Tensor::from_f32(&host, shape)?.to_device(dev)?)
 }
 
