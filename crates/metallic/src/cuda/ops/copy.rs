@@ -53,19 +53,45 @@ fn copy_rows(
         a
     };
     let (shape, strides) = (dims(src.shape(), 1), dims(src.strides(), 0));
-    let (sdt, ddt) = (dtype_code(OP, src.dtype())?, dtype_code(OP, dst.dtype())?);
-    let off = src.layout().offset() as i64;
-    let (rs, bs, per) = (strides[1] as i64, strides[0] as i64, shape[1] as i64);
-    let (lines, len) = ((shape[0] * shape[1]) as i64, shape[2] as i64);
     let dp = dptr + (dst.layout().offset() * dst.dtype().block_bytes()) as u64;
+    let geometry = RowsGeometry {
+        off: src.layout().offset() as i64,
+        rs: strides[1] as i64,
+        bs: strides[0] as i64,
+        per: shape[1] as i64,
+    };
+    let sizes = ((shape[0] * shape[1]) as i64, shape[2] as i64);
+    convert_rows(dev, (sptr, src.dtype(), geometry), (dp, dst.dtype()), sizes)
+}
+
+/// Where row r of a `convert_rows` source starts: element
+/// `off + (r / per) * bs + (r % per) * rs` (`per` rows a matrix, matrices
+/// `bs` apart).
+pub(crate) struct RowsGeometry {
+    pub off: i64,
+    pub rs: i64,
+    pub bs: i64,
+    pub per: i64,
+}
+
+/// copy.cu `convert_rows`: `lines` rows of `len` unit-stride elements of
+/// `src` (dtype `from`, rows as `g` says) into the contiguous `[lines, len]`
+/// buffer at `dst` in `to`.
+pub(crate) fn convert_rows(
+    dev: &crate::cuda::CudaDevice,
+    (src, from, g): (u64, crate::tensor::DType, RowsGeometry),
+    (dst, to): (u64, crate::tensor::DType),
+    (lines, len): (i64, i64),
+) -> Result<()> {
+    let (sdt, ddt) = (dtype_code(OP, from)?, dtype_code(OP, to)?);
     let mut a = [
-        arg(&sptr),
+        arg(&src),
         arg(&sdt),
-        arg(&off),
-        arg(&rs),
-        arg(&bs),
-        arg(&per),
-        arg(&dp),
+        arg(&g.off),
+        arg(&g.rs),
+        arg(&g.bs),
+        arg(&g.per),
+        arg(&dst),
         arg(&ddt),
         arg(&lines),
         arg(&len),

@@ -715,27 +715,14 @@ fn contiguous(
     }
     let dp = buf.ptr();
     if strides[2] == 1 {
-        let (sdt, ddt) = (dtype_code(OP, from)?, dtype_code(OP, to)?);
-        let (per, lines, len) = (shape[1] as i64, (n * shape[1]) as i64, shape[2] as i64);
-        let mut a = [
-            arg(&src),
-            arg(&sdt),
-            arg(&g.off),
-            arg(&strides[1]),
-            arg(&strides[0]),
-            arg(&per),
-            arg(&dp),
-            arg(&ddt),
-            arg(&lines),
-            arg(&len),
-        ];
-        // 256 threads of ROW_UNROLL elements a block.
-        let grid = (
-            (len as usize).div_ceil(256 * super::ROW_UNROLL).min(64) as u32,
-            lines.min(65535) as u32,
-            1,
-        );
-        super::copy::MODULE.launch(dev, "convert_rows", grid, (256, 1, 1), &mut a)?;
+        let geometry = super::copy::RowsGeometry {
+            off: g.off,
+            rs: strides[1],
+            bs: strides[0],
+            per: shape[1] as i64,
+        };
+        let sizes = ((n * shape[1]) as i64, shape[2] as i64);
+        super::copy::convert_rows(dev, (src, from, geometry), (dp, to), sizes)?;
         return Ok((buf, out));
     }
     let ss = Strided::with(
