@@ -244,7 +244,7 @@ impl CudaDevice {
             tickets: Mutex::new(Vec::new()),
             profile: Mutex::new(
                 std::env::var("METALLIC_CUDA_PROFILE")
-                    .is_ok_and(|v| v == "1")
+                    .is_ok_and(|v| v == "1" || v == "grid")
                     .then(Vec::new),
             ),
             launches: AtomicU64::new(0),
@@ -292,17 +292,24 @@ impl CudaDevice {
         Ok(Some(ev))
     }
 
-    fn profile_span(&self, name: &str, start: Option<Event>) -> Result<()> {
+    /// Closes a profiled launch of `name` on a `grid`; with
+    /// `METALLIC_CUDA_PROFILE=grid` the grid joins the name, so that one
+    /// kernel's launches on different shapes are timed apart.
+    fn profile_span(&self, name: &str, grid: (u32, u32, u32), start: Option<Event>) -> Result<()> {
+        static BY_GRID: OnceLock<bool> = OnceLock::new();
         let Some(start) = start else {
             return Ok(());
         };
         let end = self.profile_event()?;
+        let by_grid = *BY_GRID
+            .get_or_init(|| std::env::var("METALLIC_CUDA_PROFILE").is_ok_and(|v| v == "grid"));
+        let name = if by_grid {
+            format!("{name} grid {}x{}x{}", grid.0, grid.1, grid.2)
+        } else {
+            name.to_string()
+        };
         if let (Some(spans), Some(end)) = (self.spans().as_mut(), end) {
-            spans.push(Span {
-                name: name.to_string(),
-                start,
-                end,
-            });
+            spans.push(Span { name, start, end });
         }
         Ok(())
     }
@@ -521,7 +528,7 @@ impl CudaDevice {
             call: "cuLaunchKernel",
             msg: format!("{name} grid {grid:?} block {block:?}: {e:?}"),
         })?;
-        self.profile_span(name, start)?;
+        self.profile_span(name, grid, start)?;
         self.check_launch(name)
     }
 
@@ -597,7 +604,7 @@ impl CudaDevice {
             call: "cuLaunchKernelEx",
             msg: format!("{name} grid {grid:?} block {block:?} {what}: {e:?}"),
         })?;
-        self.profile_span(name, start)?;
+        self.profile_span(name, grid, start)?;
         self.check_launch(name)
     }
 
