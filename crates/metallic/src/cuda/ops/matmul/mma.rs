@@ -235,7 +235,7 @@ modules! {
     F16_128X256X32 = TILE_128X256X32, DType::F16;
 }
 
-// The two tiles `pick_tile` chooses at M > 16, for every type of
+// The two tiles `quant_tile` chooses at M > 16, for every type of
 // QUANT_TYPES.
 modules! {
     quant_source, quant_module, all_quant_sources;
@@ -273,6 +273,25 @@ pub fn pick_tile(m: usize, n: usize, batch: usize) -> MmaTile {
         TILE_64X64X32
     } else {
         TILE_128X128X32
+    }
+}
+
+/// The tile of a block-weight product (M > 16, a prefill) on `sms` SMs:
+/// 128x128 once its blocks fill three quarters of the SMs in one wave, not
+/// the whole wave `pick_tile` asks of the f16 / bf16 products. Decoding the
+/// weight into each tile costs the small tile twice the decode per output
+/// that the large one pays. On an H100 (session 24, synthetic Qwen2.5 7B
+/// q4_k_m, a 512-token prompt; bench/results/2026-12-07-nvidia-h100-
+/// session24-call2-tiles-profile.log) the 7B's products of N = 3584 (112
+/// blocks of 128x128) took 19.7 ms a prompt on 128x128 against 21.7 on
+/// 64x64 (Q4_K: q, o, half the down products) and 12.9 against 15.7 (Q6_K
+/// down), while k and v (N = 512, 16 blocks) took 6.7 and 2.7 ms against 5.2
+/// and 1.9.
+pub fn quant_tile(m: usize, n: usize, batch: usize, sms: usize) -> MmaTile {
+    if 4 * batch * m.div_ceil(128) * n.div_ceil(128) >= 3 * sms {
+        TILE_128X128X32
+    } else {
+        TILE_64X64X32
     }
 }
 
@@ -486,7 +505,8 @@ pub(super) fn run_quant(
     tile: Option<MmaTile>,
 ) -> Result<bool> {
     let qt = p.b.dtype;
-    let tile = tile.unwrap_or_else(|| pick_tile(p.m, p.n, ch.count));
+    let sms = x.dev.multiprocessors();
+    let tile = tile.unwrap_or_else(|| quant_tile(p.m, p.n, ch.count, sms));
     let Some(module) = quant_module(&tile, qt) else {
         return Ok(false);
     };
@@ -500,6 +520,21 @@ pub(super) fn run_quant(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_weight_products_take_the_large_tile_from_three_quarters_of_a_wave() {
+        // The 7B at M = 512 on 132 SMs: q / o / down (112 blocks of 128x128)
+        // and gate / up (592) take 128x128; k and v (16) take 64x64.
+        assert_eq!(quant_tile(512, 3584, 1, 132), TILE_128X128X32);
+        assert_eq!(quant_tile(512, 18944, 1, 132), TILE_128X128X32);
+        assert_eq!(quant_tile(512, 512, 1, 132), TILE_64X64X32);
+        // 99 blocks is three quarters of 132; 98 is not.
+        assert_eq!(quant_tile(128 * 99, 128, 1, 132), TILE_128X128X32);
+        assert_eq!(quant_tile(128 * 98, 128, 1, 132), TILE_64X64X32);
+        assert_eq!(quant_tile(128 * 49, 128, 2, 132), TILE_64X64X32);
+        // The 1.5B's q / o at M = 512 (48 blocks) stay on 64x64.
+        assert_eq!(quant_tile(512, 1536, 1, 132), TILE_64X64X32);
+    }
 
     #[test]
     fn small_m_splits_balance_the_sms() {
