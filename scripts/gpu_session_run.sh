@@ -73,6 +73,8 @@ check 90 "block-weight and fused op cases on cuda" \
     env METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_CASE=$Q $B/ops --nocapture
 check 90 "block-weight op cases on cuda, METALLIC_QMMA=128x128x32" \
     env METALLIC_QMMA=128x128x32 METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_CASE=b=q $B/ops --nocapture
+check 90 "block-weight op cases on cuda, METALLIC_QBAND=all (decoded bands of 128 rows, wgmma)" \
+    env METALLIC_QBAND=all METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_CASE=b=q $B/ops --nocapture
 check 60 "lib tests on the GPU (cuda::)" $B/lib --nocapture --test-threads 1 cuda::
 check 120 "tiny models on cuda agree with the cpu" $B/cuda_model --nocapture --test-threads 1
 check 240 "every op case on cuda-native and cuda-vendor" env METALLIC_OPTEST_TARGET=cuda $B/ops --nocapture
@@ -92,6 +94,7 @@ for s in $SIZES; do
     cat /tmp/gen.log
     bench "METALLIC_QMMA=off METALLIC_MV=mv1u4" METALLIC_QMMA=off METALLIC_MV=mv1u4
     bench "METALLIC_QMMA=off" METALLIC_QMMA=off
+    bench "METALLIC_QBAND=off" METALLIC_QBAND=off
     bench "as built"
     if [ -x $C/llama/llama-bench ]; then
         echo "-- $s: llama.cpp"
@@ -109,6 +112,9 @@ summary
 if command -v compute-sanitizer >/dev/null; then
     check 120 "memcheck: block-weight and fused op cases, pool off" env METALLIC_CUDA_POOL=off \
         METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_CASE=$Q \
+        compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture
+    check 120 "memcheck: block-weight op cases, METALLIC_QBAND=all, pool off" env METALLIC_CUDA_POOL=off \
+        METALLIC_QBAND=all METALLIC_OPTEST_TARGET=cuda METALLIC_OPTEST_CASE=b=q \
         compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 $B/ops --nocapture
 else
     SUMMARY+=("FAIL compute-sanitizer not found")

@@ -837,7 +837,7 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
             let elem = ch.b.off as usize + z * ch.b.bs as usize;
             let w = x.b + (elem / dt.block_elems() * dt.block_bytes()) as u64;
             let out = buf.ptr() + (z * n * k * 4) as u64;
-            super::get_rows::dequantize_rows(dev, dt, w, row_bytes, (n, k), out)?;
+            super::get_rows::dequantize_rows(dev, dt, w, row_bytes, (n, k), (out, DType::F32))?;
         }
         b_src = (buf.ptr(), DType::F32);
         b_geom = Geom {
@@ -971,6 +971,14 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
                 b: wg,
                 ..*ch
             };
+            if tile.is_none()
+                && qband().is_some_and(|(min_m, _)| m >= min_m)
+                && ch.count == 1
+                && k.is_multiple_of(8)
+                && wgmma::supported(dev)
+            {
+                return quant_bands(p, &xq, &chq, e, weight_at(0));
+            }
             if mma::run_quant(p, &xq, &chq, e, tile)? {
                 return Ok(());
             }
@@ -1103,6 +1111,132 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
         )?;
     }
     run_epilogue(p, x, ch, e, &t)
+}
+
+/// Most bytes of the f16 scratch that holds one band of decoded weight rows
+/// (`quant_bands`).
+const QBAND_BYTES: usize = 64 << 20;
+
+/// When block-weight products go through bands of decoded rows: the fewest
+/// rows of A, and the most bytes of a band. `None` (`METALLIC_QBAND=off`:
+/// the `mma.sync` kernels that decode in their main loop); `=all`: every
+/// prefill product, in bands of 128 rows (the tests' setting: several
+/// bands on the op cases' weights); else from 128 rows, QBAND_BYTES. Read
+/// once.
+fn qband() -> Option<(usize, usize)> {
+    static QBAND: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+    *QBAND.get_or_init(|| match std::env::var("METALLIC_QBAND").ok().as_deref() {
+        Some("off") => None,
+        Some("all") => Some((17, 0)),
+        _ => Some((128, QBAND_BYTES)),
+    })
+}
+
+/// Rows of W per band of `n` rows of `k` elements: equal bands of whole
+/// 128-row tiles, each at most `max_bytes` of f16 (at least 128 rows).
+fn qband_rows(n: usize, k: usize, max_bytes: usize) -> usize {
+    let cap = (max_bytes / (2 * k.max(1)) / 128 * 128).max(128);
+    let bands = n.div_ceil(cap).max(1);
+    (n.div_ceil(bands).div_ceil(128) * 128).min(n.max(1))
+}
+
+/// A block-weight product of a prefill (one matrix; A already the f16 rows
+/// of `rounded_rows_f16`, `x.a` / `x.a_scale` / `ch.a`) through bands of the
+/// weight's rows: each band decoded into an f16 scratch (get_rows.cu, the
+/// decoders of quant.cuh) and multiplied by the wgmma GEMM into its columns
+/// of D (C, D and the bias shifted to the band's first column). The
+/// arithmetic of the `mma.sync` block kernels (weights decoded to f32 and
+/// rounded to f16, A's rows scaled into f16, f32 sums), on the Hopper GEMM;
+/// the scratch is at most QBAND_BYTES, never the whole weight where it is
+/// larger. `w0` is the weight's first row.
+fn quant_bands(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue, w0: u64) -> Result<()> {
+    let (n, k) = (p.n, p.k);
+    let row_bytes = ch.b.cs as usize;
+    let rows = qband_rows(n, k, qband().map_or(QBAND_BYTES, |(_, b)| b));
+    let scratch = x.dev.alloc(rows * k * 2)?;
+    // The part decoders where the type has them and the rows are aligned
+    // for their loads (as for the wide-load kernels); else one element a
+    // thread.
+    let dt = p.b.dtype;
+    let parts = mmv_alignment(dt)
+        .is_some_and(|a| w0.is_multiple_of(a) && (row_bytes as u64).is_multiple_of(a));
+    let f16_view = |row_stride: usize, col_stride: usize| MatView {
+        offset: 0,
+        row_stride,
+        col_stride,
+        batch_strides: vec![0; p.batch_shape.len()],
+        dtype: DType::F16,
+    };
+    for n0 in (0..n).step_by(rows) {
+        let nb = rows.min(n - n0);
+        let w = w0 + (n0 * row_bytes) as u64;
+        if parts {
+            super::get_rows::dequantize_rows_f16_parts(
+                &x.dev,
+                dt,
+                w,
+                row_bytes,
+                (nb, k),
+                scratch.ptr(),
+            )?;
+        } else {
+            super::get_rows::dequantize_rows(
+                &x.dev,
+                dt,
+                w,
+                row_bytes,
+                (nb, k),
+                (scratch.ptr(), DType::F16),
+            )?;
+        }
+        // B = the band's rows transposed: element (k, n) at n * K + k.
+        let pb = MatmulProblem {
+            n: nb,
+            a: f16_view(ch.a.rs as usize, 1),
+            b: f16_view(1, k),
+            ..p.clone()
+        };
+        let shift = |g: Geom| Geom {
+            off: g.off + n0 as i64 * g.cs,
+            ..g
+        };
+        let chb = Chunk {
+            count: 1,
+            a: ch.a,
+            b: Geom {
+                off: 0,
+                rs: 1,
+                cs: k as i64,
+                bs: 0,
+            },
+            c: shift(ch.c),
+            d: shift(ch.d),
+        };
+        let eb = Epilogue {
+            c: shift(e.c),
+            d: shift(e.d),
+            bias_off: e.bias_off + n0 as i64 * e.bias_stride,
+            ..*e
+        };
+        let xb = Ptrs {
+            dev: x.dev.clone(),
+            b: scratch.ptr(),
+            ..*x
+        };
+        // Fresh allocations and K a multiple of 8 keep both operands TMA-
+        // aligned; where the GEMM still declines, the same f16 operands go
+        // to the `mma.sync` GEMM (16-byte aligned rows: the same reasons).
+        // The SIMT kernel does not apply A's row scales, so it is no
+        // fallback here.
+        if !wgmma::run(&pb, &xb, &chb, &eb, None)? && !mma::run(&pb, &xb, &chb, &eb, None)? {
+            crate::bail!(
+                OP,
+                "no tensor-core GEMM took a band of decoded weight rows ({m} x {nb} x {k})",
+                m = p.m
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The block-weight products of more than 16 rows on the tensor cores
@@ -1582,6 +1716,49 @@ mod tests {
     use crate::ops::norm::rms_norm;
     use crate::optest::{nmse, Rng};
     use crate::tensor::HostBytes;
+
+    /// Bands cover every row once, in equal whole 128-row tiles but the
+    /// last, and their scratch never exceeds QBAND_BYTES unless one tile
+    /// row is larger.
+    #[test]
+    fn weight_bands_cover_the_rows_within_the_scratch() {
+        // The 7B's gate / up / down, q / o, k / v; the 0.5B's; odd sizes.
+        for (n, k) in [
+            (18944, 3584),
+            (3584, 18944),
+            (3584, 3584),
+            (512, 3584),
+            (4864, 896),
+            (896, 4864),
+            (1, 64),
+            (130, 8),
+            (152064, 3584),
+            (300, 1 << 20),
+        ] {
+            let rows = qband_rows(n, k, QBAND_BYTES);
+            assert!(rows >= 1 && rows <= n, "{n} x {k}: {rows}");
+            assert!(rows.is_multiple_of(128) || rows == n, "{n} x {k}: {rows}");
+            assert!(
+                rows * k * 2 <= QBAND_BYTES || rows <= 128,
+                "{n} x {k}: {rows}"
+            );
+            let bands = n.div_ceil(rows);
+            // No band count larger than the scratch forces.
+            let cap = (QBAND_BYTES / (2 * k) / 128 * 128).max(128);
+            assert!(
+                bands <= n.div_ceil(cap.min(n)) + 1,
+                "{n} x {k}: {bands} bands"
+            );
+        }
+        // The 7B's gate at M = 512: three bands of 6400, 6400, 6144 rows.
+        assert_eq!(qband_rows(18944, 3584, QBAND_BYTES), 6400);
+        // A weight under the cap is one band.
+        assert_eq!(qband_rows(3584, 3584, QBAND_BYTES), 3584);
+        assert_eq!(qband_rows(896, 4864, QBAND_BYTES), 896);
+        // The tests' setting: 128-row bands.
+        assert_eq!(qband_rows(300, 64, 0), 128);
+        assert_eq!(qband_rows(100, 64, 0), 100);
+    }
 
     /// The fused kernels take one row of x against each block type with
     /// a one-row kernel on the one-row path ([`mv_path`]), one projection
