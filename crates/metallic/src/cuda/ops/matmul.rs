@@ -645,9 +645,60 @@ fn rounded_rows_f16(
     if lines * cols == 0 {
         return Ok((buf, out, scale));
     }
+    let vector = rows_f32x4(src, from, g, cols);
+    round_rows_into(
+        dev,
+        (src, from, g),
+        (lines, rows, cols),
+        (buf.ptr(), scale.ptr()),
+        vector,
+    )?;
+    Ok((buf, out, scale))
+}
+
+/// Whether `round_rows_f16_scaled_f32x4` takes these rows: f32, unit column
+/// stride, every row 16-byte aligned, a multiple of 4 columns.
+fn rows_f32x4(src: u64, from: DType, g: &Geom, cols: usize) -> bool {
+    from == DType::F32
+        && g.cs == 1
+        && src.is_multiple_of(16)
+        && [g.off, g.rs, g.bs].iter().all(|v| v % 4 == 0)
+        && cols.is_multiple_of(4)
+}
+
+/// `lines` rows of `cols` (`per` a matrix of `g`) rounded into `dst` with
+/// their scales (`rounded_rows_f16`), on the float4 kernel where `vector`
+/// (the caller checked `rows_f32x4`).
+fn round_rows_into(
+    dev: &CudaDevice,
+    (src, from, g): (u64, DType, &Geom),
+    (lines, per, cols): (usize, usize, usize),
+    (dp, sp): (u64, u64),
+    vector: bool,
+) -> Result<()> {
+    let (per, lines64, cols64) = (per as i64, lines as i64, cols as i64);
+    let grid = (lines.min(65535) as u32, 1, 1);
+    if vector {
+        let mut a = [
+            arg(&src),
+            arg(&g.off),
+            arg(&g.rs),
+            arg(&g.bs),
+            arg(&per),
+            arg(&dp),
+            arg(&sp),
+            arg(&lines64),
+            arg(&cols64),
+        ];
+        return super::copy::MODULE.launch(
+            dev,
+            "round_rows_f16_scaled_f32x4",
+            grid,
+            (256, 1, 1),
+            &mut a,
+        );
+    }
     let sdt = dtype_code(OP, from)?;
-    let (per, lines64, cols64) = (rows as i64, lines as i64, cols as i64);
-    let (dp, sp) = (buf.ptr(), scale.ptr());
     let mut a = [
         arg(&src),
         arg(&sdt),
@@ -661,9 +712,7 @@ fn rounded_rows_f16(
         arg(&lines64),
         arg(&cols64),
     ];
-    let grid = (lines.min(65535) as u32, 1, 1);
-    super::copy::MODULE.launch(dev, "round_rows_f16_scaled", grid, (256, 1, 1), &mut a)?;
-    Ok((buf, out, scale))
+    super::copy::MODULE.launch(dev, "round_rows_f16_scaled", grid, (256, 1, 1), &mut a)
 }
 
 /// Copies `n` matrices (`rows x cols`, geometry `g`, one when `g.bs == 0`)
@@ -857,14 +906,39 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
     };
     let bo = blas_operand(dev, b_src, &b_geom, ch.count, (k, n), want)?;
     let ao = blas_operand(dev, (x.a, p.a.dtype), &ch.a, ch.count, (m, k), want)?;
-    let t = dev.alloc(ch.count * m * n * 4)?;
     let (mi, ni, ki) = (i32_dim("m", m)?, i32_dim("n", n)?, i32_dim("k", k)?);
-    let (one, zero) = (1.0f32, 0.0f32);
+    // Where the epilogue is alpha times the product into f32 rows (no C,
+    // bias or activation; D's rows unit-stride and at least N apart, its
+    // matrices apart), cuBLAS writes D itself: no f32 scratch and no second
+    // pass over it (a prompt's attention products: the 7B's took 2.6 of
+    // 36.6 ms of our kernels a 512-token prompt in that pass, H100, session
+    // 25 call 1's profile).
+    let direct = e.beta == 0.0
+        && e.has_bias == 0
+        && e.act == 0
+        && p.d.dtype == DType::F32
+        && e.d.cs == 1
+        && e.d.rs >= n as i64
+        && e.d.rs <= i32::MAX as i64
+        && (ch.count == 1 || e.d.bs != 0);
+    let t = if direct {
+        None
+    } else {
+        Some(dev.alloc(ch.count * m * n * 4)?)
+    };
+    let (out, ldc, stride_c, alpha) = match &t {
+        Some(t) => (t.ptr(), ni, (m * n) as i64, 1.0f32),
+        None => (x.d + e.d.off as u64 * 4, e.d.rs as i32, e.d.bs, e.alpha),
+    };
+    let zero = 0.0f32;
     dev.with_blas(|h| {
         // SAFETY: every pointer addresses a live device buffer holding the
-        // matrices described by its (op, ld, batch stride); `t` holds
-        // count * m * n f32; alpha/beta are host f32 as the default pointer
-        // mode expects; the handle is bound to our stream.
+        // matrices described by its (op, ld, batch stride); `out` holds
+        // count matrices of m rows of n f32, `ldc` apart, `stride_c` from
+        // one to the next (`t`, or D as its view describes it: the caller
+        // checked that view against D's buffer); alpha/beta are host f32 as
+        // the default pointer mode expects; the handle is bound to our
+        // stream.
         unsafe {
             cublas::cublasGemmStridedBatchedEx(
                 h,
@@ -873,7 +947,7 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
                 ni,
                 mi,
                 ki,
-                &one as *const f32 as *const c_void,
+                &alpha as *const f32 as *const c_void,
                 bo.ptr as *const c_void,
                 blas_type(bo.dtype),
                 bo.ld,
@@ -883,10 +957,10 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
                 ao.ld,
                 ao.bs,
                 &zero as *const f32 as *const c_void,
-                t.ptr() as *mut c_void,
+                out as *mut c_void,
                 cublas::cudaDataType::CUDA_R_32F,
-                ni,
-                (m * n) as i64,
+                ldc,
+                stride_c,
                 ch.count as i32,
                 cublas::cublasComputeType_t::CUBLAS_COMPUTE_32F,
                 cublas::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
@@ -902,7 +976,10 @@ fn vendor(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
             ),
         })
     })?;
-    run_epilogue(p, x, ch, e, &t)
+    match &t {
+        Some(t) => run_epilogue(p, x, ch, e, t),
+        None => Ok(()),
+    }
 }
 
 /// Our block-weight kernels, epilogue fused: at M > 16 the tensor cores
@@ -1121,16 +1198,26 @@ const QBAND_BYTES: usize = 64 << 20;
 /// rows of A, and the most bytes of a band. `None` (`METALLIC_QBAND=off`:
 /// the `mma.sync` kernels that decode in their main loop); `=all`: every
 /// prefill product, in bands of 128 rows (the tests' setting: several
-/// bands on the op cases' weights); else from 128 rows, QBAND_BYTES. Read
-/// once.
+/// bands on the op cases' weights); `=<mib>:<rows>` (numbers, for A/B
+/// timing): bands of at most that many MiB from that many rows of A; else
+/// from QBAND_MIN_M rows, QBAND_BYTES. Read once.
 fn qband() -> Option<(usize, usize)> {
     static QBAND: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
     *QBAND.get_or_init(|| match std::env::var("METALLIC_QBAND").ok().as_deref() {
         Some("off") => None,
         Some("all") => Some((17, 0)),
-        _ => Some((128, QBAND_BYTES)),
+        v => {
+            let set = v
+                .and_then(|v| v.split_once(':'))
+                .and_then(|(mib, m)| Some((mib.parse::<usize>().ok()?, m.parse::<usize>().ok()?)))
+                .filter(|&(mib, m)| mib > 0 && m > 16);
+            Some(set.map_or((QBAND_MIN_M, QBAND_BYTES), |(mib, m)| (m, mib << 20)))
+        }
     })
 }
+
+/// The fewest rows of A whose block-weight products go through bands.
+const QBAND_MIN_M: usize = 128;
 
 /// Rows of W per band of `n` rows of `k` elements: equal bands of whole
 /// 128-row tiles, each at most `max_bytes` of f16 (at least 128 rows).
@@ -1716,6 +1803,84 @@ mod tests {
     use crate::ops::norm::rms_norm;
     use crate::optest::{nmse, Rng};
     use crate::tensor::HostBytes;
+
+    /// The float4 rounding kernel writes the scalar kernel's bits: rows that
+    /// fit its registers and rows that do not, rows scaled into f16's range
+    /// and rows holding NaN and infinities, matrices of a batch apart; both
+    /// outputs poisoned first. Prints SKIP without a GPU.
+    #[test]
+    fn vector_rounding_matches_the_scalar_kernel() {
+        let Some(dev) = crate::cuda::default_device() else {
+            println!("SKIP round_rows_f16_scaled_f32x4: no CUDA device");
+            return;
+        };
+        let gpu = Device::Cuda(dev.clone());
+        let mut rng = Rng::new(25);
+        for (count, rows, cols, pad) in [(1, 37, 4096, 0), (2, 5, 4100, 8), (1, 3, 18944, 0)] {
+            let rs = cols + pad;
+            let mut x: Vec<f32> = rng
+                .vec(count * rows * rs)
+                .iter()
+                .map(|v| 4.0 * v - 2.0)
+                .collect();
+            // Row 1 of each matrix far outside f16's range, row 2 with a NaN
+            // and an infinity.
+            for z in 0..count {
+                let r1 = (z * rows + 1) * rs;
+                x[r1..r1 + cols].iter_mut().for_each(|v| *v *= 3.0e7);
+                let r2 = (z * rows + 2) * rs;
+                x[r2 + 3] = f32::NAN;
+                x[r2 + cols - 1] = f32::INFINITY;
+            }
+            let src = Tensor::from_f32(&x, &[count * rows * rs])
+                .and_then(|t| t.to_device(&gpu))
+                .unwrap();
+            let sp = ptr_on(OP, &dev, &src).unwrap();
+            let g = Geom {
+                off: 0,
+                rs: rs as i64,
+                cs: 1,
+                bs: (rows * rs) as i64,
+            };
+            assert!(rows_f32x4(sp, DType::F32, &g, cols));
+            let lines = count * rows;
+            let run = |vector: bool| {
+                let d = Tensor::from_f32(&vec![f32::NAN; lines * cols], &[lines * cols])
+                    .and_then(|t| t.to_dtype(DType::F16))
+                    .and_then(|t| t.to_device(&gpu))
+                    .unwrap();
+                let sc = Tensor::from_f32(&vec![f32::NAN; lines], &[lines])
+                    .and_then(|t| t.to_device(&gpu))
+                    .unwrap();
+                let (dp, scp) = (
+                    ptr_on(OP, &dev, &d).unwrap(),
+                    ptr_on(OP, &dev, &sc).unwrap(),
+                );
+                round_rows_into(
+                    &dev,
+                    (sp, DType::F32, &g),
+                    (lines, rows, cols),
+                    (dp, scp),
+                    vector,
+                )
+                .unwrap();
+                (d.to_vec_f32().unwrap(), sc.to_vec_f32().unwrap())
+            };
+            let (want, want_s) = run(false);
+            let (got, got_s) = run(true);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&want_s),
+                bits(&got_s),
+                "{count} x {rows} x {cols}: scales"
+            );
+            assert!(want_s.iter().all(|v| v.is_finite()), "unwritten scales");
+            assert!(want_s.iter().any(|&v| v > 1.0), "no row was scaled");
+            assert_eq!(bits(&want), bits(&got), "{count} x {rows} x {cols}: rows");
+            // Only the NaN put in is NaN (nothing left unwritten).
+            assert_eq!(want.iter().filter(|v| v.is_nan()).count(), count);
+        }
+    }
 
     /// Bands cover every row once, in equal whole 128-row tiles but the
     /// last, and their scratch never exceeds QBAND_BYTES unless one tile

@@ -597,7 +597,7 @@ pub fn plan(
     tile: Option<WgmmaTile>,
 ) -> (WgmmaTile, usize) {
     if tile.is_none() && m > SMALL_M && k.div_ceil(BK) <= SHORT_K_TILES {
-        return (short_k_tile((m, n, batch), k), 1);
+        return (short_k_tile(), 1);
     }
     let max_splits = (k.div_ceil(BK) / 4).clamp(1, MAX_SPLITS);
     // The fastest (tile, splits) of `tiles` by the estimate; a later tile
@@ -639,43 +639,26 @@ fn deepen(t: WgmmaTile, units: usize, sms: usize) -> WgmmaTile {
         .unwrap_or(t)
 }
 
-/// K tiles (of 64) up to which a product is planned by its traffic.
+/// K tiles (of 64) up to which a product takes `short_k_tile`.
 const SHORT_K_TILES: usize = 2;
 
 /// The tile for a product of at most SHORT_K_TILES K tiles (the attention
-/// products: Q K^T per head): its run is the operands' reads through L2 and
-/// the output's writes, not the math, which the estimate (fitted to long-K
-/// shapes, where a unit's epilogue is a small share) does not see. Each unit
-/// reads its A and B tiles once per K tile, so the unclustered tile whose
-/// units read the fewest bytes wins, earlier ones on ties. Measured back to
-/// back on an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-
-/// session6.md): the attention products at M = 512 took 6.4 us on 128x256
-/// against 7.4 on 128x128 (14 heads, K = 64) and 11.8 against 13.0 (28
-/// heads, K = 128). Products of exactly two K tiles instead take 128x128
+/// products: Q K^T per head): its run is the operands' reads and the
+/// output's writes, not the math, which the estimate (fitted to long-K
+/// shapes, where a unit's epilogue is a small share) does not see. 128x128
 /// with two blocks per SM (one consumer warpgroup each), whose blocks
-/// overlap one's epilogue with the other's loads: back to back in two
-/// processes on an H200 (bench/results/2026-11-27-nvidia-h200-gemm-bench-
-/// session8.md), the 28-head K = 128 product took 10.9-11.1 us against
-/// 11.5-11.9 on 128x256, while with one K tile (14 heads, K = 64) it lost
-/// (6.7-6.9 against 6.3-6.4).
-fn short_k_tile((m, n, batch): (usize, usize, usize), k: usize) -> WgmmaTile {
-    if k.div_ceil(BK) == 2 {
-        return TILE_128X128X64_OCC2;
-    }
-    let bytes = |t: &WgmmaTile| {
-        units(t, (m, n, batch), 1) * k.div_ceil(BK) * (t.bm.min(m) + t.bn.min(n)) * BK * 2
-    };
-    // The 128-row unclustered tiles: the ones this rule was measured on.
-    let mut best = AUTO_TILES[0];
-    for t in AUTO_TILES
-        .iter()
-        .filter(|t| t.cluster_blocks() == 1 && t.bm == BM)
-    {
-        if bytes(t) < bytes(&best) {
-            best = *t;
-        }
-    }
-    best
+/// overlap one's epilogue with the other's loads. Two K tiles (28 heads,
+/// K = 128): back to back in two processes on an H200 (bench/results/
+/// 2026-11-27-nvidia-h200-gemm-bench-session8.md) 10.9-11.1 us against
+/// 11.5-11.9 on 128x256. One K tile (14 heads, K = 64): 128x256, the
+/// tile whose units read the fewest bytes, was faster back to back on an
+/// H200 (6.3-6.4 us against 6.7-6.9), but each call after the L2 and
+/// instruction-cache flush (gemm_bench's method since session 12) took
+/// 8.9-9.2 us on 128x128 two per SM against 9.2-9.4 on 128x256 in four of
+/// four pairs, bf16 and f16 (H100, bench/results/2026-12-07-nvidia-h100-
+/// session25-call1-kcluster-attn-qband-profile.log).
+fn short_k_tile() -> WgmmaTile {
+    TILE_128X128X64_OCC2
 }
 
 /// A 3-D tensor map (K, rows, batch) of a K-contiguous operand: `rows` rows
@@ -1045,15 +1028,11 @@ mod tests {
             ((512, 37888, 3584, 1), TILE_128X192X64_C2),
             ((4096, 3584, 18944, 1), TILE_128X224X64_C2),
             ((4096, 4608, 3584, 1), TILE_128X192X64_C2),
-            // The attention products: K = 64 by traffic, 128x256 (14%
-            // faster back to back than 128x128); K = 128, two K tiles,
-            // 128x128 two blocks per SM (session 8: 4-7% faster than
-            // 128x256).
+            // The attention products, one or two K tiles: 128x128 two
+            // blocks per SM (`short_k_tile`).
             ((512, 512, 128, 28), TILE_128X128X64_OCC2),
-            ((512, 512, 64, 14), TILE_128X256X64),
-            // Short K never takes the 256-row tile, unmeasured there
-            // (its traffic alone would pick it here).
-            ((1024, 1280, 64, 1), TILE_128X256X64),
+            ((512, 512, 64, 14), TILE_128X128X64_OCC2),
+            ((1024, 1280, 64, 1), TILE_128X128X64_OCC2),
             // 0.5B gate+up, M = 512: one wave of 256x160 (2026-11-27,
             // 23.0 us back to back against 26.5 on 128x112). The other 0.5B
             // product takes 64x64 with 13 stages (session 10: 13.1 us back
