@@ -1191,8 +1191,12 @@ fn quant(p: &MatmulProblem, x: &Ptrs, ch: &Chunk, e: &Epilogue) -> Result<()> {
 }
 
 /// Most bytes of the f16 scratch that holds one band of decoded weight rows
-/// (`quant_bands`).
-const QBAND_BYTES: usize = 64 << 20;
+/// (`quant_bands`): 160 MiB, so that the 7B's gate and up (136 MB of f16
+/// each) run as one GEMM. On an H100 (session 25 call 2, same call, two
+/// rounds) the 7B's 512-token prompt ran at 15287-15480 tok/s with 64 MiB
+/// (three bands of those two), 16429-16503 with 160 and 16436-16467 with
+/// 256; the 1.5B's (every weight under 64 MB) alike on all three.
+const QBAND_BYTES: usize = 160 << 20;
 
 /// When block-weight products go through bands of decoded rows: the fewest
 /// rows of A, and the most bytes of a band. `None` (`METALLIC_QBAND=off`:
@@ -1216,8 +1220,13 @@ fn qband() -> Option<(usize, usize)> {
     })
 }
 
-/// The fewest rows of A whose block-weight products go through bands.
-const QBAND_MIN_M: usize = 128;
+/// The fewest rows of A whose block-weight products go through bands:
+/// every product the tensor cores take (M > 16). On an H100 (session 25
+/// call 2, same call) bands from 17 rows against the `mma.sync` kernels:
+/// the 7B's 64 / 128 / 256-token prompts at 3762 / 6259 / 10646 tok/s
+/// against 1420 / 2731 / 4343, the 1.5B's at 9666 / 16615 / 27577 against
+/// 3033 / 5880 / 10736 (prompts of 17-63 tokens not measured).
+const QBAND_MIN_M: usize = 17;
 
 /// Rows of W per band of `n` rows of `k` elements: equal bands of whole
 /// 128-row tiles, each at most `max_bytes` of f16 (at least 128 rows).
