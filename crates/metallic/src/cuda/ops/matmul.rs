@@ -1924,8 +1924,13 @@ mod tests {
                 "{n} x {k}: {bands} bands"
             );
         }
-        // The 7B's gate at M = 512: three bands of 6400, 6400, 6144 rows.
-        assert_eq!(qband_rows(18944, 3584, QBAND_BYTES), 6400);
+        // The 7B's gate (136 MB of f16): one band; with 64 MiB, three of
+        // 6400, 6400 and 6144 rows.
+        assert_eq!(qband_rows(18944, 3584, QBAND_BYTES), 18944);
+        assert_eq!(qband_rows(18944, 3584, 64 << 20), 6400);
+        // The 7B's output weight (1.09 GB of f16): seven bands of 21760
+        // rows, the last 21504.
+        assert_eq!(qband_rows(152064, 3584, QBAND_BYTES), 21760);
         // A weight under the cap is one band.
         assert_eq!(qband_rows(3584, 3584, QBAND_BYTES), 3584);
         assert_eq!(qband_rows(896, 4864, QBAND_BYTES), 896);
