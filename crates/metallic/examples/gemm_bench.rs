@@ -19,8 +19,9 @@
 //! `16x64x64[s8]`, where M <= 16; the 64-row wgmma tiles at every M):
 //! `BMxBNxBK` names a tile of the `mma.sync` GEMM, `wgmma_BMxBNx64` one of
 //! the Hopper GEMM (both for f16/bf16 rows),
-//! `simt_BMxBNxBK` one of the exact f32 GEMM and `tf32_BMxBNxBK` one of its
-//! TF32 tensor-core variant (f32 rows). `swapped_wgmma_BMxBNx64` runs the
+//! `simt_BMxBNxBK` one of the exact f32 GEMM, `tf32_BMxBNxBK` one of its
+//! TF32 tensor-core variant and `dmma_BMxBNxBK` one of its f64 tensor-core
+//! variant (f32 rows). `swapped_wgmma_BMxBNx64` runs the
 //! product transposed on a Hopper tile where M <= 16 (D^T = W x^T: the
 //! weight as the tile's rows, D written through a transposed view).
 //!
@@ -194,7 +195,7 @@ impl std::str::FromStr for Variant {
             t.parse().map(Variant::Wgmma)
         } else if let Some(t) = s.strip_prefix("swapped_wgmma_") {
             t.parse().map(Variant::Swapped)
-        } else if s.starts_with("simt_") || s.starts_with("tf32_") {
+        } else if ["simt_", "tf32_", "dmma_"].iter().any(|p| s.starts_with(p)) {
             s.parse().map(Variant::F32)
         } else {
             s.parse().map(Variant::Mma)
@@ -290,7 +291,7 @@ fn native_label(dev: &CudaDevice, problem: &metallic::ops::matmul::MatmulProblem
                 (m, n, k, batch),
                 (problem.a.col_stride == 1, problem.b.row_stride == 1),
                 problem.b.dtype != DType::F32,
-                dev.multiprocessors(),
+                (dev.arch() == "sm_90a", dev.multiprocessors()),
             );
             match problem.b.dtype {
                 DType::F32 => label,

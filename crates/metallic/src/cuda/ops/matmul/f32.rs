@@ -3,7 +3,7 @@
 //! strides, transposes and batches, split K where the tiles cannot fill the
 //! GPU.
 //!
-//! Two kinds of arithmetic, one kernel source:
+//! Three kinds of arithmetic, one kernel source:
 //! - exact (`gemm_f32_simt_<BM>x<BN>x<BK>`): fp32 FMA on the CUDA cores, an
 //!   8x8 micro-tile per thread. This is what `MatmulBackend::Native` runs for
 //!   f32 operands: the same arithmetic as cuBLAS's SGEMM with TF32 off.
@@ -11,6 +11,10 @@
 //!   operands rounded to TF32 (about 3 decimal digits), f32 accumulation.
 //!   Never picked by the dispatcher: only by name ([`matmul_f32_tile`]
 //!   (super::matmul_f32_tile), `--tiles tf32_128x128x16`).
+//! - dmma (`gemm_f32_dmma_<BM>x<BN>x<BK>`): the f64 tensor cores, operands
+//!   widened to f64 exactly, products summed in f64 and rounded to f32 once
+//!   (at least as accurate as exact). Only by name for now
+//!   (`--tiles dmma_128x128x16`), until measured against the exact tile.
 //!
 //! - rows (`gemm_f32_rows_k<KC>_m<MR>[_s]`, kernels/gemm_f32_rows.cu):
 //!   exact, for M <= 16 against a K-contiguous weight (y = x W^T): streams
@@ -30,51 +34,100 @@ use crate::error::Result;
 use crate::ops::matmul::MatmulProblem;
 use crate::tensor::DType;
 
+/// How an f32 tile multiplies (gemm_f32.cu GEMM_MATH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum F32Math {
+    /// fp32 FMA on the CUDA cores: cuBLAS's SGEMM with TF32 off.
+    Exact,
+    /// The tensor cores on operands rounded to TF32.
+    Tf32,
+    /// The f64 tensor cores on operands widened to f64.
+    F64,
+}
+
+impl F32Math {
+    /// The kernel-name prefix.
+    pub const fn name(self) -> &'static str {
+        match self {
+            F32Math::Exact => "simt",
+            F32Math::Tf32 => "tf32",
+            F32Math::F64 => "dmma",
+        }
+    }
+
+    /// The error against cuBLAS's SGEMM the tile is held to in the tests:
+    /// TF32's 10-bit mantissa, or f32 rounding.
+    pub const fn tolerance(self) -> f64 {
+        match self {
+            F32Math::Tf32 => 3e-3,
+            F32Math::Exact | F32Math::F64 => 1e-5,
+        }
+    }
+}
+
 /// A block tile and its arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct F32Tile {
     pub bm: usize,
     pub bn: usize,
     pub bk: usize,
-    /// TF32 tensor cores instead of exact fp32 FMA.
-    pub tf32: bool,
+    pub math: F32Math,
 }
 
 impl F32Tile {
     pub const fn threads(&self) -> usize {
-        if self.tf32 {
-            256
-        } else {
-            (self.bm / 8) * (self.bn / 8)
+        match self.math {
+            F32Math::Exact => (self.bm / 8) * (self.bn / 8),
+            F32Math::Tf32 | F32Math::F64 => 256,
         }
     }
 
-    /// Dynamic shared memory (gemm_f32.cu SMEM_FLOATS): two buffers of the
-    /// K-major A and B tiles (rows padded by 8 for TF32, 4 for exact), or
-    /// half the f32 output tile staged for the epilogue (rows padded by 4),
-    /// whichever is larger.
+    /// Shared-memory stages of the operand tiles (gemm_f32.cu GEMM_STAGES):
+    /// the f64 tiles' cp.async pipeline holds three K tiles of 32 (five of
+    /// 16) in flight while one is multiplied; the others double-buffer
+    /// through registers.
+    pub const fn stages(&self) -> usize {
+        match self.math {
+            F32Math::F64 if self.bk >= 32 => 4,
+            F32Math::F64 => 6,
+            _ => 2,
+        }
+    }
+
+    /// Dynamic shared memory (gemm_f32.cu SMEM_BYTES): the A and B tiles'
+    /// buffers (two K-major ones, f32 rows padded by 8 for TF32, 4 for
+    /// exact; for the f64 tensor cores a stage's rows along K, padded by
+    /// 4), or half the f32 output tile staged for the epilogue (rows padded
+    /// by 4), whichever is larger.
     pub const fn shared_bytes(&self) -> usize {
-        let pad = if self.tf32 { 8 } else { 4 };
-        let pipe = 2 * self.bk * (self.bm + pad + self.bn + pad);
-        let stage = self.bm / 2 * (self.bn + 4);
-        4 * if pipe > stage { pipe } else { stage }
+        let pipe = match self.math {
+            F32Math::Exact => 4 * 2 * self.bk * (self.bm + 4 + self.bn + 4),
+            F32Math::Tf32 => 4 * 2 * self.bk * (self.bm + 8 + self.bn + 8),
+            F32Math::F64 => 4 * self.stages() * (self.bm + self.bn) * (self.bk + 4),
+        };
+        let stage = 4 * self.bm / 2 * (self.bn + 4);
+        if pipe > stage {
+            pipe
+        } else {
+            stage
+        }
     }
 
     /// Blocks resident on one SM (gemm_f32.cu MIN_BLOCKS: the register cap
     /// the kernel is compiled for).
     pub const fn blocks_per_sm(&self) -> usize {
-        if self.tf32 && self.bk > 16 {
-            1
-        } else if self.threads() >= 256 {
-            2
-        } else {
-            1024 / self.threads() / 2
+        match self.math {
+            F32Math::F64 => 1,
+            F32Math::Tf32 if self.bk > 16 => 1,
+            _ if self.threads() >= 256 => 2,
+            _ => 1024 / self.threads() / 2,
         }
     }
 
-    /// `simt_128x128x8` or `tf32_128x128x16`: the name `--tiles` takes.
+    /// `simt_128x128x8`, `tf32_128x128x16` or `dmma_128x128x16`: the name
+    /// `--tiles` takes.
     pub fn suffix(&self) -> String {
-        let math = if self.tf32 { "tf32" } else { "simt" };
+        let math = self.math.name();
         format!("{math}_{}x{}x{}", self.bm, self.bn, self.bk)
     }
 
@@ -93,7 +146,8 @@ impl F32Tile {
         .define("GEMM_BM", self.bm)
         .define("GEMM_BN", self.bn)
         .define("GEMM_BK", self.bk)
-        .define("GEMM_TF32", u8::from(self.tf32))
+        .define("GEMM_MATH", self.math as u8)
+        .define("GEMM_STAGES", self.stages())
     }
 }
 
@@ -102,7 +156,7 @@ pub const SIMT_128X128X8: F32Tile = F32Tile {
     bm: 128,
     bn: 128,
     bk: 8,
-    tf32: false,
+    math: F32Math::Exact,
 };
 /// 128x128 with K steps of 16: half the barriers, twice the loads in flight.
 pub const SIMT_128X128X16: F32Tile = F32Tile {
@@ -122,20 +176,41 @@ pub const TF32_128X128X16: F32Tile = F32Tile {
     bm: 128,
     bn: 128,
     bk: 16,
-    tf32: true,
+    math: F32Math::Tf32,
 };
 pub const TF32_128X128X32: F32Tile = F32Tile {
     bk: 32,
     ..TF32_128X128X16
 };
+/// The TF32 tile's warps (8 of 64x32) on the f64 tensor cores, one block
+/// per SM, K steps of 32 in 4 stages (147 KB).
+pub const DMMA_128X128X32: F32Tile = F32Tile {
+    bk: 32,
+    math: F32Math::F64,
+    ..TF32_128X128X16
+};
+/// K steps of 16 in 6 stages (123 KB): half the work between barriers.
+pub const DMMA_128X128X16: F32Tile = F32Tile {
+    bk: 16,
+    ..DMMA_128X128X32
+};
+/// Half the block rows (warps of 32x32): twice the blocks where 128x128
+/// leaves SMs idle.
+pub const DMMA_64X128X32: F32Tile = F32Tile {
+    bm: 64,
+    ..DMMA_128X128X32
+};
 
 /// Every tile, for benchmarks and tests that run them by name.
-pub const TILES: [F32Tile; 5] = [
+pub const TILES: [F32Tile; 8] = [
     SIMT_128X128X8,
     SIMT_128X128X16,
     SIMT_64X64X8,
     TF32_128X128X16,
     TF32_128X128X32,
+    DMMA_128X128X32,
+    DMMA_128X128X16,
+    DMMA_64X128X32,
 ];
 
 impl std::str::FromStr for F32Tile {
@@ -188,30 +263,58 @@ modules! {
     M_SIMT_64X64X8 = SIMT_64X64X8;
     M_TF32_128X128X16 = TF32_128X128X16;
     M_TF32_128X128X32 = TF32_128X128X32;
+    M_DMMA_128X128X32 = DMMA_128X128X32;
+    M_DMMA_128X128X16 = DMMA_128X128X16;
+    M_DMMA_64X128X32 = DMMA_64X128X32;
 }
 
-/// The exact tile for an `m x n` product, `batch` times, on `sms` SMs:
-/// 128x128x16 (on an H200, 4-17% faster than x8 and 20-35% faster than
-/// 64x64 at M = 512 and 4096) unless its blocks cannot fill half the SMs
-/// (64x64, four times the blocks).
-pub fn pick_tile(m: usize, n: usize, batch: usize, sms: usize) -> F32Tile {
-    if 2 * batch * m.div_ceil(128) * n.div_ceil(128) >= sms {
+/// Products of at least this many K columns and rows take the f64
+/// tensor-core tile where it can run them (see [`pick_tile`]).
+pub const DMMA_MIN_K: usize = 512;
+pub const DMMA_MIN_M: usize = 128;
+
+/// The tile for an `m x n x k` product, `batch` times, on `sms` SMs;
+/// `dmma`: the f64 tensor-core tiles can take it (a Hopper GPU, both
+/// operands K-contiguous in 16-byte aligned groups). There, from
+/// DMMA_MIN_K and DMMA_MIN_M on (a whole 128-row tile; fewer rows were
+/// not measured), DMMA_128X128X32: on an H100 (bench/results/2026-12-07-
+/// nvidia-h100-session26-call2-f32-dmma.log) 0.93-1.05x cuBLAS's SGEMM on
+/// 4096^3 and the 7B products at M = 512 and 4096 where the SIMT tile
+/// reaches 0.79-0.88x, and more accurate (f64 sums); on the attention
+/// products (K = 64 and 128, few K tiles for its pipeline to overlap)
+/// 0.64-0.78x against the SIMT tile's 0.75-0.83x. Otherwise the exact SIMT
+/// tile: 128x128x16 (on an H200, 4-17% faster than x8 and 20-35% faster
+/// than 64x64 at M = 512 and 4096) unless its blocks cannot fill half the
+/// SMs (64x64, four times the blocks).
+pub fn pick_tile(
+    (m, n, k, batch): (usize, usize, usize, usize),
+    dmma: bool,
+    sms: usize,
+) -> F32Tile {
+    if dmma && k >= DMMA_MIN_K && m >= DMMA_MIN_M {
+        DMMA_128X128X32
+    } else if 2 * batch * m.div_ceil(128) * n.div_ceil(128) >= sms {
         SIMT_128X128X16
     } else {
         SIMT_64X64X8
     }
 }
 
-/// How many ways to split K, where the tiles cannot fill the GPU's block
-/// slots (`sms` x [`F32Tile::blocks_per_sm`]). B tiles split s ways take
-/// about ceil(B s / slots) / s of the unsplit time (a last wave is as long
-/// as a full one), so the split with the fewest such waves wins where it
-/// saves at least 5% (each split also writes an f32 partial product that
-/// `gemm_splitk_epilogue` sums), keeping at least 16 K tiles per split. On
-/// an H200, 7B down at M = 512 (112 tiles of 128x128 for 264 slots) went
-/// from 0.64x cuBLAS unsplit to 0.82x in 7 splits, 7B qkv (144 tiles) from
-/// 0.49x to 0.75x in 5; 7B gate+up (1184 tiles, 4.5 waves), which the
-/// model would split in 2, lost 5% that way, hence no split past one wave.
+/// How many ways to split K, where the tiles make at most two waves of the
+/// GPU's block slots (`sms` x [`F32Tile::blocks_per_sm`]). B tiles split s
+/// ways take about ceil(B s / slots) / s of the unsplit time (a last wave is
+/// as long as a full one), so the split with the fewest such waves wins
+/// where it saves at least 5% (each split also writes an f32 partial
+/// product that `gemm_splitk_epilogue` sums), keeping at least 16 K tiles
+/// per split. On an H200, 7B down at M = 512 (112 tiles of 128x128 for 264
+/// slots) went from 0.64x cuBLAS unsplit to 0.82x in 7 splits, 7B qkv (144
+/// tiles) from 0.49x to 0.75x in 5; 7B gate+up (1184 tiles, 4.5 waves),
+/// which the model would split in 2, lost 5% that way, hence no split past
+/// two waves. The f64 tile (one block per SM) leaves 7B qkv at M = 512 a
+/// second wave of 12 tiles unsplit: 0.57x cuBLAS on an H100, 0.87x in 6
+/// splits (bench/results/2026-12-07-nvidia-h100-session26-call2-f32-dmma.log
+/// and -call3-f32-dispatch-record.log); 7B down at M = 512 (112 tiles)
+/// ran at 0.96x both unsplit and in 7 splits.
 pub fn k_splits(
     tile: &F32Tile,
     (m, n, k, batch): (usize, usize, usize, usize),
@@ -219,7 +322,7 @@ pub fn k_splits(
 ) -> usize {
     let blocks = (batch * m.div_ceil(tile.bm) * n.div_ceil(tile.bn)).max(1);
     let slots = sms.max(1) * tile.blocks_per_sm();
-    if blocks >= slots {
+    if blocks >= 2 * slots {
         return 1;
     }
     let k_tiles = k.div_ceil(tile.bk);
@@ -273,12 +376,13 @@ pub fn rows_splits((n, k, batch): (usize, usize, usize), sms: usize) -> usize {
 
 /// The name of what `Native` runs for an f32 problem, or for f32 A against
 /// an f16 / bf16 B (`w_half`) at M <= 16 (the bench's label), given whether
-/// A and B are K-contiguous in 16-byte aligned groups.
+/// A and B are K-contiguous in 16-byte aligned groups, on a Hopper GPU
+/// (`hopper`) or not, of `sms` SMs.
 pub fn kernel_label(
     (m, n, k, batch): (usize, usize, usize, usize),
     (a_k_contiguous, b_k_contiguous): (bool, bool),
     w_half: bool,
-    sms: usize,
+    (hopper, sms): (bool, usize),
 ) -> String {
     if m <= ROWS_MAX_M && b_k_contiguous {
         let name = rows_kernel(m, k, a_k_contiguous, w_half);
@@ -287,7 +391,8 @@ pub fn kernel_label(
             splits => format!("{name} split {splits}"),
         };
     }
-    let tile = pick_tile(m, n, batch, sms);
+    let dmma = hopper && a_k_contiguous && b_k_contiguous && !w_half;
+    let tile = pick_tile((m, n, k, batch), dmma, sms);
     let splits = k_splits(&tile, (m, n, k, batch), sms);
     if splits > 1 {
         format!("{} split {splits}", tile.name())
@@ -328,10 +433,12 @@ fn layout(
     }
 }
 
-/// The kernel suffix for A's and B's layouts.
-fn layout_suffix(a: Layout, b: Layout) -> &'static str {
+/// The kernel suffix for A's and B's layouts (the f64 tensor-core tiles
+/// have `kk`, both K-contiguous, and `ss` for every other pair).
+fn layout_suffix(math: F32Math, a: Layout, b: Layout) -> &'static str {
     match (a, b) {
         (Layout::K, Layout::K) => "kk",
+        _ if math == F32Math::F64 => "ss",
         (Layout::K, Layout::X) => "kn",
         (Layout::X, Layout::K) => "mk",
         (Layout::X, Layout::X) => "mn",
@@ -358,7 +465,14 @@ pub(super) fn run(
         );
     }
     let sms = x.dev.multiprocessors();
-    let tile = forced.unwrap_or_else(|| pick_tile(p.m, p.n, ch.count, sms));
+    let la = layout((x.a, 4), &ch.a, (ch.a.rs, ch.a.cs), ch.count);
+    let lb = layout((x.b, 4), &ch.b, (ch.b.cs, ch.b.rs), ch.count);
+    if forced.is_none() && p.m <= ROWS_MAX_M && lb == Layout::K {
+        return rows(p, x, ch, e, la == Layout::K);
+    }
+    // The f64 tensor-core tiles: Hopper (sm_90a), both operands K-contiguous.
+    let dmma = x.dev.arch() == "sm_90a" && la == Layout::K && lb == Layout::K;
+    let tile = forced.unwrap_or_else(|| pick_tile((p.m, p.n, p.k, ch.count), dmma, sms));
     let (m, n, k) = (i32_dim("m", p.m)?, i32_dim("n", p.n)?, i32_dim("k", p.k)?);
     let blocks = p.m.div_ceil(tile.bm) * p.n.div_ceil(tile.bn);
     if blocks > i32::MAX as usize {
@@ -369,12 +483,7 @@ pub(super) fn run(
             p.n
         );
     }
-    let la = layout((x.a, 4), &ch.a, (ch.a.rs, ch.a.cs), ch.count);
-    let lb = layout((x.b, 4), &ch.b, (ch.b.cs, ch.b.rs), ch.count);
-    if forced.is_none() && p.m <= ROWS_MAX_M && lb == Layout::K {
-        return rows(p, x, ch, e, la == Layout::K);
-    }
-    let name = format!("{}_{}", tile.name(), layout_suffix(la, lb));
+    let name = format!("{}_{}", tile.name(), layout_suffix(tile.math, la, lb));
     let splits = k_splits(&tile, (p.m, p.n, p.k, ch.count), sms);
     let total = ch.count * p.m * p.n;
     let scratch = if splits > 1 {
@@ -488,6 +597,12 @@ mod tests {
         // than the two pipeline buffers.
         assert_eq!(SIMT_128X128X8.shared_bytes(), 64 * 132 * 4);
         assert_eq!(TF32_128X128X32.shared_bytes(), 2 * 32 * 272 * 4);
+        // f64 tensor cores: 128 + 128 rows of 32 + 4 floats, four stages;
+        // 64 + 128 rows; 256 rows of 16 + 4, six stages.
+        assert_eq!(DMMA_128X128X32.shared_bytes(), 4 * 256 * 36 * 4);
+        assert_eq!(DMMA_64X128X32.shared_bytes(), 4 * 192 * 36 * 4);
+        assert_eq!(DMMA_128X128X16.shared_bytes(), 6 * 256 * 20 * 4);
+        assert_eq!(DMMA_128X128X32.blocks_per_sm(), 1);
         assert_eq!(SIMT_128X128X8.threads(), 256);
         assert_eq!(SIMT_64X64X8.threads(), 64);
         for t in TILES {
@@ -524,7 +639,14 @@ mod tests {
         assert_eq!(half(264, 0, 64), Layout::Strided);
         assert_eq!(half(256, 4, 64), Layout::Strided);
         assert_eq!(half(256, 0, 68), Layout::Strided);
-        assert_eq!(layout_suffix(Layout::K, Layout::Strided), "ss");
+        assert_eq!(
+            layout_suffix(F32Math::Exact, Layout::K, Layout::Strided),
+            "ss"
+        );
+        assert_eq!(layout_suffix(F32Math::Exact, Layout::K, Layout::X), "kn");
+        // The f64 tensor-core tiles: `kk`, or element by element.
+        assert_eq!(layout_suffix(F32Math::F64, Layout::K, Layout::K), "kk");
+        assert_eq!(layout_suffix(F32Math::F64, Layout::K, Layout::X), "ss");
     }
 
     #[test]
@@ -540,50 +662,75 @@ mod tests {
         assert_eq!(k_splits(&t, (512, 37888, 3584, 1), 132), 1);
         // Few tiles but a short K: at least 16 K tiles per split.
         assert_eq!(k_splits(&t, (512, 512, 64, 1), 132), 1);
-        assert_eq!(pick_tile(4096, 4096, 1, 132), SIMT_128X128X16);
-        assert_eq!(pick_tile(128, 256, 1, 132), SIMT_64X64X8);
+        assert_eq!(
+            pick_tile((4096, 4096, 4096, 1), false, 132),
+            SIMT_128X128X16
+        );
+        assert_eq!(pick_tile((128, 256, 4096, 1), false, 132), SIMT_64X64X8);
+        // Hopper, both operands K-contiguous: the f64 tensor cores from
+        // K = 512 on; the attention products (K = 64, 128) stay SIMT.
+        assert_eq!(pick_tile((4096, 4096, 4096, 1), true, 132), DMMA_128X128X32);
+        assert_eq!(pick_tile((512, 512, 128, 28), true, 132), SIMT_128X128X16);
+        assert_eq!(pick_tile((64, 4608, 3584, 1), true, 132), SIMT_64X64X8);
+        let d = DMMA_128X128X32;
+        // 7B qkv at M = 512: 144 tiles for 132 slots, 6 splits (6.5 waves
+        // of a sixth); 7B down: 112 tiles, 7 splits (5.9 waves of a
+        // seventh); 7B gate+up: 1184 tiles, none.
+        assert_eq!(k_splits(&d, (512, 4608, 3584, 1), 132), 6);
+        assert_eq!(k_splits(&d, (512, 3584, 18944, 1), 132), 7);
+        assert_eq!(k_splits(&d, (512, 37888, 3584, 1), 132), 1);
     }
 
     #[test]
     fn rows_labels_name_the_kernel_launched() {
         assert_eq!(
-            kernel_label((16, 3584, 18944, 1), (true, true), false, 132),
+            kernel_label((16, 3584, 18944, 1), (true, true), false, (false, 132)),
             "gemm_f32_rows_k256_m16 split 4"
         );
         // The attention product: K = 64 fits one 128-column chunk.
         assert_eq!(
-            kernel_label((1, 4096, 64, 14), (true, true), false, 132),
+            kernel_label((1, 4096, 64, 14), (true, true), false, (false, 132)),
             "gemm_f32_rows_k128_m1"
         );
         assert_eq!(
-            kernel_label((5, 77, 100, 1), (false, true), false, 132),
+            kernel_label((5, 77, 100, 1), (false, true), false, (false, 132)),
             "gemm_f32_rows_k256_m8_s"
         );
         assert_eq!(
-            kernel_label((3, 77, 129, 1), (true, true), false, 132),
+            kernel_label((3, 77, 129, 1), (true, true), false, (false, 132)),
             "gemm_f32_rows_k256_m4"
         );
         // An f16 / bf16 W: 512-column chunks below MR 16, 256 at MR 16 and
         // where K <= 256 (A K-contiguous).
         assert_eq!(
-            kernel_label((1, 37888, 3584, 1), (true, true), true, 132),
+            kernel_label((1, 37888, 3584, 1), (true, true), true, (false, 132)),
             "gemm_f32_rows_k512_m1"
         );
         assert_eq!(
-            kernel_label((16, 3584, 18944, 1), (true, true), true, 132),
+            kernel_label((16, 3584, 18944, 1), (true, true), true, (false, 132)),
             "gemm_f32_rows_k256_m16 split 4"
         );
         assert_eq!(
-            kernel_label((3, 1000, 64, 1), (true, true), true, 132),
+            kernel_label((3, 1000, 64, 1), (true, true), true, (false, 132)),
             "gemm_f32_rows_k256_m4"
         );
         assert_eq!(
-            kernel_label((3, 1000, 600, 1), (false, true), true, 132),
+            kernel_label((3, 1000, 600, 1), (false, true), true, (false, 132)),
             "gemm_f32_rows_k256_m4_s"
+        );
+        // On Hopper, both operands K-contiguous and K >= 512: the f64
+        // tensor cores; B not K-contiguous: the SIMT tile.
+        assert_eq!(
+            kernel_label((512, 4608, 3584, 1), (true, true), false, (true, 132)),
+            "gemm_f32_dmma_128x128x32 split 6"
+        );
+        assert_eq!(
+            kernel_label((512, 4608, 3584, 1), (true, false), false, (true, 132)),
+            "gemm_f32_simt_128x128x16 split 5"
         );
         // B not K-contiguous: the tiled GEMM.
         assert_eq!(
-            kernel_label((3, 77, 129, 1), (true, false), false, 132),
+            kernel_label((3, 77, 129, 1), (true, false), false, (false, 132)),
             "gemm_f32_simt_64x64x8"
         );
     }
