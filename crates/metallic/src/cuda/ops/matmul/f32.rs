@@ -5,16 +5,19 @@
 //!
 //! Three kinds of arithmetic, one kernel source:
 //! - exact (`gemm_f32_simt_<BM>x<BN>x<BK>`): fp32 FMA on the CUDA cores, an
-//!   8x8 micro-tile per thread. This is what `MatmulBackend::Native` runs for
-//!   f32 operands: the same arithmetic as cuBLAS's SGEMM with TF32 off.
+//!   8x8 micro-tile per thread: the same arithmetic as cuBLAS's SGEMM with
+//!   TF32 off. What `MatmulBackend::Native` runs for f32 operands at
+//!   M > 16, except where the dmma tile takes them ([`pick_tile`]).
 //! - tf32 (`gemm_f32_tf32_<BM>x<BN>x<BK>`): `mma.sync.m16n8k8` with the
 //!   operands rounded to TF32 (about 3 decimal digits), f32 accumulation.
-//!   Never picked by the dispatcher: only by name ([`matmul_f32_tile`]
-//!   (super::matmul_f32_tile), `--tiles tf32_128x128x16`).
+//!   Never picked by the dispatcher: only by name
+//!   ([`matmul_f32_tile`](super::matmul_f32_tile), `--tiles tf32_128x128x16`).
 //! - dmma (`gemm_f32_dmma_<BM>x<BN>x<BK>`): the f64 tensor cores, operands
 //!   widened to f64 exactly, products summed in f64 and rounded to f32 once
-//!   (at least as accurate as exact). Only by name for now
-//!   (`--tiles dmma_128x128x16`), until measured against the exact tile.
+//!   (at least as accurate as exact). On Hopper `Native` takes
+//!   `dmma_128x128x32` for K-contiguous operands from K = 512 and M = 128
+//!   ([`pick_tile`]); the other dmma tiles only by name
+//!   (`--tiles dmma_128x128x16`).
 //!
 //! - rows (`gemm_f32_rows_k<KC>_m<MR>[_s]`, kernels/gemm_f32_rows.cu):
 //!   exact, for M <= 16 against a K-contiguous weight (y = x W^T): streams
@@ -124,7 +127,7 @@ impl F32Tile {
         }
     }
 
-    /// `simt_128x128x8`, `tf32_128x128x16` or `dmma_128x128x16`: the name
+    /// `simt_128x128x8`, `tf32_128x128x16` or `dmma_128x128x32`: the name
     /// `--tiles` takes.
     pub fn suffix(&self) -> String {
         let math = self.math.name();
