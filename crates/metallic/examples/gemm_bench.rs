@@ -198,7 +198,15 @@ impl std::str::FromStr for Variant {
         } else if ["simt_", "tf32_", "dmma_"].iter().any(|p| s.starts_with(p)) {
             s.parse().map(Variant::F32)
         } else {
-            s.parse().map(Variant::Mma)
+            s.parse().map(Variant::Mma).map_err(|e| {
+                // A wgmma tile's name without its prefix reads as an mma
+                // tile: say which prefix it needs.
+                if s.parse::<WgmmaTile>().is_ok() {
+                    format!("{e}; the wgmma tile of that name is wgmma_{s}")
+                } else {
+                    format!("{e} (prefixes: wgmma_, swapped_wgmma_, simt_, tf32_, dmma_; none for mma tiles)")
+                }
+            })
         }
     }
 }
