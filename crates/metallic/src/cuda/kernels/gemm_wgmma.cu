@@ -33,6 +33,11 @@
 //   GEMM_PINGPONG 0, or 1 (BN 128, 2 consumers, no cluster): each consumer
 //                warpgroup takes whole 128 x BN tiles, the two alternating,
 //                so that one's epilogue runs under the other's main loop
+//   GEMM_EPI_BUFS staging buffers of the common epilogue per consumer
+//                warpgroup (default 2 with 2 consumers, 1 with 1): as many
+//                as a tile's 64-column chunks lets every chunk's TMA store
+//                start without waiting for the one before it to have read
+//                its buffer (a unit of one K tile is mostly its epilogue)
 //
 // Layout taken: y = x W^T, both operands K-contiguous (A [M, K], W [N, K],
 // row strides and batch strides multiples of 16 bytes, base addresses 16-byte
@@ -119,7 +124,11 @@
 // rows padded by 4 floats against bank conflicts, in the same space.
 #define EPI_COLS (GEMM_BN % 32 ? 16 : 32)
 #define EPI_LD (32 + 4)
+#ifdef GEMM_EPI_BUFS
+#define EPI_BUFS GEMM_EPI_BUFS
+#else
 #define EPI_BUFS (CONSUMERS == 2 ? 2 : 1)
+#endif
 #define EPI_CHUNK 8192
 #define EPI_BYTES (EPI_BUFS * EPI_CHUNK > 64 * EPI_LD * 4 ? EPI_BUFS * EPI_CHUNK : 64 * EPI_LD * 4)
 // After every consumer's staging space: the bias of the common epilogue's

@@ -30,11 +30,17 @@ use crate::tensor::DType;
 const BM: usize = 128;
 const BK: usize = 64;
 /// Shared memory of the epilogue's staging buffers per consumer warpgroup
-/// (gemm_wgmma.cu EPI_BYTES: two 8 KB chunks of D with two consumer
-/// warpgroups, one with one, and at least the 64 x 36 floats of the general
-/// epilogue) and the slack for aligning stages to 1024.
-const fn epi_bytes(consumers: usize) -> usize {
-    let chunks = if consumers == 2 { 2 * 8192 } else { 8192 };
+/// (gemm_wgmma.cu EPI_BYTES: `bufs` 8 KB chunks of D, by default two with
+/// two consumer warpgroups and one with one, and at least the 64 x 36
+/// floats of the general epilogue) and the slack for aligning stages to 1024.
+const fn epi_bytes(consumers: usize, bufs: usize) -> usize {
+    let chunks = if bufs > 0 {
+        bufs * 8192
+    } else if consumers == 2 {
+        2 * 8192
+    } else {
+        8192
+    };
     let floats = 64 * 36 * 4;
     if chunks > floats {
         chunks
@@ -68,6 +74,9 @@ pub struct WgmmaTile {
     /// warpgroup takes whole tiles, the two alternating, so that one's
     /// epilogue runs while the other's main loop keeps the tensor cores busy.
     pub pingpong: bool,
+    /// Staging buffers of the common epilogue per consumer warpgroup (0:
+    /// the default, gemm_wgmma.cu EPI_BUFS), `_e<n>` in the name otherwise.
+    pub epi_bufs: usize,
     /// Rows of units swept together (a run-time argument, not a define):
     /// a wave of blocks then reads `group` rows of A tiles and about
     /// SMs / `group` columns of B tiles, which stay in L2.
@@ -117,7 +126,7 @@ impl WgmmaTile {
 
     pub const fn shared_bytes(&self) -> usize {
         self.stages * (self.bm + self.bn) * BK * 2
-            + self.consumers * (epi_bytes(self.consumers) + EPI_BIAS_BYTES)
+            + self.consumers * (epi_bytes(self.consumers, self.epi_bufs) + EPI_BIAS_BYTES)
             + ALIGN_SLACK
     }
 
@@ -143,12 +152,17 @@ impl WgmmaTile {
             ""
         };
         let p = if self.pingpong { "_pingpong" } else { "" };
+        let e = if self.epi_bufs > 0 {
+            format!("_e{}", self.epi_bufs)
+        } else {
+            String::new()
+        };
         let g = if self.group != GROUP {
             format!("_g{}", self.group)
         } else {
             String::new()
         };
-        format!("{}x{}x{BK}{c}{o}{p}{g}", self.bm, self.bn)
+        format!("{}x{}x{BK}{c}{o}{p}{e}{g}", self.bm, self.bn)
     }
 
     /// f32 accumulators per consumer thread (gemm_wgmma.cu ACC): m64
@@ -163,7 +177,7 @@ impl WgmmaTile {
     }
 
     fn source(&self, dtype: DType) -> KernelSource {
-        KernelSource::new(
+        let src = KernelSource::new(
             &self.name(dtype),
             &[COMMON, EPILOGUE, &wgmma_operands(self.bn, self.acc())],
             include_str!("../../kernels/gemm_wgmma.cu"),
@@ -176,7 +190,12 @@ impl WgmmaTile {
         .define("GEMM_CLUSTER", self.cluster)
         .define("GEMM_CLUSTER_N", self.cluster_n)
         .define("GEMM_CONSUMERS", self.consumers)
-        .define("GEMM_PINGPONG", u8::from(self.pingpong))
+        .define("GEMM_PINGPONG", u8::from(self.pingpong));
+        if self.epi_bufs > 0 {
+            src.define("GEMM_EPI_BUFS", self.epi_bufs)
+        } else {
+            src
+        }
     }
 }
 
@@ -234,6 +253,7 @@ pub const TILE_128X256X64: WgmmaTile = WgmmaTile {
     cluster_n: 1,
     consumers: 2,
     pingpong: false,
+    epi_bufs: 0,
     group: GROUP,
 };
 /// Two m64n128 warpgroups: twice the tiles, for shapes where 128x256 leaves
@@ -246,6 +266,7 @@ pub const TILE_128X128X64: WgmmaTile = WgmmaTile {
     cluster_n: 1,
     consumers: 2,
     pingpong: false,
+    epi_bufs: 0,
     group: GROUP,
 };
 /// 128x128 with one consumer warpgroup and 3 stages: two blocks per SM.
@@ -330,6 +351,15 @@ pub const TILE_64X192X64: WgmmaTile = TILE_64X128X64.sized(64, 192, 3);
 pub const TILE_64X64X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 64, 13);
 pub const TILE_64X128X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 128, 8);
 pub const TILE_64X192X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 192, 6);
+/// 128x128 two per SM with two stages and four staging buffers for the
+/// common epilogue: every 64 x 64 chunk of a tile goes to its TMA store
+/// without waiting for the chunk before it (the products of one or two K
+/// tiles, whose units are mostly their epilogue).
+pub const TILE_128X128X64_OCC2_E4: WgmmaTile = WgmmaTile {
+    stages: 2,
+    epi_bufs: 4,
+    ..TILE_128X128X64_OCC2
+};
 /// 64x16 with 20 stages, one block per SM: an M <= 16 product transposed
 /// (the weight's rows as the tile's 64 rows, the activations as its 16
 /// columns), where `swaps` takes it. On an H200 (bench/results/
@@ -339,7 +369,7 @@ pub const TILE_64X192X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 192, 6);
 /// and the batched attention products.
 pub const TILE_64X16X64_OCC1: WgmmaTile = TILE_64X64X64.sized(64, 16, 20);
 
-pub const TILES: [WgmmaTile; 23] = [
+pub const TILES: [WgmmaTile; 24] = [
     TILE_64X64X64,
     TILE_64X128X64,
     TILE_64X192X64,
@@ -363,6 +393,7 @@ pub const TILES: [WgmmaTile; 23] = [
     TILE_64X128X64_OCC1,
     TILE_64X192X64_OCC1,
     TILE_64X16X64_OCC1,
+    TILE_128X128X64_OCC2_E4,
 ];
 
 impl std::str::FromStr for WgmmaTile {
@@ -445,6 +476,8 @@ modules! {
     F16_64X192X64_OCC1 = TILE_64X192X64_OCC1, DType::F16;
     BF16_64X16X64_OCC1 = TILE_64X16X64_OCC1, DType::BF16;
     F16_64X16X64_OCC1 = TILE_64X16X64_OCC1, DType::F16;
+    BF16_128X128X64_OCC2_E4 = TILE_128X128X64_OCC2_E4, DType::BF16;
+    F16_128X128X64_OCC2_E4 = TILE_128X128X64_OCC2_E4, DType::F16;
 }
 
 /// Units (`tile.cluster` x `tile.cluster_n` tiles, one K share) of `batch`
@@ -656,9 +689,14 @@ const SHORT_K_TILES: usize = 2;
 /// instruction-cache flush (gemm_bench's method since session 12) took
 /// 8.9-9.2 us on 128x128 two per SM against 9.2-9.4 on 128x256 in four of
 /// four pairs, bf16 and f16 (H100, bench/results/2026-12-07-nvidia-h100-
-/// session25-call1-kcluster-attn-qband-profile.log).
+/// session25-call1-kcluster-attn-qband-profile.log). With two stages and
+/// four staging buffers (`TILE_128X128X64_OCC2_E4`), two rounds in one
+/// process on an H100 (bench/results/2026-12-07-nvidia-h100-session28-
+/// call1-e4-record.log): 7B 12.8 us against 14.0-14.1 (f16), level in
+/// bf16 (13.1-13.2 against 13.2-13.3); 0.5B 8.7-8.8 against 9.5-9.6
+/// (bf16) but 9.3-9.4 against 8.8-8.9 (f16): 3% faster over the four.
 fn short_k_tile() -> WgmmaTile {
-    TILE_128X128X64_OCC2
+    TILE_128X128X64_OCC2_E4
 }
 
 /// A 3-D tensor map (K, rows, batch) of a K-contiguous operand: `rows` rows
@@ -723,6 +761,18 @@ fn tensor_map(
             None
         }
     }
+}
+
+/// METALLIC_WGMMA_CLUSTER_LAUNCH=n (2 to 16; a diagnostic for gemm_bench):
+/// unclustered tiles launch in clusters of n blocks that share nothing.
+fn cluster_launch() -> Option<usize> {
+    static N: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("METALLIC_WGMMA_CLUSTER_LAUNCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| (2..=16).contains(n))
+    })
 }
 
 /// How many clusters of `cluster` blocks of `name` run at once on `dev`
@@ -976,6 +1026,23 @@ pub(super) fn run(
             tile.cluster_blocks() as u32,
             &mut a,
         )?;
+    } else if let Some(n) = cluster_launch() {
+        // A diagnostic: the blocks of an unclustered tile share nothing, so
+        // launching them in clusters times what the cluster launch alone
+        // costs (their placement on the SMs), apart from the clustered
+        // kernels' multicast and cross-block barriers.
+        let slots = cluster_slots(&x.dev, module, &name, launch, n)?;
+        let grid = (units.div_ceil(n).min(slots) * n) as u32;
+        log::debug!(
+            "[matmul] {name}: {units} units over {grid} blocks in clusters of {n} (diagnostic)"
+        );
+        module.launch_cluster(
+            &x.dev,
+            &name,
+            ((grid, 1, 1), launch.0, launch.1),
+            n as u32,
+            &mut a,
+        )?;
     } else {
         let grid = (units.min(sms * tile.blocks_per_sm()) as u32, 1, 1);
         log::debug!(
@@ -1030,9 +1097,9 @@ mod tests {
             ((4096, 4608, 3584, 1), TILE_128X192X64_C2),
             // The attention products, one or two K tiles: 128x128 two
             // blocks per SM (`short_k_tile`).
-            ((512, 512, 128, 28), TILE_128X128X64_OCC2),
-            ((512, 512, 64, 14), TILE_128X128X64_OCC2),
-            ((1024, 1280, 64, 1), TILE_128X128X64_OCC2),
+            ((512, 512, 128, 28), TILE_128X128X64_OCC2_E4),
+            ((512, 512, 64, 14), TILE_128X128X64_OCC2_E4),
+            ((1024, 1280, 64, 1), TILE_128X128X64_OCC2_E4),
             // 0.5B gate+up, M = 512: one wave of 256x160 (2026-11-27,
             // 23.0 us back to back against 26.5 on 128x112). The other 0.5B
             // product takes 64x64 with 13 stages (session 10: 13.1 us back
