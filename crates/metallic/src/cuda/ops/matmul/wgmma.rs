@@ -784,13 +784,15 @@ fn cluster_slots(
     launch: ((u32, u32, u32), u32),
     cluster: usize,
 ) -> Result<usize> {
-    static SLOTS: Mutex<Vec<(usize, String, usize)>> = Mutex::new(Vec::new());
+    // Keyed by the cluster's size too: METALLIC_WGMMA_CLUSTER_LAUNCH
+    // launches a kernel in clusters of a size other than its tile's.
+    static SLOTS: Mutex<Vec<(usize, String, usize, usize)>> = Mutex::new(Vec::new());
     let known = SLOTS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .find(|e| e.0 == dev.ordinal() && e.1 == name)
-        .map(|e| e.2);
+        .find(|e| e.0 == dev.ordinal() && e.1 == name && e.2 == cluster)
+        .map(|e| e.3);
     if let Some(n) = known {
         return Ok(n);
     }
@@ -798,10 +800,12 @@ fn cluster_slots(
     if n == 0 {
         crate::bail!(OP, "{name}: no cluster of {cluster} blocks fits on the GPU");
     }
-    SLOTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((dev.ordinal(), name.to_string(), n));
+    SLOTS.lock().unwrap_or_else(|e| e.into_inner()).push((
+        dev.ordinal(),
+        name.to_string(),
+        cluster,
+        n,
+    ));
     Ok(n)
 }
 
