@@ -1019,26 +1019,21 @@ pub(super) fn run(
     if tile.blocks_per_sm() > 1 {
         prefer_shared(&x.dev, module, &name)?;
     }
-    if tile.cluster_blocks() > 1 {
-        let slots = cluster_slots(&x.dev, module, &name, launch, tile.cluster_blocks())?;
-        let grid = (units.min(slots) * tile.cluster_blocks()) as u32;
-        log::debug!("[matmul] {name}: {units} units over {grid} blocks, {splits} K splits");
-        module.launch_cluster(
-            &x.dev,
-            &name,
-            ((grid, 1, 1), launch.0, launch.1),
-            tile.cluster_blocks() as u32,
-            &mut a,
-        )?;
-    } else if let Some(n) = cluster_launch() {
-        // A diagnostic: the blocks of an unclustered tile share nothing, so
-        // launching them in clusters times what the cluster launch alone
-        // costs (their placement on the SMs), apart from the clustered
-        // kernels' multicast and cross-block barriers.
+    // Clusters of blocks: the tile's own (a unit is a cluster's tiles), or,
+    // as a diagnostic, METALLIC_WGMMA_CLUSTER_LAUNCH's around blocks of an
+    // unclustered tile, which share nothing: that times what the cluster
+    // launch alone costs (the blocks' placement on the SMs), apart from the
+    // clustered kernels' multicast and cross-block barriers.
+    let clusters = if tile.cluster_blocks() > 1 {
+        Some((tile.cluster_blocks(), units))
+    } else {
+        cluster_launch().map(|n| (n, units.div_ceil(n)))
+    };
+    if let Some((n, clusters)) = clusters {
         let slots = cluster_slots(&x.dev, module, &name, launch, n)?;
-        let grid = (units.div_ceil(n).min(slots) * n) as u32;
+        let grid = (clusters.min(slots) * n) as u32;
         log::debug!(
-            "[matmul] {name}: {units} units over {grid} blocks in clusters of {n} (diagnostic)"
+            "[matmul] {name}: {units} units over {grid} blocks in clusters of {n}, {splits} K splits"
         );
         module.launch_cluster(
             &x.dev,
